@@ -1,0 +1,145 @@
+"""Values that cross stage boundaries: tasks, limits, batch references and outcomes.
+
+`Task` and `ItemOutcome` are created once per item (up to millions per job), so they are
+slotted dataclasses rather than pydantic models; the rest are pydantic for validation and JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class ItemState(StrEnum):
+    """Life of one item; the last four are terminal (until a retry re-queues a retryable one)."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    FAILED_RETRYABLE = "failed_retryable"
+    FAILED_PERMANENT = "failed_permanent"
+    DEAD = "dead"
+
+
+TERMINAL_ITEM_STATES = frozenset(
+    {ItemState.SUCCEEDED, ItemState.FAILED_RETRYABLE, ItemState.FAILED_PERMANENT, ItemState.DEAD}
+)
+
+
+class BatchState(StrEnum):
+    """Provider batch states normalized into one small vocabulary (raw status kept beside it)."""
+
+    CREATING = "creating"  # intent recorded, provider create not yet confirmed
+    VALIDATING = "validating"
+    RUNNING = "running"
+    FINALIZING = "finalizing"
+    CANCELLING = "cancelling"
+    ENDED = "ended"  # finished normally; results (maybe partial) available
+    FAILED = "failed"  # rejected as a whole (validation, quota); no item was processed
+    EXPIRED = "expired"  # window passed; finished items have results, the rest expired
+    CANCELLED = "cancelled"  # cancelled; finished items have results
+
+    @property
+    def terminal(self) -> bool:
+        return self in (BatchState.ENDED, BatchState.FAILED, BatchState.EXPIRED, BatchState.CANCELLED)
+
+
+class Outcome(StrEnum):
+    """What one result line says about its item."""
+
+    SUCCEEDED = "succeeded"
+    RETRYABLE = "failed_retryable"
+    PERMANENT = "failed_permanent"
+
+
+@dataclass(slots=True)
+class Task:
+    """One provider-neutral chat request for one item."""
+
+    row_index: int
+    key: str
+    messages: list[dict[str, Any]]
+    system: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ItemOutcome:
+    """One decoded result line."""
+
+    custom_id: str
+    outcome: Outcome
+    output: str | None = None
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class Limits(BaseModel):
+    """A provider's capabilities and limits, as data (never isinstance checks in stage code)."""
+
+    max_items: int = Field(description="Most requests one batch may hold.")
+    max_bytes: int = Field(description="Most bytes one shard (file or body) may hold, as sent.")
+    max_request_bytes: int | None = Field(default=None, description="Most bytes of one request line.")
+    counts_live: bool = Field(
+        default=True, description="Whether per-item progress counts move while the batch runs."
+    )
+    counts_available: bool = Field(default=True, description="Whether the SDK exposes item counts at all.")
+
+    def narrowed(self, max_items: int | None, max_bytes: int | None) -> Limits:
+        """These limits, lowered by user overrides (never raised above the provider's)."""
+        return self.model_copy(
+            update={
+                "max_items": min(self.max_items, max_items or self.max_items),
+                "max_bytes": min(self.max_bytes, max_bytes or self.max_bytes),
+            }
+        )
+
+
+class BatchRef(BaseModel):
+    """Where a batch lives at its provider."""
+
+    provider: str
+    batch_id: str
+    input_file_id: str | None = None
+    created_at: float | None = None
+
+
+class BatchStatus(BaseModel):
+    """One poll of one batch, normalized, with the raw payload kept."""
+
+    batch_id: str
+    state: BatchState
+    raw_status: str
+    total: int | None = Field(default=None, description="Requests in the batch, when known.")
+    completed: int | None = Field(default=None, description="Requests finished (any outcome), when known.")
+    failed: int | None = Field(default=None, description="Requests failed so far, when known.")
+    counts_known: bool = Field(default=True, description="False when the provider hides live progress.")
+    result_refs: dict[str, str] = Field(default_factory=dict, description="Provider handles for results.")
+    error: str | None = Field(default=None, description="Why a batch failed as a whole.")
+    error_code: str | None = None
+    ended_at: float | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+def make_custom_id(job_id: str, row_index: int, attempt: int) -> str:
+    """The id sent to providers: job, row and attempt, valid for every provider's id rule."""
+    return f"{job_id}-{row_index}-{attempt}"
+
+
+def parse_custom_id(custom_id: str) -> tuple[str, int, int]:
+    """Inverse of `make_custom_id`; raises ValueError for ids llmbulk did not make."""
+    job_id, row, attempt = custom_id.rsplit("-", 2)
+    return job_id, int(row), int(attempt)

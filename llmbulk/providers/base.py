@@ -1,0 +1,92 @@
+"""The contract every provider adapter fulfils; no SDK imports here.
+
+Stage code talks to providers only through `BatchProvider`. Capability differences live in
+`Limits` (data), never in isinstance checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from llmbulk.models import BatchRef, BatchStatus, ItemOutcome, Limits, Task
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """How to reach a provider: model, endpoint, base URL and key (the key is never stored)."""
+
+    model: str
+    endpoint: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    inline: bool = False
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInput:
+    """A packed shard ready to be sent."""
+
+    shard_id: str
+    path: Path
+    n_items: int
+    n_bytes: int
+    sha256: str
+
+
+class BatchProvider(Protocol):
+    """One provider's native batch API."""
+
+    name: str
+    limits: Limits
+
+    def encode(self, task: Task, custom_id: str) -> bytes:
+        """One native JSONL line (no newline) for one task. Pure."""
+        ...
+
+    def decode(self, line: bytes) -> ItemOutcome:
+        """One native result line to an outcome. Pure."""
+        ...
+
+    def upload(self, shard: ShardInput, labels: dict[str, str]) -> str | None:
+        """Upload the shard if this provider needs a file; returns the file handle or None."""
+        ...
+
+    def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
+        """Create the batch. Not idempotent: called with SDK retries off, after an intent record."""
+        ...
+
+    def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
+        """Current status of each batch, in the same order."""
+        ...
+
+    def results(self, status: BatchStatus) -> Iterator[bytes]:
+        """Stream every result line (successes and failures) of a terminal batch."""
+        ...
+
+    def cancel(self, batch_id: str) -> None:
+        """Ask the provider to cancel a batch."""
+        ...
+
+    def find(self, labels: dict[str, str], since: datetime, n_items: int) -> list[BatchRef]:
+        """Remote batches matching these labels created after `since` (orphan reconciliation)."""
+        ...
+
+    def delete_file(self, file_id: str) -> None:
+        """Remove an uploaded input file (best effort)."""
+        ...
+
+    def close(self) -> None:
+        """Release the SDK client."""
+        ...
+
+
+def model_params(task: Task, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Job-level parameters overridden by the task's own."""
+    merged = dict(defaults)
+    merged.update(task.params)
+    return merged
