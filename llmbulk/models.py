@@ -45,10 +45,17 @@ class BatchState(StrEnum):
     FAILED = "failed"  # rejected as a whole (validation, quota); no item was processed
     EXPIRED = "expired"  # window passed; finished items have results, the rest expired
     CANCELLED = "cancelled"  # cancelled; finished items have results
+    REQUEUED = "requeued"  # create refused (quota) or batch failed on quota: the shard waits to be resent
 
     @property
     def terminal(self) -> bool:
-        return self in (BatchState.ENDED, BatchState.FAILED, BatchState.EXPIRED, BatchState.CANCELLED)
+        return self in (
+            BatchState.ENDED,
+            BatchState.FAILED,
+            BatchState.EXPIRED,
+            BatchState.CANCELLED,
+            BatchState.REQUEUED,
+        )
 
 
 class Outcome(StrEnum):
@@ -93,9 +100,7 @@ class Limits(BaseModel):
     max_items: int = Field(description="Most requests one batch may hold.")
     max_bytes: int = Field(description="Most bytes one shard (file or body) may hold, as sent.")
     max_request_bytes: int | None = Field(default=None, description="Most bytes of one request line.")
-    counts_live: bool = Field(
-        default=True, description="Whether per-item progress counts move while the batch runs."
-    )
+    counts_live: bool = Field(default=True, description="Whether per-item progress counts move while the batch runs.")
     counts_available: bool = Field(default=True, description="Whether the SDK exposes item counts at all.")
 
     def narrowed(self, max_items: int | None, max_bytes: int | None) -> Limits:

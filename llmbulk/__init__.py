@@ -1,0 +1,59 @@
+"""llmbulk: large LLM workloads through the providers' discounted native Batch APIs.
+
+The verbs the CLI uses are importable here::
+
+    import llmbulk
+    job = llmbulk.submit(llmbulk.SubmitOptions(input=Path("reviews.csv"), provider="openai",
+                                               model="gpt-4o-mini", prompt="Sentiment: {{ text }}",
+                                               emulate=True))
+    llmbulk.run(job.job_id, out=Path("results.csv"))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CollectResult",
+    "JobStatus",
+    "RetryResult",
+    "RunResult",
+    "SubmitOptions",
+    "SubmitResult",
+    "__version__",
+    "cancel",
+    "collect",
+    "jobs",
+    "retry",
+    "run",
+    "status",
+    "submit",
+]
+
+if TYPE_CHECKING:
+    from llmbulk.api import (
+        CollectResult,
+        JobStatus,
+        RetryResult,
+        RunResult,
+        SubmitOptions,
+        SubmitResult,
+        cancel,
+        collect,
+        jobs,
+        retry,
+        run,
+        status,
+        submit,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `import llmbulk` (and the CLI's start) stays cheap.
+    if name in __all__ and name != "__version__":
+        from llmbulk import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

@@ -1,0 +1,5 @@
+"""`python -m llmbulk`."""
+
+from llmbulk.cli import main
+
+main()

@@ -1,0 +1,621 @@
+"""The verbs: submit, status, collect, retry, run, cancel, jobs.
+
+The only module that wires several stages together: tables → tasks → shards → batches →
+results → merge, with the state store recording each step. The CLI is a thin layer over this.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import string
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from llmbulk import providers
+from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
+from llmbulk.config import Settings, ensure_private_dir, load_settings
+from llmbulk.errors import ConfigError, InputError, QuotaError, UsageError
+from llmbulk.merge import MergeSummary, write_output
+from llmbulk.models import BatchState, ItemState, Limits
+from llmbulk.progress import NO_PROGRESS, Progress
+from llmbulk.providers.base import BatchProvider, ProviderSettings
+from llmbulk.results import collect_batch
+from llmbulk.shards import PackedShard, write_shards
+from llmbulk.store import Store
+from llmbulk.store.schema import Batch, Job, Shard
+from llmbulk.tables import FORMATS, InputTable, detect_format
+from llmbulk.tasks import TaskSpec, iter_tasks
+
+EMULATOR_KEY = "llmbulk-emulator-key"
+
+
+# ---- options and results ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SubmitOptions:
+    """Everything that defines a job."""
+
+    input: Path
+    provider: str
+    model: str
+    prompt: str | None = None
+    system: str | None = None
+    id_column: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    endpoint: str | None = None
+    input_format: str | None = None
+    max_items_per_batch: int | None = None
+    max_bytes_per_batch: int | None = None
+    max_attempts: int = 3
+    emulate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPlan:
+    """One shard as packed."""
+
+    shard_id: str
+    n_items: int
+    n_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What `submit` did."""
+
+    job_id: str
+    n_items: int
+    shards: list[ShardPlan]
+    batch_ids: list[str]
+    queued_shards: int
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    """One batch as recorded."""
+
+    id: str
+    shard_id: str
+    provider_batch_id: str | None
+    state: str
+    raw_status: str | None
+    total: int | None
+    completed: int | None
+    failed: int | None
+    counts_known: bool
+    created_at: float | None
+    ended_at: float | None
+    polled_at: float | None
+    collected: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job's state: item counts by state, batches, errors."""
+
+    job: Job
+    counts: dict[str, int]
+    batches: list[BatchView]
+    errors: list[tuple[str, str, int]]
+    usage: dict[str, int]
+    dead: list[dict[str, Any]]
+    unsent_shards: int
+
+    @property
+    def finished(self) -> bool:
+        """No item is waiting or in flight, and nothing retryable is left."""
+        open_states = (ItemState.PENDING, ItemState.QUEUED, ItemState.SUBMITTED, ItemState.FAILED_RETRYABLE)
+        return not any(self.counts.get(s.value, 0) for s in open_states)
+
+    @property
+    def settled(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("succeeded", "failed_permanent", "dead"))
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction of items with a final outcome."""
+        return self.settled / self.job.n_items if self.job.n_items else None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectResult:
+    """What `collect` did."""
+
+    job_id: str
+    collected_batches: list[str]
+    output: MergeSummary | None
+    status: JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RetryResult:
+    """What `retry` did."""
+
+    job_id: str
+    n_items: int
+    shards: list[ShardPlan]
+    batch_ids: list[str]
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How `run` ended."""
+
+    job_id: str
+    finished: bool
+    timed_out: bool
+    output: MergeSummary | None
+    status: JobStatus
+
+
+# ---- session: settings, store, providers, emulator -------------------------------------------
+
+
+class Session:
+    """Open state and provider clients for one command; close it when done."""
+
+    def __init__(self, settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> None:
+        self.settings = settings or load_settings()
+        ensure_private_dir(self.settings.home)
+        self.store = Store.open(self.settings.db_url)
+        self.progress = progress
+        self._providers: dict[str, BatchProvider] = {}
+        self._emulator: Any = None
+
+    def close(self) -> None:
+        for provider in self._providers.values():
+            provider.close()
+        if self._emulator is not None:
+            self._emulator.stop()
+        self.store.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def provider(self, job: Job) -> BatchProvider:
+        """The adapter for a job, pointed at the emulator if the job is emulated."""
+        if job.id not in self._providers:
+            self._providers[job.id] = self._make_provider(
+                job.provider, job.model, job.endpoint, job.emulated, need_key=True
+            )
+        return self._providers[job.id]
+
+    def _make_provider(
+        self, name: str, model: str, endpoint: str | None, emulated: bool, need_key: bool
+    ) -> BatchProvider:
+        info = providers.info(name)
+        base_url, api_key = None, None
+        if emulated:
+            base_url, api_key = getattr(self._emulator_server(), info.emulator_attr), EMULATOR_KEY
+        elif need_key and not any(self.settings.env.get(var) for var in info.key_env):
+            raise ConfigError(
+                f"{info.key_env[0]} is not set",
+                hint=f"export {info.key_env[0]}=… for the real {name} API, or add --emulate to use the local emulator",
+            )
+        return providers.create(
+            name, ProviderSettings(model=model, endpoint=endpoint, base_url=base_url, api_key=api_key)
+        )
+
+    def _emulator_server(self) -> Any:
+        if self._emulator is None:
+            from llmbulk.emulator import EmulatorConfig, EmulatorServer
+
+            self._emulator = EmulatorServer(self.settings.emulator_dir, EmulatorConfig())
+            self._emulator.start()
+        return self._emulator
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.settings.job_dir(job_id)
+
+
+@contextmanager
+def _session(settings: Settings | None, progress: Progress) -> Iterator[Session]:
+    session = Session(settings, progress)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+# ---- submit ----------------------------------------------------------------------------------
+
+
+def new_job_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "j" + "".join(secrets.choice(alphabet) for _ in range(5))
+
+
+def submit(
+    options: SubmitOptions,
+    *,
+    dry_run: bool = False,
+    settings: Settings | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> SubmitResult:
+    """Pack the input into shards and create a batch per shard; returns the job id at once."""
+    with _session(settings, progress) as session:
+        return _submit(session, options, dry_run)
+
+
+def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitResult:
+    limits = _limits(options)
+    if options.max_attempts < 1:
+        raise UsageError("--max-attempts must be at least 1")
+    table = _input_table(options)
+    spec = TaskSpec(options.prompt, options.system, options.id_column, dict(options.params))
+    if spec.tasks_mode and table.format != "jsonl":
+        raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
+    job = Job(
+        id=new_job_id(),
+        created_at=time.time(),
+        provider=options.provider,
+        model=options.model,
+        endpoint=options.endpoint,
+        input_path=str(table.path.resolve()),
+        input_format="tasks" if spec.tasks_mode else table.format,
+        id_column=options.id_column,
+        spec_json=orjson.dumps(spec.to_json()).decode(),
+        emulated=options.emulate,
+        max_attempts=options.max_attempts,
+        max_items=limits.max_items,
+        max_bytes=limits.max_bytes,
+    )
+    adapter = session._make_provider(
+        job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run
+    )
+    plans = _pack_new_job(session, job, table, spec, adapter, limits, dry_run)
+    if dry_run:
+        return SubmitResult(job.id, sum(p.n_items for p in plans), plans, [], len(plans), True)
+    session._providers[job.id] = adapter
+    batch_ids, queued = _submit_unsent(session, session.store.get_job(job.id))
+    return SubmitResult(job.id, sum(p.n_items for p in plans), plans, batch_ids, queued, False)
+
+
+def _limits(options: SubmitOptions) -> Limits:
+    for name, value in (
+        ("--max-items-per-batch", options.max_items_per_batch),
+        ("--max-bytes-per-batch", options.max_bytes_per_batch),
+    ):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be positive")
+    return providers.limits(options.provider).narrowed(options.max_items_per_batch, options.max_bytes_per_batch)
+
+
+def _input_table(options: SubmitOptions) -> InputTable:
+    if not options.model:
+        raise UsageError("--model is required")
+    return InputTable(Path(options.input), options.input_format)
+
+
+def _pack_new_job(
+    session: Session,
+    job: Job,
+    table: InputTable,
+    spec: TaskSpec,
+    adapter: BatchProvider,
+    limits: Limits,
+    dry_run: bool,
+) -> list[ShardPlan]:
+    store, home = session.store, session.settings.home
+    shard_dir = session.job_dir(job.id) / "shards"
+    plans: list[ShardPlan] = []
+    session.progress.stage("packing")
+    try:
+        with store.tx() as conn:
+            store.add_job(conn, job)
+            for packed in write_shards(iter_tasks(table, spec), adapter.encode, job.id, limits, shard_dir):
+                shard = _shard_row(job.id, packed, home, round_=1)
+                store.add_shard_items(conn, shard, packed.items)
+                plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
+                session.progress.advance(packed.n_items)
+            if not plans:
+                raise InputError(f"{table.path} has no rows", hint="nothing to submit")
+            store.update_job_in(
+                conn, job.id, n_items=sum(p.n_items for p in plans), input_sha256=table.sha256, state="active"
+            )
+            if dry_run:
+                raise _DryRun()
+    except _DryRun:
+        shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
+        raise
+    return plans
+
+
+class _DryRun(Exception):
+    """Rolls back the packing transaction of a dry run."""
+
+
+def _shard_row(job_id: str, packed: PackedShard, home: Path, round_: int) -> Shard:
+    return Shard(
+        id=f"{job_id}-s{packed.seq:04d}",
+        job_id=job_id,
+        seq=packed.seq,
+        round=round_,
+        path=str(packed.path.relative_to(home)) if packed.path.is_relative_to(home) else str(packed.path),
+        sha256=packed.sha256,
+        n_items=packed.n_items,
+        n_bytes=packed.n_bytes,
+        created_at=time.time(),
+    )
+
+
+def _submit_unsent(session: Session, job: Job) -> tuple[list[str], int]:
+    """Create batches for every shard without one; stops at a quota refusal."""
+    provider = session.provider(job)
+    created: list[str] = []
+    unsent = session.store.unsent_shards(job.id)
+    session.progress.stage("submitting", len(unsent))
+    for index, shard in enumerate(unsent):
+        try:
+            batch = submit_shard(session.store, provider, job, shard, session.settings.home)
+        except QuotaError as exc:
+            session.progress.note(f"{exc.message}; {len(unsent) - index} shard(s) stay queued")
+            return created, len(unsent) - index
+        if batch is not None:
+            created.append(_provider_id(session.store, batch.id, job.id))
+        session.progress.advance()
+    return created, 0
+
+
+def _provider_id(store: Store, batch_id: str, job_id: str) -> str:
+    return next(b.provider_batch_id or b.id for b in store.batches(job_id) if b.id == batch_id)
+
+
+# ---- status, collect -------------------------------------------------------------------------
+
+
+def status(
+    job_id: str, *, refresh: bool = False, settings: Settings | None = None, progress: Progress = NO_PROGRESS
+) -> JobStatus:
+    """The job's item counts and batches from the state database (`refresh` polls the provider first)."""
+    with _session(settings, progress) as session:
+        job = session.store.get_job(job_id)
+        if refresh:
+            poll_batches(session.store, session.provider(job), job)
+        return _job_status(session.store, job)
+
+
+def _job_status(store: Store, job: Job) -> JobStatus:
+    counts_live = providers.limits(job.provider).counts_live
+    views = [_batch_view(b, counts_live) for b in store.batches(job.id)]
+    return JobStatus(
+        job=store.get_job(job.id),
+        counts=store.item_counts(job.id),
+        batches=views,
+        errors=store.error_counts(job.id),
+        usage=store.usage_totals(job.id),
+        dead=store.items_in_state(job.id, ItemState.DEAD.value, limit=20),
+        unsent_shards=len(store.unsent_shards(job.id)),
+    )
+
+
+def _batch_view(batch: Batch, counts_live: bool) -> BatchView:
+    terminal = BatchState(batch.state).terminal
+    return BatchView(
+        id=batch.id,
+        shard_id=batch.shard_id,
+        provider_batch_id=batch.provider_batch_id,
+        state=batch.state,
+        raw_status=batch.raw_status,
+        total=batch.total,
+        completed=batch.completed,
+        failed=batch.failed,
+        counts_known=(counts_live or terminal) and batch.completed is not None,
+        created_at=batch.created_at,
+        ended_at=batch.ended_at,
+        polled_at=batch.polled_at,
+        collected=batch.collected_at is not None,
+        error=batch.error,
+    )
+
+
+def default_output(job: Job, fmt: str | None) -> tuple[Path, str]:
+    if job.out_path:
+        path = Path(job.out_path)
+        return path, fmt or detect_format(path)
+    fmt = fmt or "csv"
+    return Path(f"llmbulk-{job.id}.{fmt}"), fmt
+
+
+def resolve_output(job: Job, out: Path | None, fmt: str | None) -> tuple[Path | None, str]:
+    """Where and in what format to write the output table (`-` = stdout, JSONL)."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if out is None:
+        return default_output(job, fmt)
+    if str(out) == "-":
+        if fmt not in (None, "jsonl"):
+            raise UsageError("only --format jsonl can be written to stdout")
+        return None, "jsonl"
+    return out, fmt or detect_format(out)
+
+
+def collect(
+    job_id: str,
+    out: Path | None = None,
+    fmt: str | None = None,
+    *,
+    refresh: bool = True,
+    settings: Settings | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> CollectResult:
+    """Poll, record the results of every finished batch, and write the output table."""
+    with _session(settings, progress) as session:
+        job = session.store.get_job(job_id)
+        path, fmt = resolve_output(job, out, fmt)
+        collected = _poll_and_collect(session, job, refresh)
+        summary = _write(session, job, path, fmt)
+        return CollectResult(job.id, collected, summary, _job_status(session.store, job))
+
+
+def _poll_and_collect(session: Session, job: Job, refresh: bool) -> list[str]:
+    store = session.store
+    pending = [
+        b for b in store.batches(job.id) if b.collected_at is None and b.state not in (BatchState.CREATING.value,)
+    ]
+    if not pending:
+        return []
+    provider = session.provider(job)
+    if refresh and any(b.state in LIVE_STATES for b in pending):
+        poll_batches(store, provider, job)
+    collected: list[str] = []
+    finished = [b for b in store.batches(job.id) if b.collected_at is None and BatchState(b.state).terminal]
+    for batch in finished:
+        if batch.state == BatchState.REQUEUED.value:
+            continue
+        session.progress.stage(f"collecting {batch.provider_batch_id}", batch.total)
+        collect_batch(store, provider, job, batch, session.job_dir(job.id))
+        collected.append(batch.provider_batch_id or batch.id)
+    return collected
+
+
+def _write(session: Session, job: Job, path: Path | None, fmt: str) -> MergeSummary:
+    session.progress.stage("writing output", job.n_items)
+    summary = write_output(session.store, job, path, fmt)
+    if path is not None:
+        session.store.update_job(job.id, out_path=str(path.resolve()))
+    return summary
+
+
+# ---- retry, cancel, jobs ---------------------------------------------------------------------
+
+
+def retry(job_id: str, *, settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> RetryResult:
+    """Resubmit only the failed-retryable items with attempts left; the rest become dead."""
+    with _session(settings, progress) as session:
+        job = session.store.get_job(job_id)
+        return _retry(session, job)
+
+
+def _retry(session: Session, job: Job) -> RetryResult:
+    store = session.store
+    dead = store.mark_dead(job.id, job.max_attempts)
+    rows = list(store.retryable_rows(job.id))
+    if job.state == "cancelled":
+        store.update_job(job.id, state="active")
+    if not rows:
+        batch_ids, _ = _submit_unsent(session, job) if store.unsent_shards(job.id) else ([], 0)
+        return RetryResult(job.id, 0, [], batch_ids, dead)
+    attempts = store.item_attempts(job.id, rows)
+    wanted = set(rows)
+    provider = session.provider(job)
+    table = InputTable(Path(job.input_path), None if job.input_format == "tasks" else job.input_format)
+    spec = TaskSpec.from_json(orjson.loads(job.spec_json))
+    limits = Limits(max_items=job.max_items, max_bytes=job.max_bytes)
+    shard_dir = session.job_dir(job.id) / "shards"
+    plans: list[ShardPlan] = []
+    session.progress.stage("packing retries", len(rows))
+    with store.tx() as conn:
+        first_seq = store.next_shard_seq(conn, job.id)
+        round_ = 1 + max((s.round for s in store.shards(job.id)), default=1)
+        packed_iter = write_shards(
+            iter_tasks(table, spec, only_rows=wanted),
+            provider.encode,
+            job.id,
+            limits,
+            shard_dir,
+            first_seq=first_seq,
+            attempt_of=lambda row: attempts[row] + 1,
+        )
+        for packed in packed_iter:
+            shard = _shard_row(job.id, packed, session.settings.home, round_)
+            store.requeue_items(conn, shard, [row for row, _ in packed.items])
+            plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
+        if job.input_sha256 and table.sha256 and table.sha256 != job.input_sha256:
+            raise InputError(
+                f"input {job.input_path} changed since job {job.id} was submitted",
+                hint="restore the original file to retry its items",
+            )
+    batch_ids, _ = _submit_unsent(session, store.get_job(job.id))
+    return RetryResult(job.id, len(rows), plans, batch_ids, dead)
+
+
+def cancel(job_id: str, *, settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> JobStatus:
+    """Cancel every live batch of a job; finished items keep their results."""
+    with _session(settings, progress) as session:
+        job = session.store.get_job(job_id)
+        provider = session.provider(job)
+        cancel_batches(session.store, provider, job)
+        session.store.update_job(job.id, state="cancelled")
+        poll_batches(session.store, provider, job)
+        return _job_status(session.store, job)
+
+
+def jobs(limit: int = 50, *, settings: Settings | None = None) -> list[Job]:
+    """Jobs in this state database, newest first."""
+    with _session(settings, NO_PROGRESS) as session:
+        return session.store.list_jobs(limit)
+
+
+# ---- run -------------------------------------------------------------------------------------
+
+
+def run(
+    job_id: str | None = None,
+    options: SubmitOptions | None = None,
+    out: Path | None = None,
+    fmt: str | None = None,
+    *,
+    timeout: float | None = None,
+    retry_failed: bool = True,
+    settings: Settings | None = None,
+    progress: Progress = NO_PROGRESS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RunResult:
+    """Submit (or continue) a job and poll, collect and retry until it is done or `timeout` passes."""
+    if (job_id is None) == (options is None):
+        raise UsageError("run needs either a job id or an input to submit")
+    started = clock()
+    with _session(settings, progress) as session:
+        if options is not None:
+            job_id = _submit(session, options, dry_run=False).job_id
+        assert job_id is not None
+        job = session.store.get_job(job_id)
+        path, fmt = resolve_output(job, out, fmt)
+        delay: float | None = None
+        initial, maximum = _poll_bounds(session.settings, job)
+        summary: MergeSummary | None = None
+        while True:
+            job = session.store.get_job(job_id)
+            if session.store.unsent_shards(job.id) and job.state != "cancelled":
+                _submit_unsent(session, job)
+            if _poll_and_collect(session, job, refresh=True):
+                summary = _write(session, job, path, fmt)
+                delay = None
+            state = _job_status(session.store, job)
+            if retry_failed and job.state != "cancelled" and state.counts.get(ItemState.FAILED_RETRYABLE.value):
+                _retry(session, job)
+                continue
+            live = any(b.state in LIVE_STATES or b.state == BatchState.CREATING.value for b in state.batches)
+            if not live and not state.unsent_shards:
+                session.store.mark_dead(job.id, job.max_attempts)
+                session.store.update_job(job.id, state="cancelled" if job.state == "cancelled" else "done")
+                summary = _write(session, job, path, fmt)
+                return RunResult(job.id, True, False, summary, _job_status(session.store, job))
+            delay = next_poll_delay(delay, initial, maximum)
+            if timeout is not None and clock() - started + delay > timeout:
+                return RunResult(job.id, False, True, summary, state)
+            sleep(delay)
+
+
+def _poll_bounds(settings: Settings, job: Job) -> tuple[float, float]:
+    if job.emulated:
+        return settings.emulated_poll_initial, settings.emulated_poll_max
+    return settings.poll_initial, settings.poll_max

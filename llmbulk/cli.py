@@ -1,0 +1,482 @@
+"""The `llmbulk` command: parse options → one api call → render. The single error boundary.
+
+Every `LlmbulkError` becomes one line on stderr and its exit code; nothing else is caught, so a
+bug still shows its traceback (without locals, so keys never appear).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from llmbulk.errors import ExitStatus, LlmbulkError, UsageError
+
+if TYPE_CHECKING:
+    from llmbulk import api
+    from llmbulk.config import Settings
+    from llmbulk.render import RichProgress
+
+app = typer.Typer(
+    name="llmbulk",
+    help="Run large LLM workloads through the providers' discounted Batch APIs.\n\n"
+    "Example: llmbulk run reviews.csv --provider openai --model gpt-4o-mini "
+    "--prompt 'Sentiment of: {{ text }}' --out results.csv --emulate",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=True,
+    rich_markup_mode=None,
+)
+emulator_app = typer.Typer(help="The local emulator of the providers' batch APIs.", no_args_is_help=True)
+app.add_typer(emulator_app, name="emulator")
+
+DbOpt = Annotated[str | None, typer.Option("--db", envvar="LLMBULK_DB", help="State database URL or SQLite path.")]
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", envvar="LLMBULK_HOME", help="State directory (default ./.llmbulk).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Output table (.csv, .jsonl, .parquet; - for stdout).")
+]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, jsonl or parquet (default: from --out).")]
+
+
+def _settings(home: Path | None, db: str | None) -> Settings:
+    from llmbulk.config import load_settings
+
+    return load_settings(home=home, db=db)
+
+
+def _progress(verbose: int, quiet: bool) -> RichProgress:
+    from llmbulk.render import RichProgress
+
+    return RichProgress(-1 if quiet else verbose)
+
+
+def _exit_for(status: api.JobStatus) -> ExitStatus:
+    if not status.finished:
+        return ExitStatus.RUNNING
+    failed = status.counts.get("failed_permanent", 0) + status.counts.get("dead", 0)
+    return ExitStatus.DONE_WITH_FAILURES if failed else ExitStatus.DONE
+
+
+def _parse_params(
+    max_tokens: int | None, temperature: float | None, top_p: float | None, seed: int | None, param: list[str]
+) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, value in (
+        ("max_tokens", max_tokens),
+        ("temperature", temperature),
+        ("top_p", top_p),
+        ("seed", seed),
+    ):
+        if value is not None:
+            params[name] = value
+    for item in param:
+        if "=" not in item:
+            raise UsageError(f"--param {item!r} is not NAME=VALUE")
+        name, raw = item.split("=", 1)
+        import orjson
+
+        try:
+            params[name] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            params[name] = raw
+    return params
+
+
+def _submit_options(
+    input: Path,
+    provider: str,
+    model: str,
+    prompt: str | None,
+    prompt_file: Path | None,
+    system: str | None,
+    id_column: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    seed: int | None,
+    param: list[str],
+    endpoint: str | None,
+    input_format: str | None,
+    max_items_per_batch: int | None,
+    max_bytes_per_batch: int | None,
+    max_attempts: int,
+    emulate: bool,
+) -> api.SubmitOptions:
+    if prompt is not None and prompt_file is not None:
+        raise UsageError("pass --prompt or --prompt-file, not both")
+    if prompt_file is not None:
+        try:
+            prompt = prompt_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read --prompt-file {prompt_file}: {exc.strerror}") from exc
+    from llmbulk import api
+
+    return api.SubmitOptions(
+        input=input,
+        provider=provider,
+        model=model,
+        prompt=prompt,
+        system=system,
+        id_column=id_column,
+        params=_parse_params(max_tokens, temperature, top_p, seed, param),
+        endpoint=endpoint,
+        input_format=input_format,
+        max_items_per_batch=max_items_per_batch,
+        max_bytes_per_batch=max_bytes_per_batch,
+        max_attempts=max_attempts,
+        emulate=emulate,
+    )
+
+
+InputArg = Annotated[Path, typer.Argument(help="Input table: .csv, .jsonl or .parquet (or a tasks JSONL).")]
+ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="openai, anthropic or gemini.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name, e.g. gpt-4o-mini.")]
+PromptOpt = Annotated[str | None, typer.Option("--prompt", help="Jinja2 prompt template over the row's columns.")]
+PromptFileOpt = Annotated[Path | None, typer.Option("--prompt-file", help="File holding the prompt template.")]
+SystemOpt = Annotated[str | None, typer.Option("--system", help="System prompt (a template too).")]
+IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Column with unique item ids (default: row number).")]
+MaxTokOpt = Annotated[int | None, typer.Option("--max-tokens", help="Most output tokens per item.")]
+TempOpt = Annotated[float | None, typer.Option("--temperature", help="Sampling temperature.")]
+TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Sampling seed, where supported.")]
+ParamOpt = Annotated[list[str], typer.Option("--param", help="Extra model parameter NAME=JSON (repeatable).")]
+EndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="OpenAI endpoint (default /v1/chat/completions).")]
+InFmtOpt = Annotated[str | None, typer.Option("--input-format", help="csv, jsonl or parquet (default: extension).")]
+MaxItemsOpt = Annotated[int | None, typer.Option("--max-items-per-batch", help="Lower the per-batch request cap.")]
+MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes-per-batch", help="Lower the per-batch byte cap.")]
+AttemptsOpt = Annotated[int, typer.Option("--max-attempts", help="Attempts per item before it is dead.")]
+EmulateOpt = Annotated[bool, typer.Option("--emulate", help="Run on the local emulator: no keys, no cost.")]
+
+
+def _guard(fn: Any) -> Any:
+    """Run a command body; turn llmbulk errors into one line and an exit code."""
+    from llmbulk import render
+
+    try:
+        return fn()
+    except LlmbulkError as exc:
+        render.error(str(exc))
+        raise typer.Exit(int(exc.exit_status)) from None
+    except KeyboardInterrupt:
+        render.error("interrupted; the job is resumable (rerun the same command or `llmbulk run JOB`)")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+
+
+@app.command()
+def submit(
+    input: InputArg,
+    provider: ProviderOpt,
+    model: ModelOpt,
+    prompt: PromptOpt = None,
+    prompt_file: PromptFileOpt = None,
+    system: SystemOpt = None,
+    id_column: IdColOpt = None,
+    max_tokens: MaxTokOpt = None,
+    temperature: TempOpt = None,
+    top_p: TopPOpt = None,
+    seed: SeedOpt = None,
+    param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
+    endpoint: EndpointOpt = None,
+    input_format: InFmtOpt = None,
+    max_items_per_batch: MaxItemsOpt = None,
+    max_bytes_per_batch: MaxBytesOpt = None,
+    max_attempts: AttemptsOpt = 3,
+    emulate: EmulateOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Pack and show the shard plan; send nothing.")] = False,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Pack INPUT into batch shards and submit them; prints the job id and returns at once.
+
+    Example: llmbulk submit reviews.csv -p openai -m gpt-4o-mini --prompt 'Sentiment: {{ text }}' --emulate
+    """
+
+    def body() -> None:
+        from llmbulk import api, render
+
+        options = _submit_options(
+            input, provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature, top_p,
+            seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch, max_attempts, emulate,
+        )  # fmt: skip
+        result = api.submit(options, dry_run=dry_run, settings=_settings(home, db), progress=_progress(verbose, quiet))
+        if json:
+            render.print_json(
+                {
+                    "job_id": result.job_id,
+                    "n_items": result.n_items,
+                    "batch_ids": result.batch_ids,
+                    "queued_shards": result.queued_shards,
+                    "dry_run": result.dry_run,
+                    "shards": [vars_(s) for s in result.shards],
+                }
+            )
+        else:
+            render.submit_result(result)
+
+    _guard(body)
+
+
+def vars_(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+@app.command()
+def status(
+    job: Annotated[str, typer.Argument(help="Job id (see `llmbulk jobs`).")],
+    refresh: Annotated[bool, typer.Option("--refresh", "-r", help="Poll the provider before showing.")] = False,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Show a job's batches, item counts by state, errors and dead items.
+
+    Reads the state database only (fast, no network) unless --refresh is given.
+    Exit code: 0 done, 3 still running, 4 done with failed or dead items.
+
+    Example: llmbulk status j7f3k2 --refresh
+    """
+
+    def body() -> ExitStatus:
+        from llmbulk import api, render
+
+        result = api.status(job, refresh=refresh, settings=_settings(home, db))
+        render.print_json(render.status_json(result)) if json else render.job_status(result)
+        return _exit_for(result)
+
+    raise typer.Exit(int(_guard(body)))
+
+
+@app.command()
+def collect(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    out: OutOpt = None,
+    format: FormatOpt = None,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download finished batches' results and write the output table (input rows + outputs, in order).
+
+    Rows whose items are not finished yet appear with their current status.
+    Exit code: 0 done, 3 still running, 4 done with failed or dead items.
+
+    Example: llmbulk collect j7f3k2 --out results.parquet
+    """
+
+    def body() -> ExitStatus:
+        from llmbulk import api, render
+
+        result = api.collect(job, out, format, settings=_settings(home, db), progress=_progress(verbose, quiet))
+        if json:
+            payload = render.status_json(result.status)
+            payload["collected_batches"] = result.collected_batches
+            payload["output_path"] = str(result.output.path) if result.output and result.output.path else None
+            render.print_json(payload)
+        elif result.output is None or result.output.path is not None:
+            render.collect_result(result)
+        return _exit_for(result.status)
+
+    raise typer.Exit(int(_guard(body)))
+
+
+@app.command()
+def retry(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Resubmit only the failed-retryable items (expired, rate-limited, server errors) in new batches.
+
+    Items out of attempts become dead; permanent failures are never resubmitted.
+
+    Example: llmbulk retry j7f3k2
+    """
+
+    def body() -> None:
+        from llmbulk import api, render
+
+        result = api.retry(job, settings=_settings(home, db), progress=_progress(verbose, quiet))
+        if json:
+            render.print_json(
+                {
+                    "job_id": result.job_id,
+                    "n_items": result.n_items,
+                    "batch_ids": result.batch_ids,
+                    "dead": result.dead,
+                }
+            )
+        else:
+            render.retry_result(result)
+
+    _guard(body)
+
+
+@app.command()
+def run(
+    input: Annotated[str, typer.Argument(help="Input table to submit, or the id of an existing job to continue.")],
+    provider: Annotated[str | None, typer.Option("--provider", "-p", help="openai, anthropic or gemini.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name.")] = None,
+    prompt: PromptOpt = None,
+    prompt_file: PromptFileOpt = None,
+    system: SystemOpt = None,
+    id_column: IdColOpt = None,
+    max_tokens: MaxTokOpt = None,
+    temperature: TempOpt = None,
+    top_p: TopPOpt = None,
+    seed: SeedOpt = None,
+    param: ParamOpt = [],  # noqa: B006
+    endpoint: EndpointOpt = None,
+    input_format: InFmtOpt = None,
+    max_items_per_batch: MaxItemsOpt = None,
+    max_bytes_per_batch: MaxBytesOpt = None,
+    max_attempts: AttemptsOpt = 3,
+    emulate: EmulateOpt = False,
+    out: OutOpt = None,
+    format: FormatOpt = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
+    no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not resubmit failed items.")] = False,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Submit, then poll, collect and retry until the job is done (or --timeout passes).
+
+    Exit code: 0 done, 3 still running at timeout, 4 done with failed or dead items, 1 error.
+
+    Example: llmbulk run reviews.csv -p openai -m gpt-4o-mini --prompt 'Sentiment: {{ text }}' --out out.csv --emulate
+    """
+
+    def body() -> ExitStatus:
+        from llmbulk import api, render
+
+        settings = _settings(home, db)
+        options = None
+        job_id: str | None = None
+        if Path(input).exists() or provider or model:
+            if not provider or not model:
+                raise UsageError("run INPUT needs --provider and --model", hint="or pass a job id to continue a job")
+            options = _submit_options(
+                Path(input), provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature,
+                top_p, seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch,
+                max_attempts, emulate,
+            )  # fmt: skip
+        else:
+            job_id = input
+        result = api.run(
+            job_id, options, out, format, timeout=timeout, retry_failed=not no_retry, settings=settings,
+            progress=_progress(verbose, quiet),
+        )  # fmt: skip
+        if json:
+            payload = render.status_json(result.status)
+            payload["timed_out"] = result.timed_out
+            payload["output_path"] = str(result.output.path) if result.output and result.output.path else None
+            render.print_json(payload)
+        else:
+            render.run_result(result)
+        return _exit_for(result.status)
+
+    raise typer.Exit(int(_guard(body)))
+
+
+@app.command()
+def cancel(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Cancel a job's running batches; finished items keep their results (collect them afterwards).
+
+    Example: llmbulk cancel j7f3k2 && llmbulk collect j7f3k2
+    """
+
+    def body() -> None:
+        from llmbulk import api, render
+
+        result = api.cancel(job, settings=_settings(home, db))
+        render.print_json(render.status_json(result)) if json else render.job_status(result)
+
+    _guard(body)
+
+
+@app.command()
+def jobs(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many jobs to list.")] = 50,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """List jobs, newest first.
+
+    Example: llmbulk jobs --json
+    """
+
+    def body() -> None:
+        from llmbulk import api, render
+
+        result = api.jobs(limit, settings=_settings(home, db))
+        render.print_json([render.job_json(j) for j in result]) if json else render.jobs_table(result)
+
+    _guard(body)
+
+
+@emulator_app.command("serve")
+def emulator_serve(
+    host: Annotated[str, typer.Option("--host", help="Loopback address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0 = any free port).")] = 8765,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Where emulated files and batches live.")
+    ] = None,
+    batch_seconds: Annotated[float, typer.Option("--batch-seconds", help="How long an emulated batch runs.")] = 2.0,
+    faults: Annotated[Path | None, typer.Option("--faults", help="Fault plan JSON file.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for deterministic faults and responses.")] = 0,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the local emulator of the OpenAI, Anthropic and Gemini batch APIs in the foreground.
+
+    Example: llmbulk emulator serve --port 8765   (then export the printed variables)
+    """
+
+    def body() -> None:
+        from llmbulk import render
+        from llmbulk.emulator.cli import serve
+
+        serve(
+            host,
+            port,
+            state_dir or _settings(home, None).emulator_dir,
+            batch_seconds,
+            faults,
+            seed,
+            render.out,
+        )
+
+    _guard(body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except UsageError as exc:  # pragma: no cover - raised outside a command body
+        from llmbulk import render
+
+        render.error(str(exc))
+        sys.exit(int(ExitStatus.USAGE))

@@ -1,0 +1,49 @@
+"""Settings resolved from the environment: where state lives and how often to poll.
+
+`LLMBULK_HOME` (default `./.llmbulk`) holds shards, downloaded results, logs and the emulator's
+state; `LLMBULK_DB` (default a SQLite file in the home) is any SQLAlchemy URL.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where llmbulk keeps its state, and polling defaults."""
+
+    home: Path
+    db_url: str
+    poll_initial: float = 30.0
+    poll_max: float = 900.0
+    emulated_poll_initial: float = 0.5
+    emulated_poll_max: float = 5.0
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.home / "jobs" / job_id
+
+    @property
+    def emulator_dir(self) -> Path:
+        return self.home / "emulator"
+
+
+def load_settings(home: str | Path | None = None, db: str | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Settings from arguments, then `LLMBULK_*` variables, then defaults."""
+    environ = dict(os.environ if env is None else env)
+    home_path = Path(home or environ.get("LLMBULK_HOME") or ".llmbulk").expanduser()
+    db_url = db or environ.get("LLMBULK_DB") or f"sqlite:///{home_path / 'llmbulk.db'}"
+    if "://" not in db_url:  # a bare path means a SQLite file
+        db_url = f"sqlite:///{Path(db_url).expanduser()}"
+    poll_initial = float(environ.get("LLMBULK_POLL_INITIAL", 30.0))
+    poll_max = float(environ.get("LLMBULK_POLL_MAX", 900.0))
+    return Settings(home=home_path, db_url=db_url, poll_initial=poll_initial, poll_max=poll_max, env=environ)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create a directory readable by the user only (state may hold prompts and outputs)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path

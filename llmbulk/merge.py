@@ -1,0 +1,89 @@
+"""Input rows + each item's current outcome → output rows, in input order, every row once.
+
+Streams the input table and the items (ordered by row) side by side, so memory stays flat;
+the output file appears only when complete (tmp + rename).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmbulk.errors import StateError
+from llmbulk.store import Store
+from llmbulk.store.schema import Job
+from llmbulk.tables import InputTable, TableWriter
+
+RESULT_COLUMNS = (
+    "output",
+    "status",
+    "error",
+    "attempts",
+    "finish_reason",
+    "input_tokens",
+    "output_tokens",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeSummary:
+    """What one output write produced."""
+
+    path: Path | None
+    rows: int
+    by_status: dict[str, int]
+
+
+def result_names(input_columns: list[str]) -> dict[str, str]:
+    """Our column names, prefixed with `llmbulk_` where the input already uses the name."""
+    taken = set(input_columns)
+    return {c: (f"llmbulk_{c}" if c in taken else c) for c in RESULT_COLUMNS}
+
+
+def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSummary:
+    """Write the job's output table to `out` (None = stdout, JSONL only)."""
+    table = InputTable(Path(job.input_path), None if job.input_format == "tasks" else job.input_format)
+    columns = table.columns()
+    names = result_names(columns)
+    writer = TableWriter(out, fmt, [*columns, *names.values()])
+    by_status: dict[str, int] = {}
+    try:
+        items = store.merged_rows(job.id)
+        for index, row in enumerate(table.rows()):
+            record = next(items, None)
+            if record is None or record[0] != index:
+                raise _changed(job)
+            merged = _merge_row(row, record, names)
+            by_status[merged[names["status"]]] = by_status.get(merged[names["status"]], 0) + 1
+            writer.write(merged)
+        if next(items, None) is not None or (job.input_sha256 and table.sha256 != job.input_sha256):
+            raise _changed(job)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return MergeSummary(out, writer.rows_written, by_status)
+
+
+def _merge_row(row: dict[str, Any], record: tuple[Any, ...], names: dict[str, str]) -> dict[str, Any]:
+    (_row, _key, state, attempts, output, finish, in_tok, out_tok, err_type, err_code, err_msg) = record
+    error = None
+    if state != "succeeded" and (err_code or err_msg):
+        error = f"{err_code or err_type}: {err_msg}" if err_msg else str(err_code or err_type)
+    merged = dict(row)
+    merged[names["output"]] = output if state == "succeeded" else None
+    merged[names["status"]] = state
+    merged[names["error"]] = error
+    merged[names["attempts"]] = attempts
+    merged[names["finish_reason"]] = finish
+    merged[names["input_tokens"]] = in_tok
+    merged[names["output_tokens"]] = out_tok
+    return merged
+
+
+def _changed(job: Job) -> StateError:
+    return StateError(
+        f"input {job.input_path} changed since job {job.id} was submitted",
+        hint="restore the original file; outputs are joined to it row by row",
+    )

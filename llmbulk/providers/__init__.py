@@ -1,0 +1,61 @@
+"""Provider registry: name → adapter factory, limits and key variables, without importing SDKs."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from llmbulk.errors import UsageError
+from llmbulk.models import Limits
+from llmbulk.providers.base import BatchProvider, ProviderSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """How to load one adapter and what it needs from the environment."""
+
+    name: str
+    module: str
+    factory: str
+    key_env: tuple[str, ...]
+    base_url_env: str
+    emulator_attr: str
+
+
+REGISTRY: dict[str, ProviderInfo] = {}
+
+
+def register(info: ProviderInfo) -> None:
+    """Make a provider available by name (built-ins use this too)."""
+    REGISTRY[info.name] = info
+
+
+register(
+    ProviderInfo(
+        "openai",
+        "llmbulk.providers.openai",
+        "OpenAIBatchProvider",
+        ("OPENAI_API_KEY",),
+        "OPENAI_BASE_URL",
+        "openai_base_url",
+    )
+)
+
+
+def info(name: str) -> ProviderInfo:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown provider {name!r}", hint=f"use one of: {', '.join(sorted(REGISTRY))}") from None
+
+
+def limits(name: str) -> Limits:
+    """A provider's limits (the adapter module imports its SDK lazily, so this is cheap)."""
+    return importlib.import_module(info(name).module).LIMITS
+
+
+def create(name: str, settings: ProviderSettings) -> BatchProvider:
+    """A ready adapter for this provider."""
+    provider_info = info(name)
+    factory = getattr(importlib.import_module(provider_info.module), provider_info.factory)
+    return factory(settings)  # type: ignore[no-any-return]

@@ -1,0 +1,242 @@
+"""All terminal output: tables, progress, errors, JSON. The library never prints.
+
+Human output goes through rich; `--json` output is plain JSON on stdout. Progress and notes go
+to stderr so stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from llmbulk.api import BatchView, CollectResult, JobStatus, RetryResult, RunResult, SubmitResult
+    from llmbulk.store.schema import Job
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATE_ORDER = ("queued", "submitted", "succeeded", "failed_retryable", "failed_permanent", "dead")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+class RichProgress:
+    """Progress on stderr: one line per stage, with counts; quiet when not a terminal."""
+
+    def __init__(self, verbose: int = 0) -> None:
+        self.verbose = verbose
+        self._stage: str | None = None
+        self._done = 0
+        self._total: int | None = None
+        self._last = 0.0
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self._finish()
+        self._stage, self._done, self._total = name, 0, total
+        if self.verbose > 0:
+            err.print(f"[dim]{name}…[/]")
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+        now = time.monotonic()
+        if err.is_terminal and now - self._last > 0.2:
+            self._last = now
+            total = f"/{self._total:,}" if self._total else ""
+            err.print(f"{self._stage}: {self._done:,}{total}", end="\r")
+
+    def note(self, message: str) -> None:
+        if self.verbose >= 0:
+            err.print(f"[yellow]note:[/] {message}")
+
+    def _finish(self) -> None:
+        if self._stage and err.is_terminal and self._done:
+            err.print(" " * 60, end="\r")
+
+
+# ---- payloads for --json -----------------------------------------------------------------------
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "created_at": job.created_at,
+        "provider": job.provider,
+        "model": job.model,
+        "state": job.state,
+        "n_items": job.n_items,
+        "emulated": job.emulated,
+        "input": job.input_path,
+        "output": job.out_path,
+    }
+
+
+def status_json(status: JobStatus) -> dict[str, Any]:
+    return {
+        **job_json(status.job),
+        "finished": status.finished,
+        "progress": status.progress,
+        "counts": status.counts,
+        "unsent_shards": status.unsent_shards,
+        "batches": [batch_json(b) for b in status.batches],
+        "errors": [{"state": s, "code": c, "count": n} for s, c, n in status.errors],
+        "usage": status.usage,
+        "dead": status.dead,
+    }
+
+
+def batch_json(batch: BatchView) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "provider_batch_id": batch.provider_batch_id,
+        "state": batch.state,
+        "raw_status": batch.raw_status,
+        "total": batch.total,
+        "completed": batch.completed if batch.counts_known else None,
+        "failed": batch.failed if batch.counts_known else None,
+        "counts_known": batch.counts_known,
+        "created_at": batch.created_at,
+        "ended_at": batch.ended_at,
+        "collected": batch.collected,
+        "error": batch.error,
+    }
+
+
+# ---- human output ------------------------------------------------------------------------------
+
+
+def submit_result(result: SubmitResult) -> None:
+    if result.dry_run:
+        table = Table(
+            "shard",
+            "items",
+            "bytes",
+            title=f"dry run: {result.n_items:,} items in {len(result.shards)} shard(s)",
+        )
+        for plan in result.shards:
+            table.add_row(plan.shard_id, f"{plan.n_items:,}", f"{plan.n_bytes:,}")
+        out.print(table)
+        err.print("nothing was sent (--dry-run)")
+        return
+    out.print(result.job_id)
+    queued = f", {result.queued_shards} shard(s) waiting for quota" if result.queued_shards else ""
+    err.print(
+        f"submitted {result.n_items:,} items in {len(result.batch_ids)} batch(es){queued}; "
+        f"next: llmbulk status {result.job_id} --refresh  |  llmbulk collect {result.job_id}"
+    )
+
+
+def job_status(status: JobStatus) -> None:
+    job = status.job
+    progress = status.progress
+    done = f"{progress:.0%}" if progress is not None else "unknown"
+    emulated = " (emulated)" if job.emulated else ""
+    out.print(
+        f"[bold]{job.id}[/]  {job.provider}/{job.model}{emulated}  {job.n_items:,} items  "
+        f"state {job.state}  settled {status.settled:,}/{job.n_items:,} ({done})"
+    )
+    counts = "  ".join(f"{s} {status.counts[s]:,}" for s in STATE_ORDER if status.counts.get(s))
+    out.print(f"items: {counts or 'none'}")
+    if status.batches:
+        out.print(batches_table(status.batches))
+    if status.unsent_shards:
+        out.print(f"{status.unsent_shards} shard(s) not yet submitted (quota or interrupted): `llmbulk run {job.id}`")
+    if status.errors:
+        out.print("errors: " + ", ".join(f"{code or '?'} ×{n:,} ({state})" for state, code, n in status.errors[:6]))
+    if status.dead:
+        keys = ", ".join(str(d["key"]) for d in status.dead[:10])
+        more = " …" if status.counts.get("dead", 0) > len(status.dead[:10]) else ""
+        out.print(f"dead items (out of attempts): {keys}{more}")
+    usage = status.usage
+    if usage.get("attempts"):
+        out.print(f"tokens: {usage['input_tokens']:,} in / {usage['output_tokens']:,} out")
+
+
+def batches_table(batches: list[BatchView]) -> Table:
+    table = Table("batch", "state", "provider status", "done", "failed", "age", "polled", "collected")
+    now = time.time()
+    for b in batches:
+        if b.counts_known and b.total:
+            done = f"{b.completed or 0:,}/{b.total:,}"
+        elif b.total:
+            done = f"?/{b.total:,} (not reported until ended)"
+        else:
+            done = "?"
+        table.add_row(
+            b.provider_batch_id or b.id,
+            b.state,
+            b.raw_status or "",
+            done,
+            f"{b.failed:,}" if b.counts_known and b.failed is not None else "?",
+            _ago(now, b.created_at),
+            _ago(now, b.polled_at) if b.polled_at else "never",
+            "yes" if b.collected else "no",
+        )
+    return table
+
+
+def _ago(now: float, when: float | None) -> str:
+    if not when:
+        return ""
+    seconds = max(0, int(now - when))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def collect_result(result: CollectResult) -> None:
+    if result.output is not None and result.output.path is not None:
+        parts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.output.by_status.items()))
+        err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})")
+    if result.collected_batches:
+        err.print(f"collected {len(result.collected_batches)} batch(es)")
+    job_status(result.status)
+
+
+def retry_result(result: RetryResult) -> None:
+    if result.dead:
+        err.print(f"{result.dead:,} item(s) are out of attempts and now dead")
+    if not result.n_items:
+        out.print("nothing to retry")
+        return
+    out.print(
+        f"resubmitted {result.n_items:,} item(s) in {len(result.batch_ids)} batch(es): {', '.join(result.batch_ids)}"
+    )
+
+
+def run_result(result: RunResult) -> None:
+    if result.output is not None and result.output.path is not None:
+        parts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.output.by_status.items()))
+        err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})")
+    if result.timed_out:
+        err.print(f"timeout reached; job {result.job_id} keeps running — continue with `llmbulk run {result.job_id}`")
+    job_status(result.status)
+
+
+def jobs_table(jobs: list[Job]) -> None:
+    table = Table("job", "created", "provider", "model", "items", "state", "emulated")
+    for job in jobs:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
+        table.add_row(
+            job.id,
+            created,
+            job.provider,
+            job.model,
+            f"{job.n_items:,}",
+            job.state,
+            "yes" if job.emulated else "",
+        )
+    out.print(table)

@@ -1,0 +1,81 @@
+"""Result lines → item outcomes: download a finished batch's results, decode, record.
+
+Raw results are first written whole to the job's folder (tmp + rename), so a crash mid-download
+restarts the download and a corrupt line is reported with its file and line number before any
+outcome of that batch is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from llmbulk.batches import requeue_batch, status_of
+from llmbulk.errors import ProviderError
+from llmbulk.models import BatchState, ItemOutcome
+from llmbulk.providers.base import BatchProvider
+from llmbulk.store import Store
+from llmbulk.store.schema import Batch, Job
+
+REQUEUE_CODES = frozenset({"token_limit_exceeded", "quota", "RESOURCE_EXHAUSTED"})
+
+
+def results_path(job_dir: Path, batch: Batch) -> Path:
+    return job_dir / "results" / f"{batch.id}.jsonl"
+
+
+def download_results(provider: BatchProvider, batch: Batch, dest: Path) -> Path:
+    """Fetch every result line of a finished batch into `dest` (kept for audit and re-merge)."""
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            for line in provider.results(status_of(batch)):
+                fh.write(line.rstrip(b"\r\n") + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def decode_file(provider: BatchProvider, path: Path) -> Iterator[ItemOutcome]:
+    """Decode a downloaded results file; a bad line names the file and line."""
+    with open(path, "rb") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield provider.decode(line)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ProviderError(
+                    f"corrupt result line {line_no} in {path}: {exc.__class__.__name__}",
+                    retryable=True,
+                    hint="delete that file and run collect again to re-download it",
+                ) from exc
+
+
+def collect_batch(store: Store, provider: BatchProvider, job: Job, batch: Batch, job_dir: Path) -> dict[str, int]:
+    """Record the outcome of every item of one terminal batch; returns line counts."""
+    state = BatchState(batch.state)
+    if state is BatchState.FAILED:
+        if batch.error_code in REQUEUE_CODES:
+            requeue_batch(store, batch)
+            return {"lines": 0, "requeued": batch.total or 0}
+        store.fail_shard_items(
+            job.id,
+            batch,
+            "batch_failed",
+            batch.error_code or "batch_failed",
+            batch.error or "the provider failed the batch as a whole",
+            job.max_attempts,
+        )
+        return {"lines": 0, "failed_batch": batch.total or 0}
+    path = download_results(provider, batch, results_path(job_dir, batch))
+    return store.record_outcomes(job.id, batch, decode_file(provider, path), job.max_attempts)

@@ -1,0 +1,115 @@
+"""Tasks → provider-native JSONL shards, split by request count and bytes, written atomically.
+
+A shard is written to a temporary name, fsynced and renamed, with its sha256 computed on the
+way; only the item keys of the shard being filled are held in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from llmbulk.errors import InputError
+from llmbulk.models import Limits, Task, make_custom_id
+
+
+@dataclass(slots=True)
+class PackedShard:
+    """One finished shard file and the items it carries."""
+
+    seq: int
+    path: Path
+    sha256: str
+    n_bytes: int
+    items: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+
+class _ShardFile:
+    def __init__(self, directory: Path, seq: int) -> None:
+        self.seq = seq
+        self.path = directory / f"{seq:05d}.jsonl"
+        self.tmp = directory / f".{seq:05d}.jsonl.tmp"
+        self.fh: IO[bytes] = open(self.tmp, "wb")  # noqa: SIM115 - closed in finish/abort
+        self.digest = hashlib.sha256()
+        self.n_bytes = 0
+        self.items: list[tuple[int, str]] = []
+
+    def add(self, line: bytes, row: int, key: str) -> None:
+        self.fh.write(line)
+        self.digest.update(line)
+        self.n_bytes += len(line)
+        self.items.append((row, key))
+
+    def finish(self) -> PackedShard:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+        return PackedShard(self.seq, self.path, self.digest.hexdigest(), self.n_bytes, self.items)
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_shards(
+    tasks: Iterator[Task],
+    encode: Callable[[Task, str], bytes],
+    job_id: str,
+    limits: Limits,
+    directory: Path,
+    first_seq: int = 1,
+    attempt_of: Callable[[int], int] = lambda _row: 1,
+) -> Iterator[PackedShard]:
+    """Pack tasks into shards within `limits`, yielding each shard once it is on disk."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    seq = first_seq
+    current: _ShardFile | None = None
+    try:
+        for task in tasks:
+            line = encode(task, make_custom_id(job_id, task.row_index, attempt_of(task.row_index))) + b"\n"
+            _check_request_size(task, line, limits)
+            if current is not None and (
+                len(current.items) >= limits.max_items or current.n_bytes + len(line) > limits.max_bytes
+            ):
+                yield current.finish()
+                current = None
+                seq += 1
+            if current is None:
+                current = _ShardFile(directory, seq)
+            current.add(line, task.row_index, task.key)
+        if current is not None:
+            yield current.finish()
+            current = None
+    finally:
+        if current is not None:
+            current.abort()
+
+
+def _check_request_size(task: Task, line: bytes, limits: Limits) -> None:
+    cap = min(limits.max_bytes, limits.max_request_bytes or limits.max_bytes)
+    if len(line) > cap:
+        raise InputError(
+            f"item {task.key!r} (row {task.row_index + 1}) is {len(line):,} bytes as a request, "
+            f"over the {cap:,}-byte limit per request",
+            hint="shorten that row's text, or raise --max-bytes-per-batch if a lower cap was set",
+        )
+
+
+def verify_shard(path: Path, sha256: str) -> bool:
+    """Whether a shard file is present and unchanged since it was packed."""
+    if not path.exists():
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == sha256

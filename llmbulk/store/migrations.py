@@ -1,0 +1,165 @@
+"""Append-only named migrations, each applied in one transaction together with its record.
+
+Never edit a migration that has shipped: add a new one. The DDL is plain SQL that SQLite and
+PostgreSQL both accept, so there is no per-dialect migration code. A database that records a
+migration this llmbulk does not know was written by a newer version and is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Connection, inspect, text
+
+from llmbulk.errors import StateError
+
+Migration = Callable[[Connection], None]
+
+_INITIAL = [
+    """CREATE TABLE jobs (
+        id VARCHAR NOT NULL PRIMARY KEY,
+        created_at FLOAT NOT NULL,
+        provider VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        endpoint VARCHAR,
+        input_path VARCHAR NOT NULL,
+        input_format VARCHAR NOT NULL,
+        input_sha256 VARCHAR,
+        id_column VARCHAR,
+        spec_json VARCHAR NOT NULL,
+        emulated BOOLEAN NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        max_items INTEGER NOT NULL,
+        max_bytes BIGINT NOT NULL,
+        n_items INTEGER NOT NULL,
+        state VARCHAR NOT NULL,
+        out_path VARCHAR,
+        lease_owner VARCHAR,
+        lease_until FLOAT
+    )""",
+    """CREATE TABLE items (
+        job_id VARCHAR NOT NULL,
+        row_index INTEGER NOT NULL,
+        key VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        attempts INTEGER NOT NULL,
+        shard_id VARCHAR,
+        PRIMARY KEY (job_id, row_index)
+    )""",
+    "CREATE INDEX ix_items_job_state ON items (job_id, state)",
+    "CREATE UNIQUE INDEX ux_items_job_key ON items (job_id, key)",
+    "CREATE INDEX ix_items_job_shard ON items (job_id, shard_id)",
+    """CREATE TABLE shards (
+        id VARCHAR NOT NULL PRIMARY KEY,
+        job_id VARCHAR NOT NULL,
+        seq INTEGER NOT NULL,
+        round INTEGER NOT NULL,
+        path VARCHAR NOT NULL,
+        sha256 VARCHAR NOT NULL,
+        n_items INTEGER NOT NULL,
+        n_bytes BIGINT NOT NULL,
+        created_at FLOAT NOT NULL
+    )""",
+    "CREATE INDEX ix_shards_job ON shards (job_id, seq)",
+    """CREATE TABLE batches (
+        id VARCHAR NOT NULL PRIMARY KEY,
+        job_id VARCHAR NOT NULL,
+        shard_id VARCHAR NOT NULL,
+        provider_batch_id VARCHAR,
+        input_file_id VARCHAR,
+        state VARCHAR NOT NULL,
+        raw_status VARCHAR,
+        total INTEGER,
+        completed INTEGER,
+        failed INTEGER,
+        error VARCHAR,
+        error_code VARCHAR,
+        result_refs_json VARCHAR,
+        intent_at FLOAT NOT NULL,
+        created_at FLOAT,
+        ended_at FLOAT,
+        polled_at FLOAT,
+        collected_at FLOAT,
+        raw_json VARCHAR
+    )""",
+    "CREATE INDEX ix_batches_job_state ON batches (job_id, state)",
+    "CREATE INDEX ix_batches_shard ON batches (shard_id)",
+    """CREATE TABLE attempts (
+        job_id VARCHAR NOT NULL,
+        row_index INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        batch_id VARCHAR NOT NULL,
+        outcome VARCHAR NOT NULL,
+        output VARCHAR,
+        finish_reason VARCHAR,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        cached_tokens INTEGER,
+        reasoning_tokens INTEGER,
+        error_type VARCHAR,
+        error_code VARCHAR,
+        error_message VARCHAR,
+        recorded_at FLOAT NOT NULL,
+        PRIMARY KEY (job_id, row_index, attempt)
+    )""",
+    "CREATE INDEX ix_attempts_batch ON attempts (batch_id)",
+]
+
+
+def _initial(conn: Connection) -> None:
+    for statement in _INITIAL:
+        conn.execute(text(statement))
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("0001_initial", _initial),
+]
+
+
+def _ensure_record_table(conn: Connection) -> None:
+    if not inspect(conn).has_table("schema_migrations"):
+        conn.execute(
+            text("CREATE TABLE schema_migrations (name VARCHAR NOT NULL PRIMARY KEY, applied_at FLOAT NOT NULL)")
+        )
+
+
+def applied(conn: Connection) -> set[str]:
+    """Names of migrations recorded in this database."""
+    if not inspect(conn).has_table("schema_migrations"):
+        return set()
+    return {row[0] for row in conn.execute(text("SELECT name FROM schema_migrations"))}
+
+
+def pending(conn: Connection) -> list[str]:
+    """Names of known migrations not yet applied."""
+    done = applied(conn)
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
+def check_not_newer(conn: Connection, where: str) -> None:
+    """Refuse a database written by a newer llmbulk."""
+    known = {name for name, _ in MIGRATIONS}
+    unknown = sorted(applied(conn) - known)
+    if unknown:
+        raise StateError(
+            f"state database {where} has schema {unknown[-1]} from a newer llmbulk",
+            hint="upgrade llmbulk (pip install -U llmbulk) or point --db at another database",
+        )
+
+
+def migrate(conn: Connection) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction; returns their names."""
+    names: list[str] = []
+    for name, migration in MIGRATIONS:
+        with conn.begin():
+            _ensure_record_table(conn)
+            if name in applied(conn):
+                continue
+            migration(conn)
+            conn.execute(
+                text("INSERT INTO schema_migrations (name, applied_at) VALUES (:n, :t)"),
+                {"n": name, "t": time.time()},
+            )
+        names.append(name)
+    return names

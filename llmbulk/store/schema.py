@@ -1,0 +1,134 @@
+"""SQLModel tables: jobs, items, shards, batches, attempts and the migration record.
+
+These classes are the reference schema; `migrations.py` creates and upgrades databases to match
+them (a test compares the two). Times are UNIX seconds (float) so both SQLite and PostgreSQL sort
+and subtract them without dialect code.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+
+class Job(SQLModel, table=True):
+    """One user run: an input, a prompt, a provider and model, settings."""
+
+    __tablename__ = "jobs"
+
+    id: str = Field(primary_key=True, description="Short id such as j7f3k2.")
+    created_at: float = Field(description="When the job was created.")
+    provider: str = Field(description="openai, anthropic or gemini.")
+    model: str = Field(description="Model name sent to the provider.")
+    endpoint: str | None = Field(default=None, description="Provider endpoint, e.g. /v1/chat/completions.")
+    input_path: str = Field(description="Absolute path of the input table.")
+    input_format: str = Field(description="csv, jsonl, parquet or tasks.")
+    input_sha256: str | None = Field(default=None, description="Hash of the input bytes at submit.")
+    id_column: str | None = Field(default=None, description="Column holding item keys; None = row number.")
+    spec_json: str = Field(description="Prompt, system, params, schema: what renders tasks (JSON).")
+    emulated: bool = Field(default=False, description="Runs against the local emulator.")
+    max_attempts: int = Field(default=3, description="Attempts per item before it is dead.")
+    max_items: int = Field(description="Items per shard (provider limit, maybe lowered).")
+    max_bytes: int = Field(description="Bytes per shard (provider limit, maybe lowered).")
+    n_items: int = Field(default=0, description="Items in the job.")
+    state: str = Field(default="packing", description="packing, active, done, cancelled.")
+    out_path: str | None = Field(default=None, description="Last output table written.")
+    lease_owner: str | None = Field(default=None, description="Process holding the job lease.")
+    lease_until: float | None = Field(default=None, description="When that lease expires.")
+
+
+class Item(SQLModel, table=True):
+    """One row of a job: the unit that succeeds or fails."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        Index("ix_items_job_state", "job_id", "state"),
+        Index("ux_items_job_key", "job_id", "key", unique=True),
+        Index("ix_items_job_shard", "job_id", "shard_id"),
+    )
+
+    job_id: str = Field(primary_key=True, description="Owning job.")
+    row_index: int = Field(primary_key=True, description="0-based position in the input.")
+    key: str = Field(description="User's id (id column) or the row number.")
+    state: str = Field(default="queued", description="ItemState value.")
+    attempts: int = Field(default=0, description="Attempts made so far (the current one included).")
+    shard_id: str | None = Field(default=None, description="Shard holding the current attempt.")
+
+
+class Shard(SQLModel, table=True):
+    """One provider-native JSONL file within the provider's limits."""
+
+    __tablename__ = "shards"
+    __table_args__ = (Index("ix_shards_job", "job_id", "seq"),)
+
+    id: str = Field(primary_key=True, description="job id + sequence, e.g. j7f3k2-s0003.")
+    job_id: str = Field(description="Owning job.")
+    seq: int = Field(description="Order of creation within the job.")
+    round: int = Field(default=1, description="1 for the first submission, 2+ for retries.")
+    path: str = Field(description="Path of the JSONL file, relative to LLMBULK_HOME.")
+    sha256: str = Field(description="Hash of the file as written.")
+    n_items: int = Field(description="Requests in the shard.")
+    n_bytes: int = Field(description="Bytes of the file.")
+    created_at: float = Field(description="When it was packed.")
+
+
+class Batch(SQLModel, table=True):
+    """One provider batch created from one shard, with normalized and raw state."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        Index("ix_batches_job_state", "job_id", "state"),
+        Index("ix_batches_shard", "shard_id"),
+    )
+
+    id: str = Field(primary_key=True, description="Local id: the shard id + '-b' + attempt at creating.")
+    job_id: str = Field(description="Owning job.")
+    shard_id: str = Field(description="Shard this batch was created from.")
+    provider_batch_id: str | None = Field(default=None, description="batch_…, msgbatch_…, batches/….")
+    input_file_id: str | None = Field(default=None, description="Uploaded input file, if any.")
+    state: str = Field(description="BatchState value.")
+    raw_status: str | None = Field(default=None, description="Provider's own status string.")
+    total: int | None = Field(default=None, description="Requests in the batch.")
+    completed: int | None = Field(default=None, description="Requests finished so far, if known.")
+    failed: int | None = Field(default=None, description="Requests failed so far, if known.")
+    error: str | None = Field(default=None, description="Why the batch failed as a whole.")
+    error_code: str | None = Field(default=None, description="Provider code for that failure.")
+    result_refs_json: str | None = Field(default=None, description="Handles of result files (JSON).")
+    intent_at: float = Field(description="When the create intent was recorded.")
+    created_at: float | None = Field(default=None, description="When the provider confirmed creation.")
+    ended_at: float | None = Field(default=None, description="When it reached a terminal state.")
+    polled_at: float | None = Field(default=None, description="Last poll.")
+    collected_at: float | None = Field(default=None, description="When its results were recorded.")
+    raw_json: str | None = Field(default=None, description="Last raw provider payload (JSON).")
+
+
+class Attempt(SQLModel, table=True):
+    """One try of one item inside one batch, with its outcome."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_batch", "batch_id"),)
+
+    job_id: str = Field(primary_key=True, description="Owning job.")
+    row_index: int = Field(primary_key=True, description="Item row.")
+    attempt: int = Field(primary_key=True, description="1-based attempt number.")
+    batch_id: str = Field(description="Local batch id that produced this outcome.")
+    outcome: str = Field(description="Outcome value: succeeded, failed_retryable, failed_permanent.")
+    output: str | None = Field(default=None, description="Response text (or JSON) on success.")
+    finish_reason: str | None = Field(default=None, description="stop, length, …")
+    input_tokens: int | None = Field(default=None, description="Prompt tokens billed.")
+    output_tokens: int | None = Field(default=None, description="Completion tokens billed.")
+    cached_tokens: int | None = Field(default=None, description="Prompt tokens served from cache.")
+    reasoning_tokens: int | None = Field(default=None, description="Reasoning tokens (part of output).")
+    error_type: str | None = Field(default=None, description="Provider error type.")
+    error_code: str | None = Field(default=None, description="Provider error code or HTTP status.")
+    error_message: str | None = Field(default=None, description="Provider error message.")
+    recorded_at: float = Field(description="When the outcome was recorded.")
+
+
+class SchemaMigration(SQLModel, table=True):
+    """Named migrations applied to this database."""
+
+    __tablename__ = "schema_migrations"
+
+    name: str = Field(primary_key=True, description="Migration name, e.g. 0001_initial.")
+    applied_at: float = Field(description="When it was applied.")

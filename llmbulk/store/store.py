@@ -1,0 +1,446 @@
+"""The only code that issues SQL: named, set-based operations on jobs, items, shards and batches.
+
+Writes are short transactions (`BEGIN IMMEDIATE` on SQLite); bulk writes use executemany in
+chunks and `UPDATE … FROM` / `INSERT … ON CONFLICT`, which SQLite and PostgreSQL both speak.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy.exc import IntegrityError
+
+from llmbulk.errors import InputError, NotFoundError
+from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
+from llmbulk.store.engine import READ_OPTION, open_engine
+from llmbulk.store.schema import Batch, Job, Shard
+
+CHUNK = 20_000
+
+_JOB_COLUMNS = list(Job.model_fields)
+_BATCH_COLUMNS = list(Batch.model_fields)
+_SHARD_COLUMNS = list(Shard.model_fields)
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+
+
+class Store:
+    """Named operations on the state database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        return cls(open_engine(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """A write transaction."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (does not take SQLite's write lock)."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{READ_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def add_job(self, conn: Connection, job: Job) -> None:
+        """Insert a job row in the caller's transaction."""
+        conn.execute(text(_insert_sql("jobs", _JOB_COLUMNS)), job.model_dump())
+
+    def update_job_in(self, conn: Connection, job_id: str, **values: Any) -> None:
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        conn.execute(text(f"UPDATE jobs SET {sets} WHERE id = :_id"), {**values, "_id": job_id})
+
+    def get_job(self, job_id: str) -> Job:
+        with self.read() as conn:
+            row = conn.execute(text("SELECT * FROM jobs WHERE id = :id"), {"id": job_id}).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r} in this state database", hint="see `llmbulk jobs`")
+        return Job.model_validate(dict(row))
+
+    def list_jobs(self, limit: int = 50) -> list[Job]:
+        with self.read() as conn:
+            rows = conn.execute(
+                text("SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT :n"), {"n": limit}
+            ).mappings()
+            return [Job.model_validate(dict(r)) for r in rows]
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        with self.tx() as conn:
+            conn.execute(text(f"UPDATE jobs SET {sets} WHERE id = :_id"), {**values, "_id": job_id})
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove a job that never got past packing (nothing was sent)."""
+        with self.tx() as conn:
+            for table in ("attempts", "batches", "shards", "items"):
+                conn.execute(text(f"DELETE FROM {table} WHERE job_id = :j"), {"j": job_id})
+            conn.execute(text("DELETE FROM jobs WHERE id = :j"), {"j": job_id})
+
+    # ---- items and shards -------------------------------------------------------------------
+
+    def add_shard_items(self, conn: Connection, shard: Shard, items: Sequence[tuple[int, str]]) -> None:
+        """Record a packed shard and its items (each at attempt 1) in the caller's transaction."""
+        conn.execute(text(_insert_sql("shards", _SHARD_COLUMNS)), shard.model_dump())
+        rows = [
+            {"j": shard.job_id, "r": row, "k": key, "s": ItemState.QUEUED.value, "sh": shard.id} for row, key in items
+        ]
+        sql = text(
+            "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id) VALUES (:j, :r, :k, :s, 1, :sh)"
+        )
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            try:
+                with conn.begin_nested():
+                    conn.execute(sql, chunk)
+            except IntegrityError as exc:
+                raise self._duplicate_error(conn, shard.job_id, chunk) from exc
+
+    def _duplicate_error(self, conn: Connection, job_id: str, chunk: list[dict[str, Any]]) -> InputError:
+        seen: dict[str, int] = {}
+        for row in chunk:
+            if row["k"] in seen:
+                return _dup(row["k"], seen[row["k"]], row["r"])
+            seen[row["k"]] = row["r"]
+        found = conn.execute(
+            text("SELECT key, row_index FROM items WHERE job_id = :j AND key IN :keys").bindparams(
+                bindparam("keys", expanding=True)
+            ),
+            {"j": job_id, "keys": list(seen)},
+        ).first()
+        if found is None:
+            return InputError("duplicate item ids in the input", hint="make the id column unique")
+        return _dup(found[0], found[1], seen[found[0]])
+
+    def requeue_items(self, conn: Connection, shard: Shard, rows: Sequence[int]) -> None:
+        """Move retried items into a new shard and count the attempt."""
+        conn.execute(text(_insert_sql("shards", _SHARD_COLUMNS)), shard.model_dump())
+        sql = text(
+            "UPDATE items SET state = :s, attempts = attempts + 1, shard_id = :sh WHERE job_id = :j AND row_index = :r"
+        )
+        params = [{"s": ItemState.QUEUED.value, "sh": shard.id, "j": shard.job_id, "r": r} for r in rows]
+        for start in range(0, len(params), CHUNK):
+            conn.execute(sql, params[start : start + CHUNK])
+
+    def retryable_rows(self, job_id: str) -> Iterator[int]:
+        """Rows of failed-retryable items with attempts left, in input order."""
+        with self.read() as conn:
+            yield from conn.execute(
+                text("SELECT row_index FROM items WHERE job_id = :j AND state = :s ORDER BY row_index"),
+                {"j": job_id, "s": ItemState.FAILED_RETRYABLE.value},
+            ).scalars()
+
+    def item_attempts(self, job_id: str, rows: Sequence[int]) -> dict[int, int]:
+        """Current attempt number of each of these rows."""
+        out: dict[int, int] = {}
+        sql = text("SELECT row_index, attempts FROM items WHERE job_id = :j AND row_index IN :rows").bindparams(
+            bindparam("rows", expanding=True)
+        )
+        with self.read() as conn:
+            for start in range(0, len(rows), 900):
+                out.update(conn.execute(sql, {"j": job_id, "rows": list(rows[start : start + 900])}).tuples())
+        return out
+
+    def shards(self, job_id: str) -> list[Shard]:
+        with self.read() as conn:
+            rows = conn.execute(text("SELECT * FROM shards WHERE job_id = :j ORDER BY seq"), {"j": job_id})
+            return [Shard.model_validate(dict(r)) for r in rows.mappings()]
+
+    def unsent_shards(self, job_id: str) -> list[Shard]:
+        """Shards with no live or finished batch (never created, or their batch was requeued)."""
+        with self.read() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT s.* FROM shards s WHERE s.job_id = :j AND NOT EXISTS ("
+                    " SELECT 1 FROM batches b WHERE b.shard_id = s.id AND b.state != 'requeued')"
+                    " ORDER BY s.seq"
+                ),
+                {"j": job_id},
+            )
+            return [Shard.model_validate(dict(r)) for r in rows.mappings()]
+
+    def next_shard_seq(self, conn: Connection, job_id: str) -> int:
+        value = conn.execute(text("SELECT MAX(seq) FROM shards WHERE job_id = :j"), {"j": job_id}).scalar()
+        return (value or 0) + 1
+
+    # ---- batches ----------------------------------------------------------------------------
+
+    def add_batch(self, batch: Batch) -> None:
+        with self.tx() as conn:
+            conn.execute(text(_insert_sql("batches", _BATCH_COLUMNS)), batch.model_dump())
+
+    def update_batch(self, batch_id: str, **values: Any) -> None:
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        with self.tx() as conn:
+            conn.execute(text(f"UPDATE batches SET {sets} WHERE id = :_id"), {**values, "_id": batch_id})
+
+    def mark_submitted(self, batch_id: str, shard_id: str, job_id: str, **values: Any) -> None:
+        """Record a confirmed create and move the shard's queued items to submitted, atomically."""
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        with self.tx() as conn:
+            conn.execute(text(f"UPDATE batches SET {sets} WHERE id = :_id"), {**values, "_id": batch_id})
+            conn.execute(
+                text("UPDATE items SET state = :s WHERE job_id = :j AND shard_id = :sh AND state = :q"),
+                {"s": ItemState.SUBMITTED.value, "j": job_id, "sh": shard_id, "q": ItemState.QUEUED.value},
+            )
+
+    def requeue_batch(self, batch_id: str, job_id: str, shard_id: str) -> None:
+        """The batch produced no work (quota): its shard's items wait in the queue again."""
+        with self.tx() as conn:
+            conn.execute(
+                text("UPDATE batches SET state = 'requeued', collected_at = :t WHERE id = :b"),
+                {"t": time.time(), "b": batch_id},
+            )
+            conn.execute(
+                text("UPDATE items SET state = 'queued' WHERE job_id = :j AND shard_id = :sh AND state = 'submitted'"),
+                {"j": job_id, "sh": shard_id},
+            )
+
+    def batches(self, job_id: str, states: Iterable[str] | None = None) -> list[Batch]:
+        sql = "SELECT * FROM batches WHERE job_id = :j"
+        params: dict[str, Any] = {"j": job_id}
+        if states is not None:
+            wanted = list(states)
+            sql += " AND state IN (" + ", ".join(f":s{i}" for i in range(len(wanted))) + ")"
+            params.update({f"s{i}": s for i, s in enumerate(wanted)})
+        with self.read() as conn:
+            rows = conn.execute(text(sql + " ORDER BY intent_at, id"), params).mappings()
+            return [Batch.model_validate(dict(r)) for r in rows]
+
+    def batch_attempt_count(self, shard_id: str) -> int:
+        with self.read() as conn:
+            return int(
+                conn.execute(text("SELECT COUNT(*) FROM batches WHERE shard_id = :s"), {"s": shard_id}).scalar() or 0
+            )
+
+    # ---- outcomes -----------------------------------------------------------------------------
+
+    def record_outcomes(
+        self, job_id: str, batch: Batch, outcomes: Iterable[ItemOutcome], max_attempts: int
+    ) -> dict[str, int]:
+        """Record every result line of a batch and settle its items, in one transaction.
+
+        Lines for other jobs or for attempts this batch did not carry are ignored (counted as
+        `foreign`); items of the shard with no line become failed-retryable (`missing_result`).
+        """
+        now = time.time()
+        insert = text(
+            "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
+            " input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_type, error_code,"
+            " error_message, recorded_at) VALUES (:j, :r, :a, :b, :o, :out, :fr, :it, :ot, :ct, :rt,"
+            " :et, :ec, :em, :t) ON CONFLICT (job_id, row_index, attempt) DO NOTHING"
+        )
+        counts = {"lines": 0, "foreign": 0}
+        with self.tx() as conn:
+            chunk: list[dict[str, Any]] = []
+            for outcome in outcomes:
+                counts["lines"] += 1
+                try:
+                    owner, row, attempt = parse_custom_id(outcome.custom_id)
+                except ValueError:
+                    counts["foreign"] += 1
+                    continue
+                if owner != job_id:
+                    counts["foreign"] += 1
+                    continue
+                chunk.append(_attempt_params(job_id, row, attempt, batch.id, outcome, now))
+                if len(chunk) >= CHUNK:
+                    conn.execute(insert, chunk)
+                    chunk = []
+            if chunk:
+                conn.execute(insert, chunk)
+            self._settle_items(conn, job_id, batch, max_attempts, now)
+            conn.execute(text("UPDATE batches SET collected_at = :t WHERE id = :b"), {"t": now, "b": batch.id})
+        return counts
+
+    def _settle_items(self, conn: Connection, job_id: str, batch: Batch, max_attempts: int, now: float) -> None:
+        params = {"j": job_id, "b": batch.id, "sh": batch.shard_id, "t": now}
+        # Outcome of the item's current attempt, as carried by this batch.
+        conn.execute(
+            text(
+                "UPDATE items SET state = a.outcome FROM attempts a"
+                " WHERE a.job_id = items.job_id AND a.row_index = items.row_index"
+                " AND a.attempt = items.attempts AND a.batch_id = :b"
+                " AND items.job_id = :j AND items.shard_id = :sh"
+            ),
+            params,
+        )
+        # Items the batch carried but that came back without a line.
+        conn.execute(
+            text(
+                "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, error_type, error_code,"
+                " error_message, recorded_at) SELECT job_id, row_index, attempts, :b, 'failed_retryable',"
+                " 'missing_result', 'missing_result', 'the provider returned no result line for this item',"
+                " :t FROM items WHERE job_id = :j AND shard_id = :sh AND state IN ('queued', 'submitted')"
+                " ON CONFLICT (job_id, row_index, attempt) DO NOTHING"
+            ),
+            params,
+        )
+        conn.execute(
+            text(
+                "UPDATE items SET state = 'failed_retryable' WHERE job_id = :j AND shard_id = :sh"
+                " AND state IN ('queued', 'submitted')"
+            ),
+            params,
+        )
+        conn.execute(
+            text(
+                "UPDATE items SET state = 'dead' WHERE job_id = :j AND shard_id = :sh"
+                " AND state = 'failed_retryable' AND attempts >= :m"
+            ),
+            {**params, "m": max_attempts},
+        )
+
+    def fail_shard_items(
+        self, job_id: str, batch: Batch, error_type: str, error_code: str, message: str, max_attempts: int
+    ) -> None:
+        """Every item of a batch that failed as a whole gets the batch's error on its attempt."""
+        now = time.time()
+        params = {"j": job_id, "b": batch.id, "sh": batch.shard_id, "t": now}
+        with self.tx() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, error_type,"
+                    " error_code, error_message, recorded_at) SELECT job_id, row_index, attempts, :b,"
+                    " 'failed_retryable', :et, :ec, :em, :t FROM items WHERE job_id = :j AND shard_id = :sh"
+                    " AND state IN ('queued', 'submitted') ON CONFLICT (job_id, row_index, attempt) DO NOTHING"
+                ),
+                {**params, "et": error_type, "ec": error_code, "em": message},
+            )
+            conn.execute(
+                text(
+                    "UPDATE items SET state = 'failed_retryable' WHERE job_id = :j AND shard_id = :sh"
+                    " AND state IN ('queued', 'submitted')"
+                ),
+                params,
+            )
+            conn.execute(
+                text(
+                    "UPDATE items SET state = 'dead' WHERE job_id = :j AND shard_id = :sh"
+                    " AND state = 'failed_retryable' AND attempts >= :m"
+                ),
+                {**params, "m": max_attempts},
+            )
+            conn.execute(text("UPDATE batches SET collected_at = :t WHERE id = :b"), params)
+
+    def mark_dead(self, job_id: str, max_attempts: int) -> int:
+        """Failed-retryable items out of attempts become dead; returns how many."""
+        with self.tx() as conn:
+            result = conn.execute(
+                text(
+                    "UPDATE items SET state = 'dead' WHERE job_id = :j AND state = 'failed_retryable'"
+                    " AND attempts >= :m"
+                ),
+                {"j": job_id, "m": max_attempts},
+            )
+            return result.rowcount or 0
+
+    # ---- reads for status and merge -----------------------------------------------------------
+
+    def item_counts(self, job_id: str) -> dict[str, int]:
+        with self.read() as conn:
+            rows = conn.execute(
+                text("SELECT state, COUNT(*) FROM items WHERE job_id = :j GROUP BY state"), {"j": job_id}
+            )
+            return {state: int(n) for state, n in rows}
+
+    def usage_totals(self, job_id: str) -> dict[str, int]:
+        with self.read() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
+                    " COUNT(*) FROM attempts WHERE job_id = :j"
+                ),
+                {"j": job_id},
+            ).one()
+        return {"input_tokens": int(row[0]), "output_tokens": int(row[1]), "attempts": int(row[2])}
+
+    def error_counts(self, job_id: str) -> list[tuple[str, str, int]]:
+        """(state, error code, count) for items that are not succeeded, largest first."""
+        with self.read() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT i.state, COALESCE(a.error_code, a.error_type, ''), COUNT(*) FROM items i"
+                    " JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
+                    " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state IN"
+                    " ('failed_retryable', 'failed_permanent', 'dead') GROUP BY i.state, 2 ORDER BY 3 DESC"
+                ),
+                {"j": job_id},
+            )
+            return [(s, c, int(n)) for s, c, n in rows]
+
+    def items_in_state(self, job_id: str, state: str, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT i.row_index, i.key, i.state, i.attempts, a.error_type, a.error_code, a.error_message"
+            " FROM items i LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
+            " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state = :s ORDER BY i.row_index"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.read() as conn:
+            return [dict(r) for r in conn.execute(text(sql), {"j": job_id, "s": state}).mappings()]
+
+    def shard_rows(self, shard_id: str) -> list[int]:
+        with self.read() as conn:
+            return list(
+                conn.execute(
+                    text("SELECT row_index FROM items WHERE shard_id = :s ORDER BY row_index"),
+                    {"s": shard_id},
+                ).scalars()
+            )
+
+    def merged_rows(self, job_id: str) -> Iterator[tuple[Any, ...]]:
+        """Per item in input order: row, key, state, attempts and the current attempt's outcome."""
+        sql = text(
+            "SELECT i.row_index, i.key, i.state, i.attempts, a.output, a.finish_reason, a.input_tokens,"
+            " a.output_tokens, a.error_type, a.error_code, a.error_message FROM items i"
+            " LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
+            " AND a.attempt = i.attempts WHERE i.job_id = :j ORDER BY i.row_index"
+        )
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{READ_OPTION: True}, stream_results=True, yield_per=5000)
+            with conn.begin():
+                yield from conn.execute(sql, {"j": job_id}).tuples()
+
+
+def _dup(key: str, first_row: int, second_row: int) -> InputError:
+    return InputError(
+        f"duplicate id {key!r} at rows {first_row + 1} and {second_row + 1}",
+        hint="ids must be unique; fix the id column or drop --id-column to use row numbers",
+    )
+
+
+def _attempt_params(job_id: str, row: int, attempt: int, batch_id: str, o: ItemOutcome, now: float) -> dict[str, Any]:
+    return {
+        "j": job_id,
+        "r": row,
+        "a": attempt,
+        "b": batch_id,
+        "o": o.outcome.value,
+        "out": o.output,
+        "fr": o.finish_reason,
+        "it": o.input_tokens,
+        "ot": o.output_tokens,
+        "ct": o.cached_tokens,
+        "rt": o.reasoning_tokens,
+        "et": o.error_type,
+        "ec": o.error_code,
+        "em": o.error_message,
+        "t": now,
+    }

@@ -1,0 +1,136 @@
+"""Rows + prompt template + parameters → provider-neutral `Task`s with stable item keys.
+
+Rendering is deterministic, so a retry can re-render exactly the request an item was first sent
+with. Every problem names the file and row and is raised before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmbulk.errors import InputError, UsageError
+from llmbulk.models import Task
+from llmbulk.tables import InputTable
+
+PARAM_NAMES = ("max_tokens", "temperature", "top_p", "stop", "seed")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What turns a row into a task; stored with the job so retries render the same request."""
+
+    prompt: str | None = None
+    system: str | None = None
+    id_column: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tasks_mode(self) -> bool:
+        """Rows are already chat tasks (`{"id", "messages", …}`) rather than template data."""
+        return self.prompt is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "system": self.system,
+            "id_column": self.id_column,
+            "params": self.params,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskSpec:
+        return cls(data.get("prompt"), data.get("system"), data.get("id_column"), dict(data.get("params") or {}))
+
+
+class _Templates:
+    def __init__(self, spec: TaskSpec, columns: list[str], where: str) -> None:
+        from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, meta
+
+        env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        self.prompt = self.system = None
+        for name, source in (("prompt", spec.prompt), ("system", spec.system)):
+            if source is None:
+                continue
+            try:
+                parsed = env.parse(source)
+            except TemplateSyntaxError as exc:
+                raise UsageError(f"{name} template: {exc.message} (line {exc.lineno})") from exc
+            missing = sorted(meta.find_undeclared_variables(parsed) - set(columns))
+            if missing and columns:
+                raise InputError(
+                    f"{name} template uses {{{{ {missing[0]} }}}} but {where} has no column {missing[0]!r}",
+                    hint=f"columns are: {', '.join(columns)}",
+                )
+            setattr(self, name, env.from_string(source))
+
+
+def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | None = None) -> Iterator[Task]:
+    """Tasks for every row (or only the given rows) of the table, in input order."""
+    if spec.tasks_mode:
+        yield from _chat_tasks(table, spec, only_rows)
+        return
+    columns = table.columns()
+    if spec.id_column is not None and columns and spec.id_column not in columns:
+        raise InputError(f"{table.path} has no id column {spec.id_column!r}", hint=f"columns are: {', '.join(columns)}")
+    templates = _Templates(spec, columns, str(table.path))
+    for index, row in enumerate(table.rows()):
+        if only_rows is not None and index not in only_rows:
+            continue
+        key = _row_key(table, spec.id_column, row, index)
+        prompt = _render(templates.prompt, row, table, index, "prompt")
+        system = _render(templates.system, row, table, index, "system") if templates.system else None
+        yield Task(index, key, [{"role": "user", "content": prompt}], system, spec.params)
+
+
+def _render(template: Any, row: dict[str, Any], table: InputTable, index: int, what: str) -> str:
+    from jinja2 import UndefinedError
+
+    try:
+        return template.render(row)
+    except UndefinedError as exc:
+        raise InputError(
+            f"{table.path}: row {index + 1}: {what} template: {exc.message}",
+            hint="add the column or fix the template variable",
+        ) from exc
+
+
+def _row_key(table: InputTable, id_column: str | None, row: dict[str, Any], index: int) -> str:
+    if id_column is None:
+        return str(index)
+    value = row.get(id_column)
+    if value is None or value == "":
+        raise InputError(
+            f"{table.path}: row {index + 1} has an empty id in column {id_column!r}",
+            hint="every row needs an id, or drop --id-column to use row numbers",
+        )
+    return str(value)
+
+
+def _chat_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | None) -> Iterator[Task]:
+    id_field = spec.id_column or "id"
+    for index, row in enumerate(table.rows()):
+        if only_rows is not None and index not in only_rows:
+            continue
+        messages = row.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InputError(
+                f'{table.path}: row {index + 1} has no "messages" list',
+                hint='tasks files need {"id", "messages": [{"role", "content"}]} per line, or pass --prompt',
+            )
+        for message in messages:
+            if not isinstance(message, dict) or "role" not in message or "content" not in message:
+                raise InputError(
+                    f'{table.path}: row {index + 1}: each message needs "role" and "content"',
+                    hint='e.g. {"role": "user", "content": "…"}',
+                )
+        system = row.get("system")
+        system_messages = [m for m in messages if m["role"] == "system"]
+        if system_messages and system is None:
+            system = "\n\n".join(str(m["content"]) for m in system_messages)
+            messages = [m for m in messages if m["role"] != "system"]
+        params = dict(spec.params)
+        params.update({name: row[name] for name in PARAM_NAMES if row.get(name) is not None})
+        key = _row_key(table, id_field, row, index) if id_field in row else str(index)
+        yield Task(index, key, messages, system if system is None else str(system), params)
