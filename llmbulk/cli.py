@@ -26,6 +26,7 @@ app = typer.Typer(
     "--prompt 'Sentiment of: {{ text }}' --out results.csv --emulate",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    pretty_exceptions_short=True,
     add_completion=True,
     rich_markup_mode=None,
 )

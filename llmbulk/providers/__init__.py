@@ -40,6 +40,26 @@ register(
         "openai_base_url",
     )
 )
+register(
+    ProviderInfo(
+        "anthropic",
+        "llmbulk.providers.anthropic",
+        "AnthropicBatchProvider",
+        ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"),
+        "ANTHROPIC_BASE_URL",
+        "anthropic_base_url",
+    )
+)
+register(
+    ProviderInfo(
+        "gemini",
+        "llmbulk.providers.gemini",
+        "GeminiBatchProvider",
+        ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+        "GOOGLE_GEMINI_BASE_URL",
+        "gemini_base_url",
+    )
+)
 
 
 def info(name: str) -> ProviderInfo:

@@ -62,7 +62,8 @@ def open_engine(url: str) -> Engine:
     where = str(path) if path is not None else _redact(url)
     try:
         with engine.connect() as conn:
-            migrations.check_not_newer(conn, where)
+            with conn.begin():
+                migrations.check_not_newer(conn, where)
             migrations.migrate(conn)
     except StateError:
         raise
