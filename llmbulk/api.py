@@ -22,6 +22,7 @@ from llmbulk import providers
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.errors import ConfigError, InputError, QuotaError, UsageError
+from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, write_output
 from llmbulk.models import BatchState, ItemState, Limits
 from llmbulk.progress import NO_PROGRESS, Progress
@@ -281,7 +282,8 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
     if dry_run:
         return SubmitResult(job.id, sum(p.n_items for p in plans), plans, [], len(plans), True)
     session._providers[job.id] = adapter
-    batch_ids, queued = _submit_unsent(session, session.store.get_job(job.id))
+    with JobLease(session.store, job.id):
+        batch_ids, queued = _submit_unsent(session, session.store.get_job(job.id))
     return SubmitResult(job.id, sum(p.n_items for p in plans), plans, batch_ids, queued, False)
 
 
@@ -452,6 +454,7 @@ def collect(
     fmt: str | None = None,
     *,
     refresh: bool = True,
+    wait_lock: float = 0.0,
     settings: Settings | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> CollectResult:
@@ -459,8 +462,9 @@ def collect(
     with _session(settings, progress) as session:
         job = session.store.get_job(job_id)
         path, fmt = resolve_output(job, out, fmt)
-        collected = _poll_and_collect(session, job, refresh)
-        summary = _write(session, job, path, fmt)
+        with JobLease(session.store, job.id, wait=wait_lock):
+            collected = _poll_and_collect(session, job, refresh)
+            summary = _write(session, job, path, fmt)
         return CollectResult(job.id, collected, summary, _job_status(session.store, job))
 
 
@@ -546,14 +550,17 @@ def _retry(session: Session, job: Job) -> RetryResult:
     return RetryResult(job.id, len(rows), plans, batch_ids, dead)
 
 
-def cancel(job_id: str, *, settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> JobStatus:
+def cancel(
+    job_id: str, *, wait_lock: float = 0.0, settings: Settings | None = None, progress: Progress = NO_PROGRESS
+) -> JobStatus:
     """Cancel every live batch of a job; finished items keep their results."""
     with _session(settings, progress) as session:
         job = session.store.get_job(job_id)
         provider = session.provider(job)
-        cancel_batches(session.store, provider, job)
-        session.store.update_job(job.id, state="cancelled")
-        poll_batches(session.store, provider, job)
+        with JobLease(session.store, job.id, wait=wait_lock):
+            cancel_batches(session.store, provider, job)
+            session.store.update_job(job.id, state="cancelled")
+            poll_batches(session.store, provider, job)
         return _job_status(session.store, job)
 
 
@@ -574,6 +581,7 @@ def run(
     *,
     timeout: float | None = None,
     retry_failed: bool = True,
+    wait_lock: float = 0.0,
     settings: Settings | None = None,
     progress: Progress = NO_PROGRESS,
     sleep: Callable[[float], None] = time.sleep,
@@ -589,30 +597,47 @@ def run(
         assert job_id is not None
         job = session.store.get_job(job_id)
         path, fmt = resolve_output(job, out, fmt)
-        delay: float | None = None
-        initial, maximum = _poll_bounds(session.settings, job)
-        summary: MergeSummary | None = None
-        while True:
-            job = session.store.get_job(job_id)
-            if session.store.unsent_shards(job.id) and job.state != "cancelled":
-                _submit_unsent(session, job)
-            if _poll_and_collect(session, job, refresh=True):
-                summary = _write(session, job, path, fmt)
-                delay = None
-            state = _job_status(session.store, job)
-            if retry_failed and job.state != "cancelled" and state.counts.get(ItemState.FAILED_RETRYABLE.value):
-                _retry(session, job)
-                continue
-            live = any(b.state in LIVE_STATES or b.state == BatchState.CREATING.value for b in state.batches)
-            if not live and not state.unsent_shards:
-                session.store.mark_dead(job.id, job.max_attempts)
-                session.store.update_job(job.id, state="cancelled" if job.state == "cancelled" else "done")
-                summary = _write(session, job, path, fmt)
-                return RunResult(job.id, True, False, summary, _job_status(session.store, job))
-            delay = next_poll_delay(delay, initial, maximum)
-            if timeout is not None and clock() - started + delay > timeout:
-                return RunResult(job.id, False, True, summary, state)
-            sleep(delay)
+        with JobLease(session.store, job.id, wait=wait_lock) as lease:
+            return _run_loop(session, lease, job.id, path, fmt, timeout, retry_failed, started, sleep, clock)
+
+
+def _run_loop(
+    session: Session,
+    lease: JobLease,
+    job_id: str,
+    path: Path | None,
+    fmt: str,
+    timeout: float | None,
+    retry_failed: bool,
+    started: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> RunResult:
+    delay: float | None = None
+    initial, maximum = _poll_bounds(session.settings, session.store.get_job(job_id))
+    summary: MergeSummary | None = None
+    while True:
+        lease.check()
+        job = session.store.get_job(job_id)
+        if session.store.unsent_shards(job.id) and job.state != "cancelled":
+            _submit_unsent(session, job)
+        if _poll_and_collect(session, job, refresh=True):
+            summary = _write(session, job, path, fmt)
+            delay = None
+        state = _job_status(session.store, job)
+        if retry_failed and job.state != "cancelled" and state.counts.get(ItemState.FAILED_RETRYABLE.value):
+            _retry(session, job)
+            continue
+        live = any(b.state in LIVE_STATES or b.state == BatchState.CREATING.value for b in state.batches)
+        if not live and not state.unsent_shards:
+            session.store.mark_dead(job.id, job.max_attempts)
+            session.store.update_job(job.id, state="cancelled" if job.state == "cancelled" else "done")
+            summary = _write(session, job, path, fmt)
+            return RunResult(job.id, True, False, summary, _job_status(session.store, job))
+        delay = next_poll_delay(delay, initial, maximum)
+        if timeout is not None and clock() - started + delay > timeout:
+            return RunResult(job.id, False, True, summary, state)
+        sleep(delay)
 
 
 def _poll_bounds(settings: Settings, job: Job) -> tuple[float, float]:

@@ -86,6 +86,26 @@ class Store:
         with self.tx() as conn:
             conn.execute(text(f"UPDATE jobs SET {sets} WHERE id = :_id"), {**values, "_id": job_id})
 
+    def claim_lease(self, job_id: str, owner: str, ttl: float) -> bool:
+        """Take or renew the job's lease if it is free, expired or already ours (one atomic UPDATE)."""
+        now = time.time()
+        with self.tx() as conn:
+            result = conn.execute(
+                text(
+                    "UPDATE jobs SET lease_owner = :o, lease_until = :u WHERE id = :j"
+                    " AND (lease_owner IS NULL OR lease_until < :now OR lease_owner = :o)"
+                ),
+                {"o": owner, "u": now + ttl, "j": job_id, "now": now},
+            )
+            return (result.rowcount or 0) == 1
+
+    def release_lease(self, job_id: str, owner: str) -> None:
+        with self.tx() as conn:
+            conn.execute(
+                text("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = :j AND lease_owner = :o"),
+                {"j": job_id, "o": owner},
+            )
+
     def delete_job(self, job_id: str) -> None:
         """Remove a job that never got past packing (nothing was sent)."""
         with self.tx() as conn:
@@ -163,12 +183,12 @@ class Store:
             return [Shard.model_validate(dict(r)) for r in rows.mappings()]
 
     def unsent_shards(self, job_id: str) -> list[Shard]:
-        """Shards with no live or finished batch (never created, or their batch was requeued)."""
+        """Shards with no confirmed batch: never created, requeued, or created with an unknown outcome."""
         with self.read() as conn:
             rows = conn.execute(
                 text(
                     "SELECT s.* FROM shards s WHERE s.job_id = :j AND NOT EXISTS ("
-                    " SELECT 1 FROM batches b WHERE b.shard_id = s.id AND b.state != 'requeued')"
+                    " SELECT 1 FROM batches b WHERE b.shard_id = s.id AND b.state NOT IN ('requeued', 'creating'))"
                     " ORDER BY s.seq"
                 ),
                 {"j": job_id},
