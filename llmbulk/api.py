@@ -564,6 +564,28 @@ def cancel(
         return _job_status(session.store, job)
 
 
+def items(
+    job_id: str, state: str, out: Path | None = None, *, limit: int | None = None, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """Items of a job in one state (e.g. the dead-letter list) with the error of their last attempt."""
+    if state not in {s.value for s in ItemState}:
+        raise UsageError(f"unknown item state {state!r}", hint=", ".join(s.value for s in ItemState))
+    with _session(settings, NO_PROGRESS) as session:
+        session.store.get_job(job_id)
+        rows = session.store.items_in_state(job_id, state, limit)
+    if out is not None:
+        from llmbulk.tables import TableWriter
+
+        columns = ["key", "row_index", "state", "attempts", "error_type", "error_code", "error_message"]
+        writer = TableWriter(
+            None if str(out) == "-" else out, detect_format(out) if str(out) != "-" else "jsonl", columns
+        )
+        for row in rows:
+            writer.write(row)
+        writer.close()
+    return rows
+
+
 def jobs(limit: int = 50, *, settings: Settings | None = None) -> list[Job]:
     """Jobs in this state database, newest first."""
     with _session(settings, NO_PROGRESS) as session:

@@ -43,6 +43,9 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on st
 OutOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Output table (.csv, .jsonl, .parquet; - for stdout).")
 ]
+WaitLockOpt = Annotated[
+    float, typer.Option("--wait-lock", help="Wait this many seconds for another process working on the job.")
+]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, jsonl or parquet (default: from --out).")]
 
 
@@ -262,6 +265,7 @@ def collect(
     job: Annotated[str, typer.Argument(help="Job id.")],
     out: OutOpt = None,
     format: FormatOpt = None,
+    wait_lock: WaitLockOpt = 0.0,
     json: JsonOpt = False,
     db: DbOpt = None,
     home: HomeOpt = None,
@@ -279,7 +283,9 @@ def collect(
     def body() -> ExitStatus:
         from llmbulk import api, render
 
-        result = api.collect(job, out, format, settings=_settings(home, db), progress=_progress(verbose, quiet))
+        result = api.collect(
+            job, out, format, wait_lock=wait_lock, settings=_settings(home, db), progress=_progress(verbose, quiet)
+        )
         if json:
             payload = render.status_json(result.status)
             payload["collected_batches"] = result.collected_batches
@@ -295,6 +301,7 @@ def collect(
 @app.command()
 def retry(
     job: Annotated[str, typer.Argument(help="Job id.")],
+    wait_lock: WaitLockOpt = 0.0,
     json: JsonOpt = False,
     db: DbOpt = None,
     home: HomeOpt = None,
@@ -311,7 +318,7 @@ def retry(
     def body() -> None:
         from llmbulk import api, render
 
-        result = api.retry(job, settings=_settings(home, db), progress=_progress(verbose, quiet))
+        result = api.retry(job, wait_lock=wait_lock, settings=_settings(home, db), progress=_progress(verbose, quiet))
         if json:
             render.print_json(
                 {
@@ -351,6 +358,7 @@ def run(
     format: FormatOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not resubmit failed items.")] = False,
+    wait_lock: WaitLockOpt = 0.0,
     json: JsonOpt = False,
     db: DbOpt = None,
     home: HomeOpt = None,
@@ -381,9 +389,16 @@ def run(
         else:
             job_id = input
         result = api.run(
-            job_id, options, out, format, timeout=timeout, retry_failed=not no_retry, settings=settings,
+            job_id,
+            options,
+            out,
+            format,
+            timeout=timeout,
+            retry_failed=not no_retry,
+            wait_lock=wait_lock,
+            settings=settings,
             progress=_progress(verbose, quiet),
-        )  # fmt: skip
+        )
         if json:
             payload = render.status_json(result.status)
             payload["timed_out"] = result.timed_out
@@ -399,6 +414,7 @@ def run(
 @app.command()
 def cancel(
     job: Annotated[str, typer.Argument(help="Job id.")],
+    wait_lock: WaitLockOpt = 0.0,
     json: JsonOpt = False,
     db: DbOpt = None,
     home: HomeOpt = None,
@@ -411,7 +427,7 @@ def cancel(
     def body() -> None:
         from llmbulk import api, render
 
-        result = api.cancel(job, settings=_settings(home, db))
+        result = api.cancel(job, wait_lock=wait_lock, settings=_settings(home, db))
         render.print_json(render.status_json(result)) if json else render.job_status(result)
 
     _guard(body)
@@ -436,6 +452,52 @@ def jobs(
         render.print_json([render.job_json(j) for j in result]) if json else render.jobs_table(result)
 
     _guard(body)
+
+
+@app.command()
+def items(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    state: Annotated[str, typer.Option("--state", help="Item state, e.g. dead, failed_permanent.")] = "dead",
+    out: OutOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="At most this many.")] = None,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """List or export a job's items in one state, with the error of their last attempt (the dead-letter list).
+
+    Example: llmbulk items j7f3k2 --state dead --out dead.csv
+    """
+
+    def body() -> None:
+        from llmbulk import api, render
+
+        result = api.items(job, state, out, limit=limit, settings=_settings(home, db))
+        if json:
+            render.print_json(result)
+        elif out is None:
+            render.items_table(result)
+        else:
+            render.err.print(f"wrote {len(result):,} item(s) to {out}")
+
+    _guard(body)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from llmbulk import __version__
+
+        typer.echo(f"llmbulk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Run large LLM workloads through the providers' discounted Batch APIs."""
 
 
 @emulator_app.command("serve")

@@ -240,3 +240,11 @@ def jobs_table(jobs: list[Job]) -> None:
             "yes" if job.emulated else "",
         )
     out.print(table)
+
+
+def items_table(rows: list[dict[str, Any]]) -> None:
+    table = Table("key", "row", "state", "attempts", "error")
+    for r in rows:
+        error = f"{r.get('error_code') or r.get('error_type') or ''}: {r.get('error_message') or ''}".strip(": ")
+        table.add_row(str(r["key"]), str(r["row_index"] + 1), r["state"], str(r["attempts"]), error)
+    out.print(table)
