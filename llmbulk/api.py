@@ -213,9 +213,10 @@ class Session:
 
     def _emulator_server(self) -> Any:
         if self._emulator is None:
-            from llmbulk.emulator import EmulatorConfig, EmulatorServer
+            from llmbulk.emulator import EmulatorServer
+            from llmbulk.emulator.settings import config_from_env
 
-            self._emulator = EmulatorServer(self.settings.emulator_dir, EmulatorConfig())
+            self._emulator = EmulatorServer(self.settings.emulator_dir, config_from_env(self.settings.env))
             self._emulator.start()
         return self._emulator
 

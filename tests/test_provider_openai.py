@@ -53,9 +53,7 @@ def _chat_body(content: str) -> dict:
             "object": "chat.completion",
             "created": 1,
             "model": "gpt-4o-mini",
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
             "usage": {
                 "prompt_tokens": 11,
                 "completion_tokens": 2,

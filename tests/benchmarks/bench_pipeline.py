@@ -1,0 +1,245 @@
+"""Benchmark: pack → submit → (instant emulated completion) → collect → merge, against a floor.
+
+A script, not a test: it prints figures. Each (provider, N) runs in a fresh subprocess so peak
+RSS is per run. The floor is a minimal script doing only the unavoidable work on the same data:
+read the input, render the same template with the same engine, serialize the lines, write them,
+one bulk insert of the item keys; and for collect: read the result lines, parse, one bulk
+update, write Parquet.
+
+    python tests/benchmarks/bench_pipeline.py --sizes 10000 100000 1000000 --providers openai anthropic gemini
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TEMPLATE = "Classify the sentiment of this review as positive, negative or neutral: {{ text }}"
+MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
+WORDS = "the quick brown fox jumps over a lazy dog while this product works great or terribly".split()
+
+
+def make_input(path: Path, n: int) -> None:
+    rng = random.Random(n)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review_id", "text"])
+        for i in range(n):
+            writer.writerow([f"r{i}", " ".join(rng.choice(WORDS) for _ in range(24))])
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- the floor ---------------------------------------------------------------------------------
+
+
+def floor_pack(input_path: Path, work: Path) -> dict[str, float]:
+    import jinja2
+    import orjson
+
+    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(TEMPLATE)
+    started = time.perf_counter()
+    db = sqlite3.connect(work / "floor.db")
+    db.execute("CREATE TABLE items (job_id TEXT, row_index INTEGER, key TEXT, PRIMARY KEY (job_id, row_index))")
+    keys = []
+    out_bytes = 0
+    with open(input_path, newline="") as fh, open(work / "floor.jsonl", "wb") as out:
+        for index, row in enumerate(csv.DictReader(fh)):
+            prompt = template.render(row)
+            line = orjson.dumps(
+                {
+                    "custom_id": f"jfloor-{index}-1",
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {"model": "m", "messages": [{"role": "user", "content": prompt}]},
+                }
+            )
+            out.write(line + b"\n")
+            out_bytes += len(line) + 1
+            keys.append(("jfloor", index, row["review_id"]))
+    db.executemany("INSERT INTO items VALUES (?, ?, ?)", keys)
+    db.commit()
+    return {"seconds": time.perf_counter() - started, "bytes": out_bytes}
+
+
+def floor_collect(results_path: Path, work: Path, n: int) -> dict[str, float]:
+    import orjson
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    db = sqlite3.connect(work / "floor.db")
+    db.execute("ALTER TABLE items ADD COLUMN output TEXT")
+    updates = []
+    size = 0
+    with open(results_path, "rb") as fh:
+        for line in fh:
+            size += len(line)
+            data = orjson.loads(line)
+            _, row, _ = data["custom_id"].rsplit("-", 2)
+            updates.append((str(data), int(row)))
+    db.executemany("UPDATE items SET output = ? WHERE job_id = 'jfloor' AND row_index = ?", updates)
+    db.commit()
+    rows = db.execute("SELECT key, output FROM items ORDER BY row_index")
+    writer = None
+    while batch := rows.fetchmany(10_000):
+        table = pa.table({"key": [r[0] for r in batch], "output": [r[1] for r in batch]})
+        writer = writer or pq.ParquetWriter(work / "floor.parquet", table.schema)
+        writer.write_table(table)
+    if writer:
+        writer.close()
+    return {"seconds": time.perf_counter() - started, "bytes": size}
+
+
+# ---- llmbulk stages ------------------------------------------------------------------------------
+
+
+def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any]:
+    from llmbulk import api
+    from llmbulk.config import load_settings
+    from llmbulk.shards import write_shards  # noqa: F401 - imported for parity with the pack stage
+
+    env = dict(os.environ, LLMBULK_EMULATOR_SECONDS="0")
+    settings = load_settings(home=work / "home", env=env)
+    options = api.SubmitOptions(
+        input=input_path,
+        provider=provider,
+        model=MODELS[provider],
+        prompt=TEMPLATE,
+        id_column="review_id",
+        emulate=True,
+    )
+    figures: dict[str, Any] = {}
+    with api.Session(settings) as session:
+        started = time.perf_counter()
+        table = api._input_table(options)
+        spec = api.TaskSpec(options.prompt, None, options.id_column, {})
+        job = api.Job(
+            id=api.new_job_id(),
+            created_at=time.time(),
+            provider=provider,
+            model=options.model,
+            input_path=str(input_path.resolve()),
+            input_format="csv",
+            id_column="review_id",
+            spec_json=json.dumps(spec.to_json()),
+            emulated=True,
+            max_items=10**9,
+            max_bytes=10**12,
+        )
+        limits = api._limits(options)
+        job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
+        adapter = session._make_provider(provider, job.model, None, True, need_key=False)
+        plans = api._pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
+        figures["pack"] = {"seconds": time.perf_counter() - started, "bytes": sum(p.n_bytes for p in plans)}
+        session._providers[job.id] = adapter
+        started = time.perf_counter()
+        api._submit_unsent(session, session.store.get_job(job.id))
+        figures["submit"] = {"seconds": time.perf_counter() - started, "bytes": figures["pack"]["bytes"]}
+        job = session.store.get_job(job.id)
+        started = time.perf_counter()
+        while session.store.batches(job.id, ["validating", "running", "finalizing"]):
+            api._poll_and_collect(session, job, refresh=True)
+        api._poll_and_collect(session, job, refresh=True)
+        figures["collect"] = {"seconds": time.perf_counter() - started}
+        started = time.perf_counter()
+        summary = api._write(session, job, work / "out.parquet", "parquet")
+        figures["merge"] = {"seconds": time.perf_counter() - started, "rows": summary.rows}
+        results = sorted((work / "home" / "jobs" / job.id / "results").glob("*.jsonl"))
+        figures["results_bytes"] = sum(p.stat().st_size for p in results)
+        with open(work / "all_results.jsonl", "wb") as out:
+            for path in results:
+                out.write(path.read_bytes())
+        started = time.perf_counter()
+        api.status(job.id, settings=settings)
+        figures["status_seconds"] = time.perf_counter() - started
+    figures["peak_rss_mb"] = peak_rss_mb()
+    return figures
+
+
+def child(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    input_path = work / "input.csv"
+    if args.role == "floor":
+        pack = floor_pack(input_path, work)
+        result = {"pack": pack, "peak_rss_mb": peak_rss_mb()}
+        collect = floor_collect(Path(args.results), work, args.n)
+        result["collect"] = collect
+        result["peak_rss_mb"] = peak_rss_mb()
+    else:
+        result = llmbulk_stages(input_path, work, args.provider)
+    print(json.dumps(result))
+
+
+def run_child(role: str, work: Path, n: int, provider: str = "", results: str = "") -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", role, "--work", str(work), "--n", str(n)]
+    if provider:
+        cmd += ["--provider", provider]
+    if results:
+        cmd += ["--results", results]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def help_seconds() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "llmbulk", "--help"], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--providers", nargs="+", default=["openai", "anthropic", "gemini"])
+    parser.add_argument("--child", dest="role")
+    parser.add_argument("--work")
+    parser.add_argument("--n", type=int, default=0)
+    parser.add_argument("--provider", default="")
+    parser.add_argument("--results", default="")
+    args = parser.parse_args()
+    if args.role:
+        child(args)
+        return
+    header = f"{'provider':<10}{'N':>9}  {'stage':<8}{'items/s':>11}{'MB/s':>8}{'x floor':>9}{'peak RSS MB':>13}"
+    print(header)
+    print("-" * len(header))
+    for n in args.sizes:
+        for provider in args.providers:
+            with tempfile.TemporaryDirectory(prefix="llmbulk-bench-") as tmp:
+                work = Path(tmp)
+                make_input(work / "input.csv", n)
+                ours = run_child("llmbulk", work, n, provider)
+                floor = run_child("floor", work, n, results=str(work / "all_results.jsonl"))
+            collect_merge = ours["collect"]["seconds"] + ours["merge"]["seconds"]
+            rows = [
+                ("pack", ours["pack"]["seconds"], ours["pack"]["bytes"], floor["pack"]["seconds"]),
+                ("submit", ours["submit"]["seconds"], ours["pack"]["bytes"], None),
+                ("collect", collect_merge, ours["results_bytes"], floor["collect"]["seconds"]),
+            ]
+            for stage, seconds, size, floor_seconds in rows:
+                ratio = f"{seconds / floor_seconds:>8.2f}x" if floor_seconds else f"{'':>9}"
+                print(
+                    f"{provider:<10}{n:>9,}  {stage:<8}{n / seconds:>11,.0f}{size / 1e6 / seconds:>8.1f}"
+                    f"{ratio}{ours['peak_rss_mb']:>13.0f}"
+                )
+            print(
+                f"{provider:<10}{n:>9,}  status {ours['status_seconds']:.3f}s   floor peak RSS {floor['peak_rss_mb']:.0f} MB"
+            )
+    print(f"llmbulk --help: {help_seconds():.3f}s")
+
+
+if __name__ == "__main__":
+    main()
