@@ -27,7 +27,24 @@ from typing import Any
 
 TEMPLATE = "Classify the sentiment of this review as positive, negative or neutral: {{ text }}"
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
-WORDS = "the quick brown fox jumps over a lazy dog while this product works great or terribly".split()
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "this",
+    "product",
+    "works",
+    "great",
+    "or",
+    "terribly",
+]
 
 
 def make_input(path: Path, n: int) -> None:
