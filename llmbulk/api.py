@@ -22,6 +22,7 @@ from llmbulk import providers
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.errors import ConfigError, InputError, QuotaError, UsageError
+from llmbulk.events import EventHooks, Events
 from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, write_output
 from llmbulk.models import BatchState, ItemState, Limits
@@ -166,11 +167,14 @@ class RunResult:
 class Session:
     """Open state and provider clients for one command; close it when done."""
 
-    def __init__(self, settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> None:
+    def __init__(
+        self, settings: Settings | None = None, progress: Progress = NO_PROGRESS, hooks: EventHooks | None = None
+    ) -> None:
         self.settings = settings or load_settings()
         ensure_private_dir(self.settings.home)
         self.store = Store.open(self.settings.db_url)
         self.progress = progress
+        self.events = Events(hooks, self.settings.job_dir)
         self._providers: dict[str, BatchProvider] = {}
         self._emulator: Any = None
 
@@ -225,8 +229,8 @@ class Session:
 
 
 @contextmanager
-def _session(settings: Settings | None, progress: Progress) -> Iterator[Session]:
-    session = Session(settings, progress)
+def _session(settings: Settings | None, progress: Progress, hooks: EventHooks | None = None) -> Iterator[Session]:
+    session = Session(settings, progress, hooks)
     try:
         yield session
     finally:
@@ -280,6 +284,19 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
         job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run
     )
     plans = _pack_new_job(session, job, table, spec, adapter, limits, dry_run)
+    if not dry_run:
+        session.events.emit(
+            "job.submitted",
+            job.id,
+            provider=job.provider,
+            model=job.model,
+            input=job.input_path,
+            n_items=sum(p.n_items for p in plans),
+            shards=len(plans),
+            emulated=job.emulated,
+            spec=spec.to_json(),
+            max_attempts=job.max_attempts,
+        )
     if dry_run:
         return SubmitResult(job.id, sum(p.n_items for p in plans), plans, [], len(plans), True)
     session._providers[job.id] = adapter
@@ -368,10 +385,13 @@ def _submit_unsent(session: Session, job: Job) -> tuple[list[str], int]:
         try:
             batch = submit_shard(session.store, provider, job, shard, session.settings.home)
         except QuotaError as exc:
+            session.events.emit("batch.requeued", job.id, shard_id=shard.id, reason=exc.message)
             session.progress.note(f"{exc.message}; {len(unsent) - index} shard(s) stay queued")
             return created, len(unsent) - index
         if batch is not None:
-            created.append(_provider_id(session.store, batch.id, job.id))
+            provider_id = _provider_id(session.store, batch.id, job.id)
+            created.append(provider_id)
+            session.events.emit("batch.created", job.id, batch_id=provider_id, shard_id=shard.id, n_items=shard.n_items)
         session.progress.advance()
     return created, 0
 
@@ -390,7 +410,7 @@ def status(
     with _session(settings, progress) as session:
         job = session.store.get_job(job_id)
         if refresh:
-            poll_batches(session.store, session.provider(job), job)
+            _poll(session, job)
         return _job_status(session.store, job)
 
 
@@ -478,16 +498,36 @@ def _poll_and_collect(session: Session, job: Job, refresh: bool) -> list[str]:
         return []
     provider = session.provider(job)
     if refresh and any(b.state in LIVE_STATES for b in pending):
-        poll_batches(store, provider, job)
+        _poll(session, job)
     collected: list[str] = []
     finished = [b for b in store.batches(job.id) if b.collected_at is None and BatchState(b.state).terminal]
     for batch in finished:
         if batch.state == BatchState.REQUEUED.value:
             continue
         session.progress.stage(f"collecting {batch.provider_batch_id}", batch.total)
-        collect_batch(store, provider, job, batch, session.job_dir(job.id))
+        lines = collect_batch(store, provider, job, batch, session.job_dir(job.id))
         collected.append(batch.provider_batch_id or batch.id)
+        session.events.emit("batch.collected", job.id, batch_id=batch.provider_batch_id, state=batch.state, **lines)
+    if collected:
+        session.events.emit("job.progress", job.id, counts=store.item_counts(job.id))
     return collected
+
+
+def _poll(session: Session, job: Job) -> None:
+    """Poll live batches and emit an event for every state change."""
+    for before, status in poll_batches(session.store, session.provider(job), job):
+        name = "ended" if status.state is BatchState.ENDED else status.state.value
+        latency = (status.ended_at - before.created_at) if status.ended_at and before.created_at else None
+        session.events.emit(
+            f"batch.{name}",
+            job.id,
+            batch_id=before.provider_batch_id,
+            previous=before.state,
+            raw_status=status.raw_status,
+            total=status.total,
+            error=status.error,
+            latency_seconds=latency,
+        )
 
 
 def _write(session: Session, job: Job, path: Path | None, fmt: str) -> MergeSummary:
@@ -561,7 +601,8 @@ def cancel(
         with JobLease(session.store, job.id, wait=wait_lock):
             cancel_batches(session.store, provider, job)
             session.store.update_job(job.id, state="cancelled")
-            poll_batches(session.store, provider, job)
+            session.events.emit("job.cancelled", job.id)
+            _poll(session, job)
         return _job_status(session.store, job)
 
 
@@ -605,23 +646,31 @@ def run(
     timeout: float | None = None,
     retry_failed: bool = True,
     wait_lock: float = 0.0,
+    hooks: EventHooks | None = None,
     settings: Settings | None = None,
     progress: Progress = NO_PROGRESS,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> RunResult:
-    """Submit (or continue) a job and poll, collect and retry until it is done or `timeout` passes."""
+    """Submit (or continue) a job and poll, collect and retry until it is done or `timeout` passes.
+
+    Results are merged into the output table as each batch ends, not when the last one does.
+    """
     if (job_id is None) == (options is None):
         raise UsageError("run needs either a job id or an input to submit")
     started = clock()
-    with _session(settings, progress) as session:
+    with _session(settings, progress, hooks) as session:
         if options is not None:
             job_id = _submit(session, options, dry_run=False).job_id
         assert job_id is not None
         job = session.store.get_job(job_id)
         path, fmt = resolve_output(job, out, fmt)
         with JobLease(session.store, job.id, wait=wait_lock) as lease:
-            return _run_loop(session, lease, job.id, path, fmt, timeout, retry_failed, started, sleep, clock)
+            try:
+                return _run_loop(session, lease, job.id, path, fmt, timeout, retry_failed, started, sleep, clock)
+            except Exception as exc:
+                session.events.error(job.id, exc)
+                raise
 
 
 def _run_loop(
@@ -656,9 +705,20 @@ def _run_loop(
             session.store.mark_dead(job.id, job.max_attempts)
             session.store.update_job(job.id, state="cancelled" if job.state == "cancelled" else "done")
             summary = _write(session, job, path, fmt)
-            return RunResult(job.id, True, False, summary, _job_status(session.store, job))
+            final = _job_status(session.store, job)
+            failed = final.counts.get("failed_permanent", 0) + final.counts.get("dead", 0)
+            session.events.emit(
+                "job.done_with_failures" if failed else "job.done",
+                job.id,
+                counts=final.counts,
+                seconds=clock() - started,
+                usage=final.usage,
+                output=str(path) if path else None,
+            )
+            return RunResult(job.id, True, False, summary, final)
         delay = next_poll_delay(delay, initial, maximum)
         if timeout is not None and clock() - started + delay > timeout:
+            session.events.emit("job.timeout", job.id, counts=state.counts, seconds=clock() - started)
             return RunResult(job.id, False, True, summary, state)
         sleep(delay)
 

@@ -108,15 +108,18 @@ def _reconcile(
     return batch
 
 
-def poll_batches(store: Store, provider: BatchProvider, job: Job) -> list[Batch]:
-    """Refresh every live batch of the job; returns the batches as now recorded."""
+def poll_batches(store: Store, provider: BatchProvider, job: Job) -> list[tuple[Batch, BatchStatus]]:
+    """Refresh every live batch of the job; returns (batch before, new status) for each state change."""
     live = [b for b in store.batches(job.id, LIVE_STATES) if b.provider_batch_id]
+    changes: list[tuple[Batch, BatchStatus]] = []
     if live:
         statuses = provider.poll([b.provider_batch_id for b in live if b.provider_batch_id])
         now = time.time()
         for batch, status in zip(live, statuses, strict=True):
             store.update_batch(batch.id, **_status_values(status, now))
-    return store.batches(job.id)
+            if status.state.value != batch.state:
+                changes.append((batch, status))
+    return changes
 
 
 def _status_values(status: BatchStatus, now: float) -> dict[str, object]:

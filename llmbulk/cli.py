@@ -359,6 +359,13 @@ def run(
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not resubmit failed items.")] = False,
     wait_lock: WaitLockOpt = 0.0,
+    on_event: Annotated[
+        str | None, typer.Option("--on-event", help="Shell command run per event, with the event JSON on stdin.")
+    ] = None,
+    webhook: Annotated[str | None, typer.Option("--webhook", help="URL that each event is POSTed to.")] = None,
+    notify_on: Annotated[
+        str | None, typer.Option("--notify-on", help="Which events reach the hooks: done,failed,batch,timeout,all.")
+    ] = None,
     json: JsonOpt = False,
     db: DbOpt = None,
     home: HomeOpt = None,
@@ -374,6 +381,7 @@ def run(
 
     def body() -> ExitStatus:
         from llmbulk import api, render
+        from llmbulk.events import EventHooks, parse_notify
 
         settings = _settings(home, db)
         options = None
@@ -396,6 +404,7 @@ def run(
             timeout=timeout,
             retry_failed=not no_retry,
             wait_lock=wait_lock,
+            hooks=EventHooks(on_event=on_event, webhook=webhook, notify_on=parse_notify(notify_on)),
             settings=settings,
             progress=_progress(verbose, quiet),
         )
