@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from llmbulk import providers
+from llmbulk import costs, providers
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
-from llmbulk.errors import ConfigError, InputError, QuotaError, UsageError
+from llmbulk.errors import BudgetError, ConfigError, InputError, QuotaError, UsageError
 from llmbulk.events import EventHooks, Events
 from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, write_output
@@ -58,6 +58,7 @@ class SubmitOptions:
     max_bytes_per_batch: int | None = None
     max_attempts: int = 3
     emulate: bool = False
+    max_cost: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class SubmitResult:
     batch_ids: list[str]
     queued_shards: int
     dry_run: bool
+    estimate: costs.Estimate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +285,7 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
     adapter = session._make_provider(
         job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run
     )
-    plans = _pack_new_job(session, job, table, spec, adapter, limits, dry_run)
+    plans, estimate = _pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost)
     if not dry_run:
         session.events.emit(
             "job.submitted",
@@ -298,11 +300,11 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
             max_attempts=job.max_attempts,
         )
     if dry_run:
-        return SubmitResult(job.id, sum(p.n_items for p in plans), plans, [], len(plans), True)
+        return SubmitResult(job.id, sum(p.n_items for p in plans), plans, [], len(plans), True, estimate)
     session._providers[job.id] = adapter
     with JobLease(session.store, job.id):
         batch_ids, queued = _submit_unsent(session, session.store.get_job(job.id))
-    return SubmitResult(job.id, sum(p.n_items for p in plans), plans, batch_ids, queued, False)
+    return SubmitResult(job.id, sum(p.n_items for p in plans), plans, batch_ids, queued, False, estimate)
 
 
 def _limits(options: SubmitOptions) -> Limits:
@@ -329,23 +331,35 @@ def _pack_new_job(
     adapter: BatchProvider,
     limits: Limits,
     dry_run: bool,
-) -> list[ShardPlan]:
+    max_cost: float | None = None,
+) -> tuple[list[ShardPlan], costs.Estimate]:
     store, home = session.store, session.settings.home
     shard_dir = session.job_dir(job.id) / "shards"
     plans: list[ShardPlan] = []
+    counter = _CharCounter()
     session.progress.stage("packing")
     try:
         with store.tx() as conn:
             store.add_job(conn, job)
-            for packed in write_shards(iter_tasks(table, spec), adapter.encode, job.id, limits, shard_dir):
+            tasks = counter.count(iter_tasks(table, spec))
+            for packed in write_shards(tasks, adapter.encode, job.id, limits, shard_dir):
                 shard = _shard_row(job.id, packed, home, round_=1)
                 store.add_shard_items(conn, shard, packed.items)
                 plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
                 session.progress.advance(packed.n_items)
             if not plans:
                 raise InputError(f"{table.path} has no rows", hint="nothing to submit")
+            n_items = sum(p.n_items for p in plans)
+            estimate = _estimate(store, job, spec, counter.chars, n_items)
+            _check_budget(estimate, max_cost, job)
             store.update_job_in(
-                conn, job.id, n_items=sum(p.n_items for p in plans), input_sha256=table.sha256, state="active"
+                conn,
+                job.id,
+                n_items=n_items,
+                input_sha256=table.sha256,
+                state="active",
+                prompt_chars=counter.chars,
+                estimate_json=orjson.dumps(_estimate_json(estimate)).decode(),
             )
             if dry_run:
                 raise _DryRun()
@@ -354,7 +368,59 @@ def _pack_new_job(
     except BaseException:
         shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
         raise
-    return plans
+    return plans, estimate
+
+
+class _CharCounter:
+    """Counts rendered prompt characters on the way through (for the cost estimate)."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+
+    def count(self, tasks: Iterator[Any]) -> Iterator[Any]:
+        for task in tasks:
+            self.chars += sum(len(str(m.get("content", ""))) for m in task.messages) + len(task.system or "")
+            yield task
+
+
+def _estimate(store: Store, job: Job, spec: TaskSpec, chars: int, n_items: int) -> costs.Estimate:
+    per_token, per_item = store.calibration(job.provider, job.model)
+    return costs.estimate(
+        job.provider,
+        job.model,
+        chars,
+        n_items,
+        spec.params.get("max_tokens"),
+        chars_per_token=per_token or costs.CHARS_PER_TOKEN,
+        past_output_per_item=per_item,
+    )
+
+
+def _estimate_json(estimate: costs.Estimate) -> dict[str, Any]:
+    return {
+        "input_tokens": estimate.input_tokens,
+        "likely_output_tokens": estimate.likely_output_tokens,
+        "max_output_tokens": estimate.max_output_tokens,
+        "batch_likely_usd": estimate.batch_likely,
+        "batch_upper_usd": estimate.batch_upper,
+        "sync_likely_usd": estimate.sync_likely,
+    }
+
+
+def _check_budget(estimate: costs.Estimate, max_cost: float | None, job: Job) -> None:
+    if max_cost is None:
+        return
+    if estimate.batch_upper is None:
+        raise BudgetError(
+            f"--max-cost given but {job.provider}/{job.model} has no known price",
+            hint="drop --max-cost or use a model the price library knows",
+        )
+    if estimate.batch_upper > max_cost:
+        raise BudgetError(
+            f"estimated cost up to ${estimate.batch_upper:,.4f} (likely ${estimate.batch_likely or 0:,.4f}) "
+            f"is over --max-cost ${max_cost:,.4f}; nothing was sent",
+            hint="raise --max-cost, lower --max-tokens, or submit fewer rows",
+        )
 
 
 class _DryRun(Exception):
@@ -626,6 +692,37 @@ def items(
             writer.write(row)
         writer.close()
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class CostReport:
+    """Estimate at submit vs actual spend so far, at batch and synchronous prices."""
+
+    job_id: str
+    estimate: dict[str, Any] | None
+    tokens: dict[str, int]
+    actual_usd: float | None
+    sync_usd: float | None
+
+    @property
+    def saving_usd(self) -> float | None:
+        return None if self.actual_usd is None or self.sync_usd is None else self.sync_usd - self.actual_usd
+
+
+def cost(job_id: str, *, settings: Settings | None = None) -> CostReport:
+    """What a job was estimated to cost, what it has cost so far, and the saving against synchronous calls."""
+    with _session(settings, NO_PROGRESS) as session:
+        job = session.store.get_job(job_id)
+        tokens = session.store.token_totals(job_id)
+    batch, sync = costs.rates(job.provider, job.model, True), costs.rates(job.provider, job.model, False)
+    usage = (tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"])
+    return CostReport(
+        job.id,
+        orjson.loads(job.estimate_json) if job.estimate_json else None,
+        tokens,
+        batch.cost(*usage) if batch else None,
+        sync.cost(*usage) if sync else None,
+    )
 
 
 def jobs(limit: int = 50, *, settings: Settings | None = None) -> list[Job]:

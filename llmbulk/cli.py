@@ -112,6 +112,7 @@ def _submit_options(
     max_bytes_per_batch: int | None,
     max_attempts: int,
     emulate: bool,
+    max_cost: float | None = None,
 ) -> api.SubmitOptions:
     if prompt is not None and prompt_file is not None:
         raise UsageError("pass --prompt or --prompt-file, not both")
@@ -136,6 +137,7 @@ def _submit_options(
         max_bytes_per_batch=max_bytes_per_batch,
         max_attempts=max_attempts,
         emulate=emulate,
+        max_cost=max_cost,
     )
 
 
@@ -157,6 +159,9 @@ MaxItemsOpt = Annotated[int | None, typer.Option("--max-items-per-batch", help="
 MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes-per-batch", help="Lower the per-batch byte cap.")]
 AttemptsOpt = Annotated[int, typer.Option("--max-attempts", help="Attempts per item before it is dead.")]
 EmulateOpt = Annotated[bool, typer.Option("--emulate", help="Run on the local emulator: no keys, no cost.")]
+MaxCostOpt = Annotated[
+    float | None, typer.Option("--max-cost", help="Refuse to submit when the upper-bound estimate exceeds this (USD).")
+]
 
 
 def _guard(fn: Any) -> Any:
@@ -193,6 +198,7 @@ def submit(
     max_bytes_per_batch: MaxBytesOpt = None,
     max_attempts: AttemptsOpt = 3,
     emulate: EmulateOpt = False,
+    max_cost: MaxCostOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Pack and show the shard plan; send nothing.")] = False,
     json: JsonOpt = False,
     db: DbOpt = None,
@@ -211,6 +217,7 @@ def submit(
         options = _submit_options(
             input, provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature, top_p,
             seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch, max_attempts, emulate,
+            max_cost,
         )  # fmt: skip
         result = api.submit(options, dry_run=dry_run, settings=_settings(home, db), progress=_progress(verbose, quiet))
         if json:
@@ -221,6 +228,7 @@ def submit(
                     "batch_ids": result.batch_ids,
                     "queued_shards": result.queued_shards,
                     "dry_run": result.dry_run,
+                    "estimate": render.estimate_json(result.estimate),
                     "shards": [vars_(s) for s in result.shards],
                 }
             )
@@ -354,6 +362,7 @@ def run(
     max_bytes_per_batch: MaxBytesOpt = None,
     max_attempts: AttemptsOpt = 3,
     emulate: EmulateOpt = False,
+    max_cost: MaxCostOpt = None,
     out: OutOpt = None,
     format: FormatOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
@@ -392,7 +401,7 @@ def run(
             options = _submit_options(
                 Path(input), provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature,
                 top_p, seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch,
-                max_attempts, emulate,
+                max_attempts, emulate, max_cost,
             )  # fmt: skip
         else:
             job_id = input
@@ -438,6 +447,29 @@ def cancel(
 
         result = api.cancel(job, wait_lock=wait_lock, settings=_settings(home, db))
         render.print_json(render.status_json(result)) if json else render.job_status(result)
+
+    _guard(body)
+
+
+@app.command()
+def cost(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Show a job's cost: estimate at submit vs actual so far, and the saving against synchronous calls.
+
+    Prices come from the genai-prices library (batch rates); unknown models show as unknown, never $0.
+
+    Example: llmbulk cost j7f3k2
+    """
+
+    def body() -> None:
+        from llmbulk import api, render
+
+        result = api.cost(job, settings=_settings(home, db))
+        render.print_json(render.cost_json(result)) if json else render.cost_report(result)
 
     _guard(body)
 

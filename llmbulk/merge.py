@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmbulk import costs
 from llmbulk.errors import StateError
 from llmbulk.store import Store
 from llmbulk.store.schema import Job
@@ -23,6 +24,7 @@ RESULT_COLUMNS = (
     "finish_reason",
     "input_tokens",
     "output_tokens",
+    "cost_usd",
 )
 
 
@@ -47,6 +49,7 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSum
     columns = table.columns()
     names = result_names(columns)
     writer = TableWriter(out, fmt, [*columns, *names.values()])
+    rates = costs.rates(job.provider, job.model)
     by_status: dict[str, int] = {}
     try:
         items = store.merged_rows(job.id)
@@ -54,7 +57,7 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSum
             record = next(items, None)
             if record is None or record[0] != index:
                 raise _changed(job)
-            merged = _merge_row(row, record, names)
+            merged = _merge_row(row, record, names, rates)
             by_status[merged[names["status"]]] = by_status.get(merged[names["status"]], 0) + 1
             writer.write(merged)
         if next(items, None) is not None or (job.input_sha256 and table.sha256 != job.input_sha256):
@@ -66,8 +69,10 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSum
     return MergeSummary(out, writer.rows_written, by_status)
 
 
-def _merge_row(row: dict[str, Any], record: tuple[Any, ...], names: dict[str, str]) -> dict[str, Any]:
-    (_row, _key, state, attempts, output, finish, in_tok, out_tok, err_type, err_code, err_msg) = record
+def _merge_row(
+    row: dict[str, Any], record: tuple[Any, ...], names: dict[str, str], rates: costs.Rates | None
+) -> dict[str, Any]:
+    (_row, _key, state, attempts, output, finish, in_tok, out_tok, err_type, err_code, err_msg, cached) = record
     error = None
     if state != "succeeded" and (err_code or err_msg):
         error = f"{err_code or err_type}: {err_msg}" if err_msg else str(err_code or err_type)
@@ -79,6 +84,7 @@ def _merge_row(row: dict[str, Any], record: tuple[Any, ...], names: dict[str, st
     merged[names["finish_reason"]] = finish
     merged[names["input_tokens"]] = in_tok
     merged[names["output_tokens"]] = out_tok
+    merged[names["cost_usd"]] = rates.cost(in_tok, out_tok or 0, cached or 0) if rates and in_tok is not None else None
     return merged
 
 

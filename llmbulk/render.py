@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from llmbulk.api import BatchView, CollectResult, JobStatus, RetryResult, RunResult, SubmitResult
+    from llmbulk.api import BatchView, CollectResult, CostReport, JobStatus, RetryResult, RunResult, SubmitResult
+    from llmbulk.costs import Estimate
     from llmbulk.store.schema import Job
 
 out = Console(highlight=False, soft_wrap=True)
@@ -116,7 +117,80 @@ def batch_json(batch: BatchView) -> dict[str, Any]:
 # ---- human output ------------------------------------------------------------------------------
 
 
+def usd(value: float | None) -> str:
+    return "unknown (model not in the price library)" if value is None else f"${value:,.4f}"
+
+
+def estimate_json(estimate: Estimate | None) -> dict[str, Any] | None:
+    if estimate is None:
+        return None
+    return {
+        "input_tokens": estimate.input_tokens,
+        "likely_output_tokens": estimate.likely_output_tokens,
+        "max_output_tokens": estimate.max_output_tokens,
+        "batch_likely_usd": estimate.batch_likely,
+        "batch_upper_usd": estimate.batch_upper,
+        "sync_likely_usd": estimate.sync_likely,
+        "saving_usd": estimate.saving,
+    }
+
+
+def estimate_line(estimate: Estimate | None) -> str:
+    if estimate is None:
+        return ""
+    if estimate.batch_likely is None:
+        return "estimated cost: unknown (model not in the price library)"
+    return (
+        f"estimated cost: likely {usd(estimate.batch_likely)}, at most {usd(estimate.batch_upper)} "
+        f"(synchronous: {usd(estimate.sync_likely)}, saving {usd(estimate.saving)}); "
+        f"~{estimate.input_tokens:,} input tokens"
+    )
+
+
+def cost_json(report: CostReport) -> dict[str, Any]:
+    return {
+        "job_id": report.job_id,
+        "estimate": report.estimate,
+        "tokens": report.tokens,
+        "actual_usd": report.actual_usd,
+        "sync_usd": report.sync_usd,
+        "saving_usd": report.saving_usd,
+    }
+
+
+def cost_report(report: CostReport) -> None:
+    table = Table("", "input tokens", "output tokens", "batch cost", "synchronous cost")
+    est = report.estimate or {}
+    if est:
+        table.add_row(
+            "estimate (likely)",
+            f"{est['input_tokens']:,}",
+            f"{est['likely_output_tokens']:,}",
+            usd(est.get("batch_likely_usd")),
+            usd(est.get("sync_likely_usd")),
+        )
+        table.add_row("estimate (upper bound)", f"{est['input_tokens']:,}", f"{est['max_output_tokens']:,}",
+                      usd(est.get("batch_upper_usd")), "")  # fmt: skip
+    tokens = report.tokens
+    table.add_row(
+        "actual so far",
+        f"{tokens['input_tokens']:,} ({tokens['cached_tokens']:,} cached)",
+        f"{tokens['output_tokens']:,}",
+        usd(report.actual_usd),
+        usd(report.sync_usd),
+    )
+    out.print(table)
+    if report.saving_usd is not None:
+        out.print(f"saving against synchronous calls: {usd(report.saving_usd)}")
+    if est.get("batch_likely_usd") and report.actual_usd is not None:
+        diff = report.actual_usd - est["batch_likely_usd"]
+        out.print(f"actual vs likely estimate: {diff:+,.4f} USD ({diff / est['batch_likely_usd']:+.1%})")
+
+
 def submit_result(result: SubmitResult) -> None:
+    line = estimate_line(result.estimate)
+    if line:
+        err.print(line)
     if result.dry_run:
         table = Table(
             "shard",

@@ -112,8 +112,14 @@ def _initial(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+def _job_estimates(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE jobs ADD COLUMN prompt_chars BIGINT"))
+    conn.execute(text("ALTER TABLE jobs ADD COLUMN estimate_json VARCHAR"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
+    ("0002_job_estimates", _job_estimates),
 ]
 
 

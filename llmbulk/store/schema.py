@@ -35,6 +35,8 @@ class Job(SQLModel, table=True):
     out_path: str | None = Field(default=None, description="Last output table written.")
     lease_owner: str | None = Field(default=None, description="Process holding the job lease.")
     lease_until: float | None = Field(default=None, description="When that lease expires.")
+    prompt_chars: int | None = Field(default=None, description="Characters of rendered prompts (for estimates).")
+    estimate_json: str | None = Field(default=None, description="Cost estimate made at submit (JSON).")
 
 
 class Item(SQLModel, table=True):

@@ -371,6 +371,40 @@ class Store:
             )
             return result.rowcount or 0
 
+    def calibration(self, provider: str, model: str) -> tuple[float | None, float | None]:
+        """(chars per input token, mean output tokens per success) from this database's past jobs."""
+        with self.read() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT SUM(j.prompt_chars), SUM(t.input_tokens), SUM(t.n_ok), SUM(t.output_tokens) FROM jobs j"
+                    " JOIN (SELECT job_id, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
+                    " COUNT(*) AS n_ok FROM attempts WHERE outcome = 'succeeded' GROUP BY job_id) t ON t.job_id = j.id"
+                    " WHERE j.provider = :p AND j.model = :m AND j.prompt_chars IS NOT NULL AND j.n_items > 0"
+                ),
+                {"p": provider, "m": model},
+            ).one()
+        chars, tokens, n_ok, out_tokens = row
+        per_token = float(chars) / float(tokens) if chars and tokens else None
+        per_item = float(out_tokens) / float(n_ok) if out_tokens is not None and n_ok else None
+        return per_token, per_item
+
+    def token_totals(self, job_id: str) -> dict[str, int]:
+        """Billed tokens over every attempt of a job (all attempts are billed, not only the last)."""
+        with self.read() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
+                    " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens) FROM attempts WHERE job_id = :j"
+                ),
+                {"j": job_id},
+            ).one()
+        return {
+            "input_tokens": int(row[0]),
+            "output_tokens": int(row[1]),
+            "cached_tokens": int(row[2]),
+            "n": int(row[3]),
+        }
+
     # ---- reads for status and merge -----------------------------------------------------------
 
     def item_counts(self, job_id: str) -> dict[str, int]:
@@ -429,7 +463,7 @@ class Store:
         """Per item in input order: row, key, state, attempts and the current attempt's outcome."""
         sql = text(
             "SELECT i.row_index, i.key, i.state, i.attempts, a.output, a.finish_reason, a.input_tokens,"
-            " a.output_tokens, a.error_type, a.error_code, a.error_message FROM items i"
+            " a.output_tokens, a.error_type, a.error_code, a.error_message, a.cached_tokens FROM items i"
             " LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
             " AND a.attempt = i.attempts WHERE i.job_id = :j ORDER BY i.row_index"
         )

@@ -160,7 +160,7 @@ def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any
         limits = api._limits(options)
         job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
         adapter = session._make_provider(provider, job.model, None, True, need_key=False)
-        plans = api._pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
+        plans, _ = api._pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
         figures["pack"] = {"seconds": time.perf_counter() - started, "bytes": sum(p.n_bytes for p in plans)}
         session._providers[job.id] = adapter
         started = time.perf_counter()
@@ -252,9 +252,8 @@ def main() -> None:
                     f"{provider:<10}{n:>9,}  {stage:<8}{n / seconds:>11,.0f}{size / 1e6 / seconds:>8.1f}"
                     f"{ratio}{ours['peak_rss_mb']:>13.0f}"
                 )
-            print(
-                f"{provider:<10}{n:>9,}  status {ours['status_seconds']:.3f}s   floor peak RSS {floor['peak_rss_mb']:.0f} MB"
-            )
+            floor_rss = floor["peak_rss_mb"]
+            print(f"{provider:<10}{n:>9,}  status {ours['status_seconds']:.3f}s   floor peak RSS {floor_rss:.0f} MB")
     print(f"llmbulk --help: {help_seconds():.3f}s")
 
 

@@ -1,0 +1,105 @@
+"""Prices from a maintained library (genai-prices, offline snapshot with batch rates), estimates, actuals.
+
+No hand-kept price table. A model the library does not know gives `None` (shown as unknown,
+never $0). Per-token rates are looked up once per model and applied linearly, so pricing a
+million items costs a dictionary lookup each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
+_PROBE = 1_000_000
+CHARS_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per token for one model and processing mode."""
+
+    input: float
+    output: float
+    cached_input: float
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
+        """Cost of one usage; cached tokens are part of input tokens and billed at the cache rate."""
+        cached = min(cached_tokens, input_tokens)
+        return (input_tokens - cached) * self.input + cached * self.cached_input + output_tokens * self.output
+
+
+@lru_cache(maxsize=64)
+def rates(provider: str, model: str, batch: bool = True) -> Rates | None:
+    """Per-token rates from genai-prices, or None when the library does not know the model."""
+    from genai_prices import Usage, calc_price
+
+    context = {"processing": "batch"} if batch else None
+    provider_id = PROVIDER_IDS.get(provider, provider)
+    try:
+        price_in = calc_price(Usage(input_tokens=_PROBE), model, provider_id=provider_id, price_context=context)
+        price_out = calc_price(Usage(output_tokens=_PROBE), model, provider_id=provider_id, price_context=context)
+        price_cached = calc_price(
+            Usage(input_tokens=_PROBE, cache_read_tokens=_PROBE), model, provider_id=provider_id, price_context=context
+        )
+    except LookupError:
+        return None
+    return Rates(
+        float(price_in.total_price) / _PROBE,
+        float(price_out.total_price) / _PROBE,
+        float(price_cached.total_price) / _PROBE,
+    )
+
+
+def item_cost(
+    provider: str, model: str, input_tokens: int | None, output_tokens: int | None, cached_tokens: int | None
+) -> float | None:
+    """Actual batch cost of one result, or None for an unknown model or missing usage."""
+    found = rates(provider, model)
+    if found is None or input_tokens is None:
+        return None
+    return found.cost(input_tokens, output_tokens or 0, cached_tokens or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Expected cost of a job before it is sent."""
+
+    input_tokens: int
+    likely_output_tokens: int
+    max_output_tokens: int
+    batch_likely: float | None
+    batch_upper: float | None
+    sync_likely: float | None
+
+    @property
+    def saving(self) -> float | None:
+        if self.batch_likely is None or self.sync_likely is None:
+            return None
+        return self.sync_likely - self.batch_likely
+
+
+def estimate(
+    provider: str,
+    model: str,
+    request_chars: int,
+    n_items: int,
+    max_tokens: int | None,
+    chars_per_token: float = CHARS_PER_TOKEN,
+    past_output_per_item: float | None = None,
+) -> Estimate:
+    """Likely and upper-bound cost from the rendered requests and the output cap."""
+    input_tokens = int(request_chars / chars_per_token)
+    cap = max_tokens or 1024
+    likely_per_item = past_output_per_item if past_output_per_item is not None else cap / 4
+    likely_output = int(likely_per_item * n_items)
+    upper_output = cap * n_items
+    batch, sync = rates(provider, model, True), rates(provider, model, False)
+    return Estimate(
+        input_tokens,
+        likely_output,
+        upper_output,
+        batch.cost(input_tokens, likely_output) if batch else None,
+        batch.cost(input_tokens, upper_output) if batch else None,
+        sync.cost(input_tokens, likely_output) if sync else None,
+    )
