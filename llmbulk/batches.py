@@ -123,10 +123,9 @@ def poll_batches(store: Store, provider: BatchProvider, job: Job) -> list[tuple[
 
 
 def _status_values(status: BatchStatus, now: float) -> dict[str, object]:
-    return {
+    values: dict[str, object] = {
         "state": status.state.value,
         "raw_status": status.raw_status,
-        "total": status.total,
         "completed": status.completed if status.counts_known else None,
         "failed": status.failed if status.counts_known else None,
         "error": status.error,
@@ -136,6 +135,9 @@ def _status_values(status: BatchStatus, now: float) -> dict[str, object]:
         "polled_at": now,
         "raw_json": orjson.dumps(status.raw).decode(),
     }
+    if status.total is not None:  # providers that hide counts must not erase the shard's size
+        values["total"] = status.total
+    return values
 
 
 def status_of(batch: Batch) -> BatchStatus:
