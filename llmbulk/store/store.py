@@ -174,7 +174,8 @@ class Store:
         )
         with self.read() as conn:
             for start in range(0, len(rows), 900):
-                out.update(conn.execute(sql, {"j": job_id, "rows": list(rows[start : start + 900])}).tuples())
+                result = conn.execute(sql, {"j": job_id, "rows": list(rows[start : start + 900])})
+                out.update((int(row), int(attempts)) for row, attempts in result)
         return out
 
     def shards(self, job_id: str) -> list[Shard]:
@@ -470,7 +471,8 @@ class Store:
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{READ_OPTION: True}, stream_results=True, yield_per=5000)
             with conn.begin():
-                yield from conn.execute(sql, {"j": job_id}).tuples()
+                for row in conn.execute(sql, {"j": job_id}):
+                    yield tuple(row)
 
 
 def _dup(key: str, first_row: int, second_row: int) -> InputError:

@@ -1,0 +1,190 @@
+"""The state store's named operations, on SQLite and on a real PostgreSQL server.
+
+The PostgreSQL leg runs when LLMBULK_TEST_POSTGRES_URL is set (`.ci/run` sets it after starting
+the server); each test gets its own schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from llmbulk.errors import InputError
+from llmbulk.leases import JobLease
+from llmbulk.models import BatchState, ItemOutcome, Outcome, make_custom_id
+from llmbulk.store import Store
+from llmbulk.store.schema import Batch, Job, Shard
+
+PG_URL = os.environ.get("LLMBULK_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("LLMBULK_TEST_POSTGRES_URL is not set")
+    schema = f"llmbulk_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = Store.open(store_url)
+    yield opened
+    opened.close()
+
+
+def _job(job_id: str = "jtest1", max_attempts: int = 2) -> Job:
+    return Job(
+        id=job_id,
+        created_at=time.time(),
+        provider="openai",
+        model="m",
+        input_path="/in.csv",
+        input_format="csv",
+        spec_json="{}",
+        max_attempts=max_attempts,
+        max_items=100,
+        max_bytes=10**6,
+        n_items=4,
+        state="active",
+    )
+
+
+def _shard(job_id: str, seq: int, n: int) -> Shard:
+    return Shard(
+        id=f"{job_id}-s{seq:04d}",
+        job_id=job_id,
+        seq=seq,
+        path=f"jobs/{job_id}/shards/{seq:05d}.jsonl",
+        sha256="0" * 64,
+        n_items=n,
+        n_bytes=1,
+        created_at=time.time(),
+    )
+
+
+def _setup(store: Store, job: Job) -> tuple[Shard, Batch]:
+    shard = _shard(job.id, 1, 4)
+    with store.tx() as conn:
+        store.add_job(conn, job)
+        store.add_shard_items(conn, shard, [(i, f"k{i}") for i in range(4)])
+    batch = Batch(id=f"{shard.id}-b1", job_id=job.id, shard_id=shard.id, state="creating", intent_at=time.time())
+    store.add_batch(batch)
+    store.mark_submitted(batch.id, shard.id, job.id, provider_batch_id="batch_1", state=BatchState.ENDED.value)
+    return shard, batch
+
+
+def test_items_are_added_and_counted(store: Store) -> None:
+    _setup(store, _job())
+    assert store.item_counts("jtest1") == {"submitted": 4}
+    assert [j.id for j in store.list_jobs()] == ["jtest1"]
+
+
+def test_duplicate_keys_name_both_rows(store: Store) -> None:
+    job = _job()
+    with pytest.raises(InputError, match=r"duplicate id 'k1' at rows 2 and 4"), store.tx() as conn:
+        store.add_job(conn, job)
+        store.add_shard_items(conn, _shard(job.id, 1, 4), [(0, "k0"), (1, "k1"), (2, "k2"), (3, "k1")])
+    assert store.list_jobs() == []  # the whole pack rolled back
+
+
+def test_outcomes_settle_items_and_missing_lines_become_retryable(store: Store) -> None:
+    job = _job()
+    _shard_row, batch = _setup(store, job)
+    outcomes = [
+        ItemOutcome(make_custom_id(job.id, 0, 1), Outcome.SUCCEEDED, output="yes", input_tokens=3, output_tokens=1),
+        ItemOutcome(make_custom_id(job.id, 1, 1), Outcome.PERMANENT, error_code="400", error_message="bad"),
+        ItemOutcome(make_custom_id(job.id, 2, 1), Outcome.RETRYABLE, error_code="429"),
+        ItemOutcome(make_custom_id("jother", 3, 1), Outcome.SUCCEEDED, output="not ours"),
+    ]
+    counts = store.record_outcomes(job.id, batch, outcomes, job.max_attempts)
+    assert counts == {"lines": 4, "foreign": 1}
+    assert store.item_counts(job.id) == {"succeeded": 1, "failed_permanent": 1, "failed_retryable": 2}
+    missing = store.items_in_state(job.id, "failed_retryable")
+    assert [(m["row_index"], m["error_code"]) for m in missing] == [(2, "429"), (3, "missing_result")]
+    again = store.record_outcomes(job.id, batch, outcomes, job.max_attempts)  # re-collect: idempotent
+    assert again["lines"] == 4
+    assert store.item_counts(job.id) == {"succeeded": 1, "failed_permanent": 1, "failed_retryable": 2}
+    rows = list(store.merged_rows(job.id))
+    assert [r[0] for r in rows] == [0, 1, 2, 3] and rows[0][4] == "yes"
+
+
+def test_retry_counts_attempts_and_dead_after_the_last(store: Store) -> None:
+    job = _job(max_attempts=2)
+    _setup(store, job)
+    batch = store.batches(job.id)[0]
+    store.record_outcomes(job.id, batch, [], job.max_attempts)  # every item missing → retryable
+    rows = list(store.retryable_rows(job.id))
+    assert rows == [0, 1, 2, 3]
+    retry_shard = _shard(job.id, 2, 2)
+    with store.tx() as conn:
+        store.requeue_items(conn, retry_shard, [1, 3])
+    assert store.item_attempts(job.id, [1, 3]) == {1: 2, 3: 2}
+    assert store.shard_rows(retry_shard.id) == [1, 3]
+    retry_batch = Batch(id="b2", job_id=job.id, shard_id=retry_shard.id, state="ended", intent_at=time.time())
+    store.add_batch(retry_batch)
+    store.record_outcomes(job.id, retry_batch, [], job.max_attempts)
+    assert store.item_counts(job.id) == {"failed_retryable": 2, "dead": 2}
+
+
+def test_requeued_batch_puts_items_back_in_the_queue(store: Store) -> None:
+    job = _job()
+    shard, batch = _setup(store, job)
+    store.requeue_batch(batch.id, job.id, shard.id)
+    assert store.item_counts(job.id) == {"queued": 4}
+    assert [s.id for s in store.unsent_shards(job.id)] == [shard.id]
+
+
+def test_lease_excludes_others_until_released_or_expired(store: Store) -> None:
+    _setup(store, _job())
+    assert store.claim_lease("jtest1", "a", ttl=30)
+    assert not store.claim_lease("jtest1", "b", ttl=30)
+    assert store.claim_lease("jtest1", "a", ttl=30)  # renewal by the holder
+    store.release_lease("jtest1", "a")
+    assert store.claim_lease("jtest1", "b", ttl=0.2)
+    time.sleep(0.3)
+    assert store.claim_lease("jtest1", "c", ttl=30)  # b's lease lapsed (crashed holder)
+
+
+def test_concurrent_lease_claims_have_exactly_one_winner(store: Store) -> None:
+    _setup(store, _job())
+    winners: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def claim(name: str) -> None:
+        barrier.wait()
+        if store.claim_lease("jtest1", name, ttl=30):
+            winners.append(name)
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+
+
+def test_job_lease_heartbeat_keeps_it(store: Store) -> None:
+    _setup(store, _job())
+    with JobLease(store, "jtest1", ttl=0.3) as lease:
+        time.sleep(0.7)  # longer than the ttl: only the heartbeat keeps it
+        assert not store.claim_lease("jtest1", "intruder", ttl=30)
+        lease.check()
+    assert store.claim_lease("jtest1", "next", ttl=30)
