@@ -725,6 +725,61 @@ def cost(job_id: str, *, settings: Settings | None = None) -> CostReport:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Operational figures for one job or recent jobs."""
+
+    job_ids: list[str]
+    batches_ended: int
+    latency_seconds: dict[str, float]
+    items_per_hour: float | None
+    attempts: int
+    failure_rate: float | None
+    failures_by_code: list[tuple[str, str, int]]
+    retries: int
+    states: dict[str, int]
+    actual_usd: float | None
+
+
+def stats(job_id: str | None = None, *, recent: int = 20, settings: Settings | None = None) -> Stats:
+    """Batch latency distribution, throughput, failure rate by error code, retries, dead items, cost."""
+    with _session(settings, NO_PROGRESS) as session:
+        selected = [session.store.get_job(job_id)] if job_id else session.store.list_jobs(recent)
+        raw = session.store.stats_rows([j.id for j in selected])
+        spend: list[float] = []
+        for job in selected:
+            tokens = session.store.token_totals(job.id)
+            found = costs.rates(job.provider, job.model)
+            if found is not None:
+                spend.append(found.cost(tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"]))
+    latencies = sorted(raw["latencies"])
+    attempts = sum(n for _, _, n in raw["outcomes"])
+    failed = sum(n for o, _, n in raw["outcomes"] if o != "succeeded")
+    settled = sum(n for o, _, n in raw["outcomes"] if o == "succeeded")
+    start, end = raw["span"]
+    hours = (end - start) / 3600 if start and end and end > start else None
+    n_items = sum(j.n_items for j in selected)
+    return Stats(
+        job_ids=[j.id for j in selected],
+        batches_ended=len(latencies),
+        latency_seconds=_percentiles(latencies),
+        items_per_hour=settled / hours if hours else None,
+        attempts=attempts,
+        failure_rate=failed / attempts if attempts else None,
+        failures_by_code=[(o, c, n) for o, c, n in raw["outcomes"] if o != "succeeded"],
+        retries=max(0, attempts - n_items) if attempts else 0,
+        states=raw["states"],
+        actual_usd=sum(spend) if spend else None,
+    )
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    pick = lambda q: values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))]  # noqa: E731
+    return {"min": values[0], "p50": pick(0.5), "p90": pick(0.9), "max": values[-1]}
+
+
 def jobs(limit: int = 50, *, settings: Settings | None = None) -> list[Job]:
     """Jobs in this state database, newest first."""
     with _session(settings, NO_PROGRESS) as session:

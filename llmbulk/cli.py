@@ -475,6 +475,28 @@ def cost(
 
 
 @app.command()
+def stats(
+    job: Annotated[str | None, typer.Argument(help="Job id (default: recent jobs).")] = None,
+    recent: Annotated[int, typer.Option("--recent", help="How many recent jobs when no job is given.")] = 20,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Batch latency, throughput, failure rate by error code, retries, dead items and cost.
+
+    Example: llmbulk stats j7f3k2
+    """
+
+    def body() -> None:
+        from llmbulk import api, render
+
+        result = api.stats(job, recent=recent, settings=_settings(home, db))
+        render.print_json(render.stats_json(result)) if json else render.stats_report(result)
+
+    _guard(body)
+
+
+@app.command()
 def jobs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many jobs to list.")] = 50,
     json: JsonOpt = False,

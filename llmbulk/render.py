@@ -15,7 +15,16 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from llmbulk.api import BatchView, CollectResult, CostReport, JobStatus, RetryResult, RunResult, SubmitResult
+    from llmbulk.api import (
+        BatchView,
+        CollectResult,
+        CostReport,
+        JobStatus,
+        RetryResult,
+        RunResult,
+        Stats,
+        SubmitResult,
+    )
     from llmbulk.costs import Estimate
     from llmbulk.store.schema import Job
 
@@ -322,3 +331,37 @@ def items_table(rows: list[dict[str, Any]]) -> None:
         error = f"{r.get('error_code') or r.get('error_type') or ''}: {r.get('error_message') or ''}".strip(": ")
         table.add_row(str(r["key"]), str(r["row_index"] + 1), r["state"], str(r["attempts"]), error)
     out.print(table)
+
+
+def stats_json(stats: Stats) -> dict[str, Any]:
+    return {
+        "jobs": stats.job_ids,
+        "batches_ended": stats.batches_ended,
+        "batch_latency_seconds": stats.latency_seconds,
+        "items_per_hour": stats.items_per_hour,
+        "attempts": stats.attempts,
+        "failure_rate": stats.failure_rate,
+        "failures_by_code": [{"outcome": o, "code": c, "count": n} for o, c, n in stats.failures_by_code],
+        "retries": stats.retries,
+        "items_by_state": stats.states,
+        "actual_usd": stats.actual_usd,
+    }
+
+
+def stats_report(stats: Stats) -> None:
+    out.print(f"jobs: {', '.join(stats.job_ids) or 'none'}")
+    lat = stats.latency_seconds
+    if lat:
+        out.print(
+            f"batch latency (created → ended), {stats.batches_ended} batches: min {lat['min']:.1f}s  "
+            f"p50 {lat['p50']:.1f}s  p90 {lat['p90']:.1f}s  max {lat['max']:.1f}s"
+        )
+    if stats.items_per_hour is not None:
+        out.print(f"throughput: {stats.items_per_hour:,.0f} items/hour")
+    if stats.failure_rate is not None:
+        out.print(f"attempts: {stats.attempts:,}  failure rate {stats.failure_rate:.1%}  retries {stats.retries:,}")
+    for outcome, code, n in stats.failures_by_code[:10]:
+        out.print(f"  {code or '?':<28} {outcome:<18} {n:,}")
+    states = "  ".join(f"{k} {v:,}" for k, v in sorted(stats.states.items()))
+    out.print(f"items: {states}  (dead = out of attempts)")
+    out.print(f"cost so far: {usd(stats.actual_usd)}")

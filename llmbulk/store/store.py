@@ -406,6 +406,49 @@ class Store:
             "n": int(row[3]),
         }
 
+    def stats_rows(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        """Raw figures for `stats`: batch latencies, attempt outcomes by error code, item states."""
+        if not job_ids:
+            return {"latencies": [], "outcomes": [], "states": {}, "span": (None, None)}
+        ids = {"ids": list(job_ids)}
+        with self.read() as conn:
+            latencies = [
+                float(r[0])
+                for r in conn.execute(
+                    text(
+                        "SELECT ended_at - created_at FROM batches WHERE job_id IN :ids"
+                        " AND ended_at IS NOT NULL AND created_at IS NOT NULL"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    ids,
+                )
+            ]
+            outcomes = [
+                (o, c, int(n))
+                for o, c, n in conn.execute(
+                    text(
+                        "SELECT outcome, COALESCE(error_code, ''), COUNT(*) FROM attempts WHERE job_id IN :ids"
+                        " GROUP BY outcome, COALESCE(error_code, '') ORDER BY 3 DESC"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    ids,
+                )
+            ]
+            states = {
+                s: int(n)
+                for s, n in conn.execute(
+                    text("SELECT state, COUNT(*) FROM items WHERE job_id IN :ids GROUP BY state").bindparams(
+                        bindparam("ids", expanding=True)
+                    ),
+                    ids,
+                )
+            }
+            span = conn.execute(
+                text("SELECT MIN(created_at), MAX(ended_at) FROM batches WHERE job_id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                ids,
+            ).one()
+        return {"latencies": latencies, "outcomes": outcomes, "states": states, "span": tuple(span)}
+
     # ---- reads for status and merge -----------------------------------------------------------
 
     def item_counts(self, job_id: str) -> dict[str, int]:
