@@ -273,6 +273,10 @@ def collect(
     job: Annotated[str, typer.Argument(help="Job id.")],
     out: OutOpt = None,
     format: FormatOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep polling and merging as batches end, until the job ends.")
+    ] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="With --follow: stop after this long.")] = None,
     wait_lock: WaitLockOpt = 0.0,
     json: JsonOpt = False,
     db: DbOpt = None,
@@ -291,6 +295,16 @@ def collect(
     def body() -> ExitStatus:
         from llmbulk import api, render
 
+        if follow:
+            followed = api.run(
+                job, None, out, format, timeout=timeout, retry_failed=False, wait_lock=wait_lock,
+                settings=_settings(home, db), progress=_progress(verbose, quiet),
+            )  # fmt: skip
+            if json:
+                render.print_json(render.status_json(followed.status))
+            elif followed.output is None or followed.output.path is not None:
+                render.run_result(followed)
+            return _exit_for(followed.status)
         result = api.collect(
             job, out, format, wait_lock=wait_lock, settings=_settings(home, db), progress=_progress(verbose, quiet)
         )
