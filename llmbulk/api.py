@@ -780,6 +780,56 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"min": values[0], "p50": pick(0.5), "p90": pick(0.9), "max": values[-1]}
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One `doctor` finding."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def doctor(*, settings: Settings | None = None, emulator: bool = True) -> list[Check]:
+    """Check keys, the state database, and that the emulator starts and answers."""
+    settings = settings or load_settings()
+    checks: list[Check] = []
+    for name, info in sorted(providers.REGISTRY.items()):
+        present = [var for var in info.key_env if settings.env.get(var)]
+        detail = f"{present[0]} is set" if present else f"no key ({' or '.join(info.key_env)}); --emulate still works"
+        checks.append(Check(f"{name} key", bool(present), detail))
+    try:
+        with _session(settings, NO_PROGRESS) as session:
+            n_jobs = len(session.store.list_jobs(1000))
+        checks.append(Check("state database", True, f"{_redacted(settings.db_url)} migrated, {n_jobs} job(s)"))
+    except Exception as exc:
+        checks.append(Check("state database", False, str(exc)))
+    if emulator:
+        checks.append(_check_emulator(settings))
+    return checks
+
+
+def _check_emulator(settings: Settings) -> Check:
+    try:
+        import openai
+
+        from llmbulk.emulator import EmulatorServer
+        from llmbulk.emulator.settings import config_from_env
+
+        with EmulatorServer(settings.emulator_dir, config_from_env(settings.env)) as server:
+            client = openai.OpenAI(api_key=EMULATOR_KEY, base_url=server.openai_base_url, max_retries=0)
+            client.batches.list(limit=1)
+            client.close()
+        return Check("emulator", True, "starts on 127.0.0.1 and answers the OpenAI SDK")
+    except Exception as exc:
+        return Check("emulator", False, f"{exc.__class__.__name__}: {exc}")
+
+
+def _redacted(url: str) -> str:
+    from llmbulk.store.engine import _redact
+
+    return _redact(url)
+
+
 def jobs(limit: int = 50, *, settings: Settings | None = None) -> list[Job]:
     """Jobs in this state database, newest first."""
     with _session(settings, NO_PROGRESS) as session:

@@ -511,6 +511,33 @@ def stats(
 
 
 @app.command()
+def doctor(
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Check provider keys, the state database (reachable and migrated) and the local emulator.
+
+    Example: llmbulk doctor
+    """
+
+    def body() -> ExitStatus:
+        from llmbulk import api, render
+
+        checks = api.doctor(settings=_settings(home, db))
+        if json:
+            render.print_json([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
+        else:
+            for check in checks:
+                mark = "[green]ok[/]  " if check.ok else "[yellow]--[/]  "
+                render.out.print(f"{mark}{check.name}: {check.detail}")
+        essential = [c for c in checks if not c.name.endswith(" key")]
+        return ExitStatus.DONE if all(c.ok for c in essential) else ExitStatus.ERROR
+
+    raise typer.Exit(int(_guard(body)))
+
+
+@app.command()
 def jobs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many jobs to list.")] = 50,
     json: JsonOpt = False,
