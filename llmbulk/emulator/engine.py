@@ -1,0 +1,302 @@
+"""Provider-neutral emulator core: persistent files and batches, a clock-driven lifecycle, faults, audit.
+
+State lives in a directory (files, batch records as JSON, an audit log), written atomically under
+a file lock, so an emulator in one process and a new one in a later process see the same batches
+progress by wall-clock time. Results are generated once, lazily, by streaming the input file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+from pydantic import BaseModel, Field
+
+ITEM_ERROR_KINDS = ("rate_limit", "server_error", "invalid_request", "timeout")
+
+
+class HttpFault(BaseModel):
+    """Answer matching requests with an HTTP error, `times` times."""
+
+    method: str | None = Field(default=None, description="HTTP method to match, or any.")
+    path_regex: str = Field(description="Regular expression searched in the request path.")
+    status: int = Field(description="HTTP status to answer with.")
+    times: int = Field(default=1, description="How many matching requests fail.")
+    retry_after_ms: int | None = Field(default=None, description="retry-after-ms / retry-after to send.")
+
+
+class FaultPlan(BaseModel):
+    """Seeded, reproducible faults; JSON-serialisable so it can come from a file or an env variable."""
+
+    item_errors: dict[str, float] = Field(default_factory=dict, description="Per-item error rate by kind.")
+    expire_batches: list[int] = Field(default_factory=list, description="Creation ordinals that expire.")
+    expire_fraction: float = Field(default=0.5, description="Fraction of items finished before expiry.")
+    fail_validation_batches: list[int] = Field(default_factory=list, description="Ordinals failing validation.")
+    token_limit_batches: list[int] = Field(default_factory=list, description="Ordinals failing on token limit.")
+    http_faults: list[HttpFault] = Field(default_factory=list, description="HTTP errors to inject.")
+    invalid_json_rate: float = Field(default=0.0, description="Fraction of schema answers that are not JSON.")
+
+
+@dataclass
+class EmulatorConfig:
+    """How the emulated batches behave."""
+
+    validating_seconds: float = 0.3
+    running_seconds: float = 1.5
+    finalizing_seconds: float = 0.2
+    cancel_seconds: float = 0.3
+    jitter: float = 0.3
+    seed: int = 0
+    api_key: str | None = None
+    max_file_bytes: int = 200 * 1024 * 1024
+    max_batch_items: int = 50_000
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    clock: Callable[[], float] = time.time
+
+
+def unit(seed: int, *parts: str) -> float:
+    """A deterministic number in [0, 1) from the seed and the parts."""
+    digest = hashlib.blake2b("\x1f".join((str(seed), *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+class Codec(Protocol):
+    """What a provider's routes tell the core about its line formats."""
+
+    def results(self, emulator: Emulator, batch: dict[str, Any], done: float, reason: str) -> dict[str, Any]:
+        """Generate result file(s) for a terminal batch; returns fields to store on the batch record."""
+        ...
+
+
+class Emulator:
+    """Files, batches and their lifecycle, persisted under `state_dir`."""
+
+    def __init__(self, state_dir: Path, config: EmulatorConfig | None = None) -> None:
+        self.dir = Path(state_dir)
+        self.config = config or EmulatorConfig()
+        for sub in ("files", "batches"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.calls: dict[str, int] = {}
+        self.codecs: dict[str, Codec] = {}
+        self._http_budget = [f.times for f in self.config.faults.http_faults]
+
+    # ---- persistence ---------------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with open(self.dir / ".lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _write_json(self, path: Path, value: dict[str, Any]) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(orjson.dumps(value))
+        os.replace(tmp, path)
+
+    def audit(self, event: str, provider: str, object_id: str, **extra: Any) -> None:
+        record = {"event": event, "provider": provider, "id": object_id, "ts": self.config.clock(), **extra}
+        with open(self.dir / "audit.jsonl", "ab") as fh:
+            fh.write(orjson.dumps(record) + b"\n")
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        path = self.dir / "audit.jsonl"
+        if not path.exists():
+            return []
+        return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+    # ---- files ---------------------------------------------------------------------------------
+
+    def file_path(self, file_id: str) -> Path:
+        return self.dir / "files" / f"{_safe(file_id)}.data"
+
+    def add_file(self, provider: str, file_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """Record a file whose bytes are already at `file_path(file_id)`."""
+        meta = {**meta, "id": file_id, "provider": provider, "bytes": self.file_path(file_id).stat().st_size}
+        meta.setdefault("created_at", int(self.config.clock()))
+        self._write_json(self.dir / "files" / f"{_safe(file_id)}.json", meta)
+        self.audit("file.created", provider, file_id, bytes=meta["bytes"], purpose=meta.get("purpose"))
+        return meta
+
+    def get_file(self, file_id: str) -> dict[str, Any] | None:
+        path = self.dir / "files" / f"{_safe(file_id)}.json"
+        return orjson.loads(path.read_bytes()) if path.exists() else None
+
+    def list_files(self, provider: str) -> list[dict[str, Any]]:
+        metas = [orjson.loads(p.read_bytes()) for p in (self.dir / "files").glob("*.json")]
+        return sorted((m for m in metas if m["provider"] == provider), key=lambda m: (m["created_at"], m["id"]))
+
+    def delete_file(self, file_id: str) -> bool:
+        meta = self.get_file(file_id)
+        if meta is None:
+            return False
+        self.file_path(file_id).unlink(missing_ok=True)
+        (self.dir / "files" / f"{_safe(file_id)}.json").unlink(missing_ok=True)
+        self.audit("file.deleted", meta["provider"], file_id)
+        return True
+
+    # ---- batches -------------------------------------------------------------------------------
+
+    def create_batch(self, provider: str, batch_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Persist a new batch with its timeline and the faults chosen for it."""
+        cfg, now = self.config, self.config.clock()
+        with self.locked():
+            ordinal = 1 + sum(1 for b in self._all_batches() if b["provider"] == provider)
+            stretch = 1 + cfg.jitter * unit(cfg.seed, "jitter", batch_id)
+            validated = now + cfg.validating_seconds * stretch
+            ran = validated + cfg.running_seconds * stretch
+            faults = cfg.faults
+            record = {
+                **record,
+                "id": batch_id,
+                "provider": provider,
+                "ordinal": ordinal,
+                "created_at": now,
+                "validated_at": validated,
+                "ran_at": ran,
+                "finalized_at": ran + cfg.finalizing_seconds * stretch,
+                "expire": ordinal in faults.expire_batches,
+                "fail_validation": ordinal in faults.fail_validation_batches,
+                "token_limit": ordinal in faults.token_limit_batches,
+                "cancel_requested_at": None,
+                "results": None,
+            }
+            self._write_json(self._batch_path(batch_id), record)
+        self.audit(
+            "batch.created", provider, batch_id, ordinal=ordinal, request_count=record.get("total"),
+            metadata=record.get("metadata"), display_name=record.get("display_name"),
+        )  # fmt: skip
+        return record
+
+    def _batch_path(self, batch_id: str) -> Path:
+        return self.dir / "batches" / f"{_safe(batch_id)}.json"
+
+    def _all_batches(self) -> list[dict[str, Any]]:
+        return [orjson.loads(p.read_bytes()) for p in (self.dir / "batches").glob("*.json")]
+
+    def list_batches(self, provider: str) -> list[dict[str, Any]]:
+        """This provider's batches, newest first."""
+        mine = [b for b in self._all_batches() if b["provider"] == provider]
+        return sorted(mine, key=lambda b: (b["created_at"], b["id"]), reverse=True)
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch as of now, its results generated if it just ended."""
+        path = self._batch_path(batch_id)
+        if not path.exists():
+            return None
+        batch = orjson.loads(path.read_bytes())
+        phase = self.phase(batch)
+        if phase in ("ended", "expired", "cancelled") and batch["results"] is None:
+            with self.locked():
+                batch = orjson.loads(path.read_bytes())
+                if batch["results"] is None:
+                    done = {"ended": 1.0, "expired": self.config.faults.expire_fraction}.get(phase)
+                    if done is None:
+                        done = self.fraction(batch, batch["cancel_requested_at"])
+                    batch["results"] = self.codecs[batch["provider"]].results(self, batch, done, phase)
+                    batch["results"]["done_fraction"] = done
+                    self._write_json(path, batch)
+        return batch
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any] | None:
+        path = self._batch_path(batch_id)
+        with self.locked():
+            if not path.exists():
+                return None
+            batch = orjson.loads(path.read_bytes())
+            if batch["cancel_requested_at"] is None and self.phase(batch) in ("validating", "running"):
+                batch["cancel_requested_at"] = self.config.clock()
+                self._write_json(path, batch)
+                self.audit("batch.cancelled", batch["provider"], batch_id)
+        return self.get_batch(batch_id)
+
+    def delete_batch(self, batch_id: str) -> None:
+        self._batch_path(batch_id).unlink(missing_ok=True)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def phase(self, batch: dict[str, Any], now: float | None = None) -> str:
+        """validating, failed, running, finalizing, ended, expired, cancelling or cancelled."""
+        now = self.config.clock() if now is None else now
+        cancel_at = batch.get("cancel_requested_at")
+        if cancel_at is not None:
+            return "cancelling" if now < cancel_at + self.config.cancel_seconds else "cancelled"
+        if now < batch["validated_at"]:
+            return "validating"
+        if batch.get("validation_errors") or batch["fail_validation"] or batch["token_limit"]:
+            return "failed"
+        if now < batch["ran_at"]:
+            return "running"
+        if batch["expire"]:
+            return "expired"
+        return "finalizing" if now < batch["finalized_at"] else "ended"
+
+    def fraction(self, batch: dict[str, Any], now: float | None = None) -> float:
+        """Share of items finished by `now` (items finish in a stable, seeded order)."""
+        now = self.config.clock() if now is None else now
+        span = batch["ran_at"] - batch["validated_at"]
+        if span <= 0:
+            return 1.0 if now >= batch["ran_at"] else 0.0
+        return min(1.0, max(0.0, (now - batch["validated_at"]) / span))
+
+    def finished_by(self, custom_id: str, done: float) -> bool:
+        """Whether an item is among the first `done` share of its batch to finish."""
+        return unit(self.config.seed, "order", custom_id) < done
+
+    def item_error(self, custom_id: str) -> str | None:
+        """The injected error kind for this item, if any."""
+        draw = unit(self.config.seed, "error", custom_id)
+        total = 0.0
+        for kind in ITEM_ERROR_KINDS:
+            total += self.config.faults.item_errors.get(kind, 0.0)
+            if draw < total:
+                return kind
+        return None
+
+    def invalid_json(self, custom_id: str) -> bool:
+        return unit(self.config.seed, "json", custom_id) < self.config.faults.invalid_json_rate
+
+    # ---- HTTP faults ---------------------------------------------------------------------------
+
+    def http_fault(self, method: str, path: str) -> HttpFault | None:
+        import re
+
+        for index, fault in enumerate(self.config.faults.http_faults):
+            if self._http_budget[index] <= 0:
+                continue
+            if fault.method and fault.method.upper() != method.upper():
+                continue
+            if re.search(fault.path_regex, path):
+                self._http_budget[index] -= 1
+                return fault
+        return None
+
+
+def _safe(object_id: str) -> str:
+    return object_id.replace("/", "_")
+
+
+def reversed_blocks(lines: Iterator[bytes], block: int = 7) -> Iterator[bytes]:
+    """Lines in an order unlike the input (each small block reversed), in bounded memory."""
+    buffer: list[bytes] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= block:
+            yield from reversed(buffer)
+            buffer = []
+    yield from reversed(buffer)

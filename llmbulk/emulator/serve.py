@@ -1,0 +1,172 @@
+"""The emulator's HTTP server: one Starlette app, each provider under its own prefix, on loopback only.
+
+`/openai/v1`, `/anthropic` and `/gemini` are separate mounts because OpenAI and Gemini share
+paths such as `/v1/batches`. Middleware counts calls per route and applies injected HTTP faults.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from llmbulk.emulator.engine import Emulator, EmulatorConfig, HttpFault, new_id
+
+# (prefix, module with `routes(emulator)` and `fault_response(fault)`), mounted when the module exists.
+PROVIDER_MOUNTS = (
+    ("/openai/v1", "llmbulk.emulator.routes_openai"),
+    ("/anthropic", "llmbulk.emulator.routes_anthropic"),
+    ("/gemini", "llmbulk.emulator.routes_gemini"),
+)
+
+
+def check_loopback(host: str) -> None:
+    """The emulator never listens beyond this machine."""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"the emulator binds loopback addresses only (127.0.0.1, ::1, localhost), not {host!r}")
+
+
+def fault_response(prefix: str, fault: HttpFault) -> Response:
+    headers = {}
+    if fault.retry_after_ms is not None:
+        headers = {
+            "retry-after-ms": str(fault.retry_after_ms),
+            "retry-after": str(max(1, fault.retry_after_ms // 1000)),
+        }
+    message = f"Injected fault: HTTP {fault.status}"
+    if prefix.startswith("/anthropic"):
+        kind = {429: "rate_limit_error", 529: "overloaded_error", 500: "api_error"}.get(fault.status, "api_error")
+        request_id = new_id("req_")
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
+        headers["request-id"] = request_id
+    elif prefix.startswith("/gemini"):
+        status = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 500: "INTERNAL"}.get(fault.status, "UNKNOWN")
+        body = {"error": {"code": fault.status, "message": message, "status": status}}
+    else:
+        kind = "rate_limit_exceeded" if fault.status == 429 else None
+        body = {"error": {"message": message, "type": "server_error", "param": None, "code": kind}}
+        headers["x-request-id"] = new_id("req_")
+    return JSONResponse(body, status_code=fault.status, headers=headers)
+
+
+def build_app(emulator: Emulator, base_url: str = "") -> Starlette:
+    mounts: list[Any] = []
+    for prefix, module_name in PROVIDER_MOUNTS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        mounts.append(Mount(prefix, routes=module.routes(emulator)))
+
+    async def stats(_request: Request) -> Response:
+        return JSONResponse({"calls": emulator.calls, "total": sum(emulator.calls.values())})
+
+    async def count_and_fault(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        key = f"{request.method} {path}"
+        emulator.calls[key] = emulator.calls.get(key, 0) + 1
+        fault = emulator.http_fault(request.method, path)
+        if fault is not None:
+            prefix = next((p for p, _ in PROVIDER_MOUNTS if path.startswith(p)), "")
+            return fault_response(prefix, fault)
+        return await call_next(request)
+
+    app = Starlette(
+        routes=[Route("/_emulator/stats", stats), *mounts],
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=count_and_fault)],
+    )
+    return app
+
+
+class EmulatorServer:
+    """The emulator on 127.0.0.1: in a thread for tests and `--emulate`, or in the foreground."""
+
+    def __init__(
+        self, state_dir: Path, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        check_loopback(host)
+        self.emulator = Emulator(Path(state_dir), config)
+        self.host, self.port = host, port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.url}/openai/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return f"{self.url}/anthropic"
+
+    @property
+    def gemini_base_url(self) -> str:
+        return f"{self.url}/gemini"
+
+    def _make_server(self) -> uvicorn.Server:
+        self.emulator.public_url = lambda: self.url  # type: ignore[attr-defined]
+        config = uvicorn.Config(
+            build_app(self.emulator), host=self.host, port=self.port, log_level="warning", access_log=False,
+            lifespan="off", timeout_keep_alive=30,
+        )  # fmt: skip
+        return uvicorn.Server(config)
+
+    def start(self) -> EmulatorServer:
+        """Serve in a background thread; returns once listening (port resolved if 0)."""
+        self._server = self._make_server()
+        self._server.config.install_signal_handlers = False  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.run, name="llmbulk-emulator", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the emulator did not start")
+            time.sleep(0.01)
+        sockets = self._server.servers[0].sockets
+        self.port = sockets[0].getsockname()[1]
+        return self
+
+    def serve(self) -> None:
+        """Serve in the foreground until interrupted."""
+        if self.port == 0:
+            import socket
+
+            with socket.socket() as probe:
+                probe.bind((self.host, 0))
+                self.port = probe.getsockname()[1]
+        self._server = self._make_server()
+        self._server.run()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._thread = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
