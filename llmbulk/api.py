@@ -607,11 +607,14 @@ def _write(session: Session, job: Job, path: Path | None, fmt: str) -> MergeSumm
 # ---- retry, cancel, jobs ---------------------------------------------------------------------
 
 
-def retry(job_id: str, *, settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> RetryResult:
+def retry(
+    job_id: str, *, wait_lock: float = 0.0, settings: Settings | None = None, progress: Progress = NO_PROGRESS
+) -> RetryResult:
     """Resubmit only the failed-retryable items with attempts left; the rest become dead."""
     with _session(settings, progress) as session:
         job = session.store.get_job(job_id)
-        return _retry(session, job)
+        with JobLease(session.store, job.id, wait=wait_lock):
+            return _retry(session, session.store.get_job(job_id))
 
 
 def _retry(session: Session, job: Job) -> RetryResult:

@@ -1,0 +1,187 @@
+"""End to end through the CLI on the emulator: submit → status → collect → retry → collect, per provider.
+
+The real SDKs talk real HTTP to the in-process emulator that `--emulate` starts; state is a real
+SQLite file in tmp_path. Faults are injected through the emulator's fault plan.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from llmbulk.models import parse_custom_id
+
+from conftest import QUICKSTART, Outcome
+
+PROMPT = "Classify the sentiment of this review as positive, negative or neutral: {{ text }}"
+MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
+PROVIDERS = ["openai", "anthropic", "gemini"]
+INPUT_IDS = [row["review_id"] for row in csv.DictReader(open(QUICKSTART, newline=""))]
+
+
+def _submit(llmbulk: Callable[..., Outcome], provider: str, *extra: str) -> dict:
+    result = llmbulk(
+        "submit",
+        str(QUICKSTART),
+        "--provider",
+        provider,
+        "--model",
+        MODELS[provider],
+        "--prompt",
+        PROMPT,
+        "--id-column",
+        "review_id",
+        "--emulate",
+        "--json",
+        *extra,
+    )
+    assert result.exit_code == 0, result.stderr
+    return result.json()
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _shard_rows(home: Path, job_id: str, seq: int) -> list[int]:
+    path = home / "jobs" / job_id / "shards" / f"{seq:05d}.jsonl"
+    rows = []
+    for line in path.read_bytes().splitlines():
+        data = orjson.loads(line)
+        custom_id = data.get("custom_id") or data.get("key")
+        rows.append(parse_custom_id(custom_id)[1])
+    return rows
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_submit_status_collect_retry_collect(
+    provider: str, llmbulk: Callable[..., Outcome], faults: Callable[..., None], home: Path
+) -> None:
+    faults(item_errors={"rate_limit": 0.25, "invalid_request": 0.1})
+    submitted = _submit(llmbulk, provider, "--max-items-per-batch", "20")
+    job_id = submitted["job_id"]
+    assert submitted["n_items"] == 50 and len(submitted["batch_ids"]) == 3
+
+    status = llmbulk("status", job_id, "--refresh", "--json")
+    assert status.exit_code in (3, 4), status.stderr
+    assert sum(status.json()["counts"].values()) == 50
+
+    first = llmbulk("collect", job_id, "--out", "first.csv", "--json")
+    assert first.exit_code == 3, first.stderr  # retryable failures left: not done
+    rows = _rows(home.parent / "first.csv")
+    assert [r["review_id"] for r in rows] == INPUT_IDS
+    by_state: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_state.setdefault(row["status"], []).append(index)
+    assert set(by_state) <= {"succeeded", "failed_retryable", "failed_permanent"}
+    assert by_state.get("failed_retryable") and by_state.get("failed_permanent") and by_state.get("succeeded")
+    for index in by_state["succeeded"]:
+        assert rows[index]["output"] and not rows[index]["error"]
+    for index in by_state["failed_retryable"] + by_state["failed_permanent"]:
+        assert rows[index]["error"] and not rows[index]["output"]
+
+    retried = llmbulk("retry", job_id, "--json")
+    assert retried.exit_code == 0, retried.stderr
+    assert retried.json()["n_items"] == len(by_state["failed_retryable"])
+    assert _shard_rows(home, job_id, 4) == by_state["failed_retryable"]  # exactly the failed-retryable rows
+
+    final = llmbulk("collect", job_id, "--out", "final.csv", "--json")
+    rows = _rows(home.parent / "final.csv")
+    assert [r["review_id"] for r in rows] == INPUT_IDS
+    for index in by_state["succeeded"]:
+        assert rows[index]["status"] == "succeeded" and rows[index]["attempts"] == "1"
+    for index in by_state["failed_permanent"]:
+        assert rows[index]["status"] == "failed_permanent" and rows[index]["attempts"] == "1"
+    for index in by_state["failed_retryable"]:
+        assert rows[index]["attempts"] == "2"
+    counts = final.json()["counts"]
+    assert sum(counts.values()) == 50
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_run_completes_with_retries_and_every_row_once(
+    provider: str, llmbulk: Callable[..., Outcome], faults: Callable[..., None], home: Path
+) -> None:
+    faults(item_errors={"server_error": 0.3})
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", provider, "-m", MODELS[provider], "--prompt", PROMPT,
+        "--id-column", "review_id", "--out", "out.parquet", "--emulate", "--max-attempts", "5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(home.parent / "out.parquet").to_pylist()
+    assert [r["review_id"] for r in table] == INPUT_IDS
+    assert {r["status"] for r in table} == {"succeeded"}
+    assert any(r["attempts"] > 1 for r in table)
+    assert all(r["output"] for r in table)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_expired_batch_keeps_finished_results_and_retries_the_rest(
+    provider: str, llmbulk: Callable[..., Outcome], faults: Callable[..., None], home: Path
+) -> None:
+    faults(expire_batches=[1], expire_fraction=0.5)
+    submitted = _submit(llmbulk, provider)
+    job_id = submitted["job_id"]
+    first = llmbulk("collect", job_id, "--out", "first.csv", "--json")
+    counts = first.json()["counts"]
+    assert counts.get("succeeded", 0) > 0 and counts.get("failed_retryable", 0) > 0
+    assert counts["succeeded"] + counts["failed_retryable"] == 50
+    rows = _rows(home.parent / "first.csv")
+    assert all("expire" in r["error"] for r in rows if r["status"] == "failed_retryable")
+    run = llmbulk("run", job_id, "--out", "final.csv")
+    assert run.exit_code == 0, run.stderr
+    final = _rows(home.parent / "final.csv")
+    assert [r["status"] for r in final] == ["succeeded"] * 50
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_item_failing_permanently_ends_done_with_failures(
+    provider: str, llmbulk: Callable[..., Outcome], faults: Callable[..., None], home: Path
+) -> None:
+    faults(item_errors={"invalid_request": 1.0})
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", provider, "-m", MODELS[provider], "--prompt", PROMPT,
+        "--id-column", "review_id", "--out", "out.csv", "--emulate", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 4, result.stderr
+    assert result.json()["counts"] == {"failed_permanent": 50}
+    assert {r["status"] for r in _rows(home.parent / "out.csv")} == {"failed_permanent"}
+
+
+def test_openai_validation_failed_batch_is_retried(
+    llmbulk: Callable[..., Outcome], faults: Callable[..., None], home: Path
+) -> None:
+    faults(fail_validation_batches=[1])
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", PROMPT,
+        "--id-column", "review_id", "--out", "out.csv", "--emulate", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(home.parent / "out.csv")
+    assert {r["attempts"] for r in rows} == {"2"} and {r["status"] for r in rows} == {"succeeded"}
+    batches = result.json()["batches"]
+    assert batches[0]["state"] == "failed" and batches[0]["error"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_cancel_harvests_finished_items_and_leaves_the_rest_retryable(
+    provider: str, llmbulk: Callable[..., Outcome], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMBULK_EMULATOR_SECONDS", "600")
+    submitted = _submit(llmbulk, provider)
+    job_id = submitted["job_id"]
+    cancelled = llmbulk("cancel", job_id, "--json")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    monkeypatch.setenv("LLMBULK_EMULATOR_SECONDS", "0")
+    collected = llmbulk("collect", job_id, "--out", "out.csv", "--json")
+    counts = collected.json()["counts"]
+    assert sum(counts.values()) == 50
+    assert counts.get("failed_retryable", 0) > 0
+    assert collected.json()["batches"][0]["state"] == "cancelled"
