@@ -171,8 +171,8 @@ def routes(emu: Emulator) -> list[Route]:
         for index, item in enumerate(requests):
             custom_id = item.get("custom_id") if isinstance(item, dict) else None
             if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
-                return error(400, "invalid_request_error",
-                             f"requests.{index}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")  # fmt: skip
+                message = f"requests.{index}.custom_id: String should match pattern '{CUSTOM_ID.pattern}'"
+                return error(400, "invalid_request_error", message)
             if custom_id in seen:
                 return error(
                     400, "invalid_request_error", f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}"
