@@ -236,8 +236,8 @@ class Emulator:
         cancel_at = batch.get("cancel_requested_at")
         if cancel_at is not None:
             return "cancelling" if now < cancel_at + self.config.cancel_seconds else "cancelled"
-        if now < batch["validated_at"]:
-            return "validating"
+        if now <= batch["created_at"] or now < batch["validated_at"]:
+            return "validating"  # a create response always says validating, as the real APIs do
         if batch.get("validation_errors") or batch["fail_validation"] or batch["token_limit"]:
             return "failed"
         if now < batch["ran_at"]:

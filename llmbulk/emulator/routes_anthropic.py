@@ -116,8 +116,8 @@ def _message(emu: Emulator, params: dict[str, Any], custom_id: str) -> dict[str,
     }  # fmt: skip
 
 
-def batch_json(emu: Emulator, batch: dict[str, Any], base: str) -> dict[str, Any]:
-    phase = emu.phase(batch)
+def batch_json(emu: Emulator, batch: dict[str, Any], base: str, now: float | None = None) -> dict[str, Any]:
+    phase = emu.phase(batch, now)
     total = batch["total"]
     results = batch.get("results") or {}
     ended = phase in ("ended", "expired", "cancelled", "failed")
@@ -193,7 +193,7 @@ def routes(emu: Emulator) -> list[Route]:
             for item in requests:
                 out.write(orjson.dumps(item) + b"\n")
         batch = emu.create_batch(PROVIDER, batch_id, {"input_file": input_file, "total": len(requests)})
-        return JSONResponse(batch_json(emu, batch, base(request)))
+        return JSONResponse(batch_json(emu, batch, base(request), now=batch["created_at"]))
 
     async def retrieve(request: Request) -> Response:
         if (denied := guard(request)) is not None:

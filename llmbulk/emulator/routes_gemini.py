@@ -139,8 +139,8 @@ def file_json(emu: Emulator, meta: dict[str, Any], base: str, version: str) -> d
     return body
 
 
-def operation_json(emu: Emulator, batch: dict[str, Any]) -> dict[str, Any]:
-    phase = emu.phase(batch)
+def operation_json(emu: Emulator, batch: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    phase = emu.phase(batch, now)
     state = STATES[phase]
     total = batch["total"]
     results = batch.get("results") or {}
@@ -259,7 +259,7 @@ def routes(emu: Emulator) -> list[Route]:
         else:
             return error(400, "batch.inputConfig must have fileName or requests.", "INVALID_ARGUMENT")
         batch = emu.create_batch(PROVIDER, batch_id, record)
-        return JSONResponse(operation_json(emu, batch))
+        return JSONResponse(operation_json(emu, batch, now=batch["created_at"]))
 
     async def get_batch(request: Request) -> Response:
         if not _authorised(request, emu):

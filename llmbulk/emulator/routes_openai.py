@@ -226,8 +226,8 @@ def _verror(code: str, line: int | None, message: str) -> dict[str, Any]:
     return {"code": code, "line": line, "message": message, "param": None}
 
 
-def batch_json(emu: Emulator, batch: dict[str, Any]) -> dict[str, Any]:
-    phase = emu.phase(batch)
+def batch_json(emu: Emulator, batch: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    phase = emu.phase(batch, now)
     status = STATUS[phase]
     created = int(batch["created_at"])
     results = batch.get("results") or {}
@@ -366,7 +366,7 @@ def routes(emu: Emulator) -> list[Route]:
             "total": count, "model": model, "validation_errors": errors,
         }  # fmt: skip
         batch = emu.create_batch(PROVIDER, new_id("batch_"), record)
-        return JSONResponse(batch_json(emu, batch))
+        return JSONResponse(batch_json(emu, batch, now=batch["created_at"]))
 
     async def get_batch(request: Request) -> Response:
         batch = emu.get_batch(request.path_params["batch_id"])
@@ -388,16 +388,28 @@ def routes(emu: Emulator) -> list[Route]:
             return error(409, f"Cannot cancel a batch with status '{status}'.", code="batch_not_cancellable")
         return JSONResponse(batch_json(emu, emu.cancel_batch(batch_id) or existing))
 
+    def authed(handler: Any) -> Any:
+        async def guarded(request: Request) -> Response:
+            auth = request.headers.get("authorization", "")
+            key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+            if not key:
+                return error(401, "You didn't provide an API key.", code="invalid_api_key")
+            if emu.config.api_key is not None and key != emu.config.api_key:
+                return error(401, "Incorrect API key provided.", code="invalid_api_key")
+            return await handler(request)
+
+        return guarded
+
     return [
-        Route("/files", create_file, methods=["POST"]),
-        Route("/files", list_files, methods=["GET"]),
-        Route("/files/{file_id}", get_file, methods=["GET"]),
-        Route("/files/{file_id}", delete_file, methods=["DELETE"]),
-        Route("/files/{file_id}/content", file_content, methods=["GET"]),
-        Route("/batches", create_batch, methods=["POST"]),
-        Route("/batches", list_batches, methods=["GET"]),
-        Route("/batches/{batch_id}", get_batch, methods=["GET"]),
-        Route("/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+        Route("/files", authed(create_file), methods=["POST"]),
+        Route("/files", authed(list_files), methods=["GET"]),
+        Route("/files/{file_id}", authed(get_file), methods=["GET"]),
+        Route("/files/{file_id}", authed(delete_file), methods=["DELETE"]),
+        Route("/files/{file_id}/content", authed(file_content), methods=["GET"]),
+        Route("/batches", authed(create_batch), methods=["POST"]),
+        Route("/batches", authed(list_batches), methods=["GET"]),
+        Route("/batches/{batch_id}", authed(get_batch), methods=["GET"]),
+        Route("/batches/{batch_id}/cancel", authed(cancel_batch), methods=["POST"]),
     ]
 
 
