@@ -21,6 +21,7 @@ import orjson
 from llmbulk import costs, providers
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
+from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import BudgetError, ConfigError, InputError, QuotaError, UsageError
 from llmbulk.events import EventHooks, Events
 from llmbulk.leases import JobLease
@@ -347,6 +348,7 @@ def _pack_new_job(
                 store.add_shard_items(conn, shard, packed.items)
                 plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
                 session.progress.advance(packed.n_items)
+                crashpoint("mid_pack")
             if not plans:
                 raise InputError(f"{table.path} has no rows", hint="nothing to submit")
             n_items = sum(p.n_items for p in plans)

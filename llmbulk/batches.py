@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import ProviderError, QuotaError, StateError
 from llmbulk.models import BatchState, BatchStatus
 from llmbulk.providers.base import BatchProvider, ShardInput
@@ -63,13 +64,16 @@ def submit_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
         total=shard.n_items,
     )
     store.add_batch(batch)
+    crashpoint("after_intent")
     for old in pending:  # superseded intents whose create never happened
         store.update_batch(old.id, state=BatchState.REQUEUED.value, error="no batch found at the provider")
     file_id = reusable_file or provider.upload(source, labels)
+    crashpoint("after_upload")
     if file_id is not None:
         store.update_batch(batch.id, input_file_id=file_id)
     try:
         ref = provider.create(source, file_id, labels)
+        crashpoint("after_create")
     except QuotaError as exc:
         store.update_batch(batch.id, state=BatchState.REQUEUED.value, error=exc.message, error_code="quota")
         raise

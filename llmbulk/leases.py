@@ -19,6 +19,21 @@ from llmbulk.store import Store
 DEFAULT_TTL = 60.0
 
 
+def _holder_is_dead(owner: str) -> bool:
+    """A holder on this host whose process no longer exists (killed or crashed) holds nothing."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine: only its lease expiry can tell
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def new_owner() -> str:
     """A lease owner id naming this host and process."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -42,8 +57,12 @@ class JobLease:
         self._stop = threading.Event()
         deadline = time.monotonic() + wait
         while not store.claim_lease(job_id, self.owner, ttl):
+            holder = store.get_job(job_id)
+            if holder.lease_owner and _holder_is_dead(holder.lease_owner):
+                if store.take_over_lease(job_id, holder.lease_owner, self.owner, ttl):
+                    break
+                continue
             if time.monotonic() >= deadline:
-                holder = store.get_job(job_id)
                 remaining = max(0, int((holder.lease_until or 0) - time.time()))
                 raise LeaseError(
                     f"job {job_id} is being worked on by another llmbulk process ({holder.lease_owner}, "

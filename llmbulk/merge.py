@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbulk import costs
+from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import StateError
 from llmbulk.store import Store
 from llmbulk.store.schema import Job
@@ -60,6 +61,8 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSum
             merged = _merge_row(row, record, names, rates)
             by_status[merged[names["status"]]] = by_status.get(merged[names["status"]], 0) + 1
             writer.write(merged)
+            if index == 10:
+                crashpoint("mid_merge")
         if next(items, None) is not None or (job.input_sha256 and table.sha256 != job.input_sha256):
             raise _changed(job)
     except BaseException:

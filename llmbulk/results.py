@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from llmbulk.batches import requeue_batch, status_of
+from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import ProviderError
 from llmbulk.models import BatchState, ItemOutcome
 from llmbulk.providers.base import BatchProvider
@@ -35,8 +36,10 @@ def download_results(provider: BatchProvider, batch: Batch, dest: Path) -> Path:
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            for line in provider.results(status_of(batch)):
+            for index, line in enumerate(provider.results(status_of(batch))):
                 fh.write(line.rstrip(b"\r\n") + b"\n")
+                if index == 2:
+                    crashpoint("mid_download")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, dest)

@@ -188,3 +188,17 @@ def test_job_lease_heartbeat_keeps_it(store: Store) -> None:
         assert not store.claim_lease("jtest1", "intruder", ttl=30)
         lease.check()
     assert store.claim_lease("jtest1", "next", ttl=30)
+
+
+def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(store: Store) -> None:
+    import socket
+
+    _setup(store, _job())
+    dead = f"{socket.gethostname()}:999999999:deadbeef"
+    assert store.claim_lease("jtest1", dead, ttl=3600)
+    with JobLease(store, "jtest1", wait=0) as lease:
+        assert store.get_job("jtest1").lease_owner == lease.owner
+    other_host = "some-other-host:1:x"
+    assert store.claim_lease("jtest1", other_host, ttl=3600)
+    with pytest.raises(Exception, match="another llmbulk process"):
+        JobLease(store, "jtest1", wait=0)

@@ -1,31 +1,39 @@
 """Anthropic Message Batches through the official `anthropic` SDK (imported lazily).
 
-Requests travel in the create body (no upload); create runs with SDK retries off. Per-item
-counts are hidden until a batch ends, so progress is "unknown" rather than a wrong 0%. Results
-are streamed from the batch's absolute `results_url` and joined on `custom_id` only.
+No upload: the shard's lines travel in the create body, sent with SDK retries off. Item counts
+stay hidden until a batch ends, so progress is reported as unknown rather than a wrong 0%.
+Results stream from the batch's absolute `results_url` and are joined on `custom_id` only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError
 from llmbulk.models import CUSTOM_ID_RE, BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
-from llmbulk.providers.base import ProviderSettings, ShardInput
+from llmbulk.providers.base import ProviderSettings, ShardInput, model_params
 
 LIMITS = Limits(max_items=100_000, max_bytes=256 * 1024 * 1024, counts_live=False)
+KEY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 DEFAULT_MAX_TOKENS = 1024
+LIST_PAGE_SIZE = 100
+CLOCK_SKEW_SECONDS = 60.0
+DOWNLOAD_CHUNK = 1 << 20
+
+# `ended` covers normal ends, expiry and cancellation alike; `_status` tells cancellation apart
+# by `cancel_initiated_at`. Expired items show up as `expired` result lines either way.
 STATES: dict[str, BatchState] = {
     "in_progress": BatchState.RUNNING,
     "canceling": BatchState.CANCELLING,
     "ended": BatchState.ENDED,
 }
-PERMANENT_ERRORS = frozenset(
+# Item errors that a resend cannot fix; every other error type (including unknown ones) is retried.
+PERMANENT_ERROR_TYPES = frozenset(
     {
         "invalid_request_error",
         "authentication_error",
@@ -35,7 +43,11 @@ PERMANENT_ERRORS = frozenset(
         "billing_error",
     }
 )
-_PARAM_NAMES = {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences", "top_k": "top_k"}
+RETRYABLE_HTTP = frozenset({408, 409})  # plus every 5xx (529 overloaded included); 429 is a QuotaError
+MESSAGE_ROLES = frozenset({"user", "assistant"})
+RENAMED_PARAMS = {"stop": "stop_sequences"}
+DROPPED_PARAMS = frozenset({"seed"})  # Anthropic has no sampling seed; the CLI documents "where supported"
+ERROR_TEXT_LIMIT = 300
 
 
 class AnthropicBatchProvider:
@@ -61,88 +73,112 @@ class AnthropicBatchProvider:
     # ---- pure line codecs --------------------------------------------------------------------
 
     def encode(self, task: Task, custom_id: str) -> bytes:
+        """One `{"custom_id", "params"}` request line for the create body."""
         if not CUSTOM_ID_RE.match(custom_id):
-            raise InputError(f"custom_id {custom_id!r} is not valid for Anthropic (^[a-zA-Z0-9_-]{{1,64}}$)")
+            raise InputError(
+                f"custom_id {custom_id!r} is not valid for Anthropic",
+                hint="ids must match ^[a-zA-Z0-9_-]{1,64}$; use a shorter job id or row key",
+            )
         system_parts = [task.system] if task.system else []
-        messages = []
+        messages: list[dict[str, Any]] = []
         for message in task.messages:
-            if message.get("role") == "system":
-                system_parts.append(str(message.get("content")))
+            role = message.get("role")
+            if role == "system":  # lifted: the top-level `system` is the portable place for it
+                system_parts.append(_text_of(message.get("content")))
+            elif role in MESSAGE_ROLES:
+                messages.append({"role": role, "content": message.get("content")})
             else:
-                messages.append({"role": message["role"], "content": message["content"]})
-        params: dict[str, Any] = {"model": self.settings.model, "max_tokens": DEFAULT_MAX_TOKENS, "messages": messages}
-        for name, value in task.params.items():
-            if name == "max_tokens":
-                if int(value) < 1:
-                    raise InputError(f"item {task.key!r}: max_tokens must be at least 1 for Anthropic")
-                params["max_tokens"] = int(value)
-            elif name != "seed":  # Anthropic has no seed parameter
-                key = _PARAM_NAMES.get(name, name)
-                params[key] = [value] if key == "stop_sequences" and isinstance(value, str) else value
+                raise InputError(
+                    f"item {task.key!r}: message role {role!r} is not supported by Anthropic",
+                    hint="use user, assistant or system",
+                )
+        if not messages:
+            raise InputError(f"item {task.key!r} has no user or assistant message", hint="Anthropic needs at least one")
+        params: dict[str, Any] = {
+            "model": self.settings.model,
+            "max_tokens": _max_tokens(task),
+            "messages": messages,
+        }
         if system_parts:
             params["system"] = "\n\n".join(system_parts)
+        for name, value in model_params(task, {}).items():
+            if name == "max_tokens" or name in DROPPED_PARAMS:
+                continue
+            if name == "stream":
+                raise InputError(f"item {task.key!r}: stream is not allowed in a batch")
+            key = RENAMED_PARAMS.get(name, name)
+            params[key] = [value] if key == "stop_sequences" and isinstance(value, str) else value
         return orjson.dumps({"custom_id": custom_id, "params": params})
 
     def decode(self, line: bytes) -> ItemOutcome:
+        """One results line (`succeeded`, `errored`, `canceled` or `expired`) to an outcome."""
         data = orjson.loads(line)
         custom_id = data["custom_id"]
         result = data["result"]
         kind = result["type"]
         if kind == "succeeded":
-            message = result["message"]
-            usage = message.get("usage") or {}
-            texts, tool_inputs = [], []
-            for block in message.get("content") or []:
-                if block.get("type") == "text":
-                    texts.append(block.get("text", ""))
-                elif block.get("type") == "tool_use":
-                    tool_inputs.append(block.get("input"))
-            output = orjson.dumps(tool_inputs[0]).decode() if tool_inputs else "".join(texts)
-            return ItemOutcome(
-                custom_id,
-                Outcome.SUCCEEDED,
-                output=output,
-                finish_reason=message.get("stop_reason"),
-                input_tokens=(usage.get("input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0),
-                output_tokens=usage.get("output_tokens"),
-                cached_tokens=usage.get("cache_read_input_tokens"),
-            )
+            return _decode_message(custom_id, result["message"])
         if kind == "errored":
-            inner = (result.get("error") or {}).get("error") or {}
-            error_type = inner.get("type") or "api_error"
-            permanent = error_type in PERMANENT_ERRORS
-            return ItemOutcome(
-                custom_id,
-                Outcome.PERMANENT if permanent else Outcome.RETRYABLE,
-                error_type=error_type,
-                error_code=error_type,
-                error_message=inner.get("message"),
-            )
+            return _decode_error(custom_id, result.get("error") or {})
         if kind in ("canceled", "expired"):
-            message = "the batch was cancelled first" if kind == "canceled" else "the batch expired first"
-            return ItemOutcome(custom_id, Outcome.RETRYABLE, error_type=kind, error_code=kind, error_message=message)
-        raise ValueError(f"unknown result type {kind!r}")
+            # Never attempted: the batch was cancelled or hit its 24 h window first. Resend.
+            reason = "the batch was cancelled before this request ran" if kind == "canceled" else "the batch expired"
+            return ItemOutcome(
+                custom_id, Outcome.RETRYABLE, error_type="batch_error", error_code=kind, error_message=reason
+            )
+        raise ProviderError(f"Anthropic result for {custom_id!r} has unknown type {kind!r}", hint="upgrade llmbulk")
 
     # ---- calls -------------------------------------------------------------------------------
 
     def upload(self, shard: ShardInput, labels: dict[str, str]) -> str | None:
-        return None  # requests travel in the create body
+        """Nothing to upload: requests travel in the create body."""
+        return None
 
     def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
-        with open(shard.path, "rb") as fh:
-            requests = [orjson.loads(line) for line in fh if line.strip()]
+        """Send the shard's lines as one batch (no SDK retries: create is not idempotent)."""
+        requests = list(_read_requests(shard))
         batch = self._call(
             "create batch", lambda: self.client.with_options(max_retries=0).messages.batches.create(requests=requests)
         )
-        return BatchRef(provider=self.name, batch_id=batch.id, created_at=batch.created_at.timestamp())
+        return BatchRef(provider=self.name, batch_id=batch.id, created_at=_seconds(batch.created_at))
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
+        """Retrieve each batch and normalize its status."""
         return [
-            self.status(self._call("poll", lambda b=b: self.client.messages.batches.retrieve(b))) for b in batch_ids
+            self._status(self._call("poll", lambda b=b: self.client.messages.batches.retrieve(b))) for b in batch_ids
         ]
 
-    def status(self, batch: Any) -> BatchStatus:
-        """A MessageBatch, normalized."""
+    def results(self, status: BatchStatus) -> Iterator[bytes]:
+        """Stream the results JSONL of an ended batch, one raw line at a time."""
+        with (
+            self._mapped("download results"),
+            self.client.messages.batches.with_streaming_response.results(status.batch_id) as response,
+        ):
+            yield from split_lines(response.iter_bytes(DOWNLOAD_CHUNK))
+
+    def cancel(self, batch_id: str) -> None:
+        """Ask Anthropic to cancel a batch."""
+        self._call("cancel", lambda: self.client.messages.batches.cancel(batch_id))
+
+    def find(self, labels: dict[str, str], since: datetime, n_items: int) -> list[BatchRef]:
+        """Batches carry no labels: those created since the intent with the shard's request count."""
+        with self._mapped("list batches"):
+            page = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)
+            return match_batches(page, since.timestamp() - CLOCK_SKEW_SECONDS, n_items)
+
+    def delete_file(self, file_id: str) -> None:
+        """No input file exists for Anthropic batches."""
+        return None
+
+    def close(self) -> None:
+        """Release the SDK client."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _status(self, batch: Any) -> BatchStatus:
         state = STATES.get(batch.processing_status)
         if state is None:
             raise ProviderError(
@@ -151,62 +187,23 @@ class AnthropicBatchProvider:
         if state is BatchState.ENDED and batch.cancel_initiated_at is not None:
             state = BatchState.CANCELLED
         counts = batch.request_counts
-        total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
-        ended = state in (BatchState.ENDED, BatchState.CANCELLED)
+        total = _total(counts)
+        # Anthropic keeps every bucket but `processing` at 0 until the end: before that, unknown.
+        known = batch.processing_status == "ended"
         return BatchStatus(
             batch_id=batch.id,
             state=state,
             raw_status=batch.processing_status,
             total=total,
-            completed=total - counts.processing if ended else None,
-            failed=counts.errored + counts.canceled + counts.expired if ended else None,
-            counts_known=ended,
-            result_refs={"results_url": batch.results_url} if batch.results_url else {},
-            ended_at=batch.ended_at.timestamp() if batch.ended_at else None,
+            completed=total - counts.processing if known else None,
+            failed=counts.errored + counts.canceled + counts.expired if known else None,
+            counts_known=known,
+            result_refs={"results_url": batch.results_url} if known and batch.results_url else {},
+            ended_at=_seconds(batch.ended_at) if batch.ended_at else None,
             raw=batch.model_dump(mode="json"),
         )
 
-    def results(self, status: BatchStatus) -> Iterator[bytes]:
-        with (
-            self._mapped("download results"),
-            self.client.messages.batches.with_streaming_response.results(status.batch_id) as response,
-        ):
-            pending = b""
-            for chunk in response.iter_bytes(1 << 20):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                yield from (line for line in lines if line.strip())
-            if pending.strip():
-                yield pending
-
-    def cancel(self, batch_id: str) -> None:
-        self._call("cancel", lambda: self.client.messages.batches.cancel(batch_id))
-
-    def find(self, labels: dict[str, str], since: datetime, n_items: int) -> list[BatchRef]:
-        """Batches carry no labels: match those created after the intent with the shard's request count."""
-        cutoff = since.timestamp() - 60
-        found: list[BatchRef] = []
-        for batch in self._call("list batches", lambda: self.client.messages.batches.list(limit=100)):
-            created = batch.created_at.timestamp()
-            if created < cutoff:
-                break
-            counts = batch.request_counts
-            total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
-            if total == n_items:
-                found.append(BatchRef(provider=self.name, batch_id=batch.id, created_at=created))
-        return found
-
-    def delete_file(self, file_id: str) -> None:
-        return None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    # ---- errors --------------------------------------------------------------------------------
-
-    def _call(self, what: str, fn: Any) -> Any:
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         with self._mapped(what):
             return fn()
 
@@ -222,26 +219,149 @@ class AnthropicBatchProvider:
                 f"Anthropic rejected the API key during {what} (401)", hint="check ANTHROPIC_API_KEY"
             ) from exc
         except anthropic.RateLimitError as exc:
-            raise QuotaError(f"Anthropic rate limit during {what}: {_message(exc)}") from exc
+            raise QuotaError(f"Anthropic rate limit during {what}: {self._message(exc)}") from exc
         except anthropic.APIStatusError as exc:
-            hint = "lower --max-bytes-per-batch" if exc.status_code == 413 else None
+            code = exc.status_code
             raise ProviderError(
-                f"Anthropic {what} failed: HTTP {exc.status_code}: {_message(exc)}",
-                retryable=exc.status_code >= 500 or exc.status_code in (408, 409),
-                hint=hint,
+                f"Anthropic {what} failed: HTTP {code}: {self._message(exc)}",
+                retryable=code >= 500 or code in RETRYABLE_HTTP,
+                hint=_status_hint(code),
             ) from exc
         except anthropic.APIConnectionError as exc:
             raise ProviderError(
-                f"cannot reach Anthropic for {what}: {exc.__class__.__name__}",
+                f"cannot reach Anthropic for {what} at {self.client.base_url}: {exc.__class__.__name__}",
                 retryable=True,
                 hint="check the network or ANTHROPIC_BASE_URL",
             ) from exc
+        except anthropic.AnthropicError as exc:  # e.g. results asked for before the batch has a results_url
+            raise ProviderError(f"Anthropic {what} failed: {self._scrub(_first_line(str(exc)))}") from exc
 
-
-def _message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        error = body.get("error")
+    def _message(self, exc: Any) -> str:
+        """The API's own error message, never `str(exc)` (which embeds the whole body dict)."""
+        body = getattr(exc, "body", None)
+        error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-    return exc.__class__.__name__
+            return self._scrub(_first_line(str(error["message"])))
+        if isinstance(body, str) and body.strip():
+            return self._scrub(_first_line(body))
+        return exc.__class__.__name__
+
+    def _scrub(self, text: str) -> str:
+        key = self.settings.api_key
+        return text.replace(key, "***") if key else text
+
+
+# ---- pure helpers (tested directly) ------------------------------------------------------------
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Byte chunks → JSONL lines without line endings, blank lines dropped (they crash JSONL readers)."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line.rstrip(b"\r")
+    if pending.strip():
+        yield pending.rstrip(b"\r")
+
+
+def match_batches(batches: Iterable[Any], cutoff: float, n_items: int) -> list[BatchRef]:
+    """Batches (newest first) created at/after `cutoff` holding exactly `n_items` requests."""
+    found: list[BatchRef] = []
+    for batch in batches:
+        created = _seconds(batch.created_at)
+        if created < cutoff:
+            break  # newest first: everything after this is older, so stop paging
+        if _total(batch.request_counts) == n_items:
+            found.append(BatchRef(provider=AnthropicBatchProvider.name, batch_id=batch.id, created_at=created))
+    return found
+
+
+def _read_requests(shard: ShardInput) -> Iterator[dict[str, Any]]:
+    with open(shard.path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def _max_tokens(task: Task) -> int:
+    value = task.params.get("max_tokens")
+    if value is None:
+        return DEFAULT_MAX_TOKENS
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(
+            f"item {task.key!r}: max_tokens must be a whole number of at least 1 for Anthropic, not {value!r}"
+        )
+    return value
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
+
+
+def _decode_message(custom_id: str, message: dict[str, Any]) -> ItemOutcome:
+    texts: list[str] = []
+    tool_input: Any = None
+    has_tool = False
+    for block in message.get("content") or []:
+        if block.get("type") == "text":
+            texts.append(block.get("text") or "")
+        elif block.get("type") == "tool_use" and not has_tool:
+            # Forced tool use carries structured output: its input is the answer.
+            has_tool, tool_input = True, block.get("input")
+    usage = message.get("usage") or {}
+    cache_read = usage.get("cache_read_input_tokens") or 0
+    cache_write = usage.get("cache_creation_input_tokens") or 0
+    input_tokens = usage.get("input_tokens")
+    return ItemOutcome(
+        custom_id,
+        Outcome.SUCCEEDED,
+        output=orjson.dumps(tool_input).decode() if has_tool else "".join(texts),
+        finish_reason=message.get("stop_reason"),
+        # Anthropic's input_tokens excludes cache reads and writes; llmbulk counts cached tokens inside input.
+        input_tokens=None if input_tokens is None else input_tokens + cache_read + cache_write,
+        output_tokens=usage.get("output_tokens"),
+        cached_tokens=usage.get("cache_read_input_tokens"),
+    )
+
+
+def _decode_error(custom_id: str, response: dict[str, Any]) -> ItemOutcome:
+    error = response.get("error") or {}
+    error_type = str(error.get("type") or "unknown_error")
+    details = error.get("details")
+    code = details.get("error_code") if isinstance(details, dict) else None
+    return ItemOutcome(
+        custom_id,
+        Outcome.PERMANENT if error_type in PERMANENT_ERROR_TYPES else Outcome.RETRYABLE,
+        error_type=error_type,
+        error_code=str(code or error_type),
+        error_message=error.get("message"),
+    )
+
+
+def _total(counts: Any) -> int:
+    return int(counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired)
+
+
+def _seconds(moment: datetime) -> float:
+    """UNIX seconds; a naive datetime is taken as UTC (the API sends RFC 3339 with a zone)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= ERROR_TEXT_LIMIT else line[:ERROR_TEXT_LIMIT] + "…"
+
+
+def _status_hint(code: int) -> str | None:
+    if code == 413:
+        return "the batch body is over Anthropic's limit: lower --max-bytes-per-batch"
+    if code == 402:
+        return "check the Anthropic account's billing"
+    if code == 403:
+        return "the key lacks permission for Message Batches in this workspace"
+    return None

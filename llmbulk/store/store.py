@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
+from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import InputError, NotFoundError
 from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
 from llmbulk.store.engine import READ_OPTION, open_engine
@@ -96,6 +97,15 @@ class Store:
                     " AND (lease_owner IS NULL OR lease_until < :now OR lease_owner = :o)"
                 ),
                 {"o": owner, "u": now + ttl, "j": job_id, "now": now},
+            )
+            return (result.rowcount or 0) == 1
+
+    def take_over_lease(self, job_id: str, dead_owner: str, owner: str, ttl: float) -> bool:
+        """Take a lease from a holder known to be dead (atomic: only if it is still theirs)."""
+        with self.tx() as conn:
+            result = conn.execute(
+                text("UPDATE jobs SET lease_owner = :o, lease_until = :u WHERE id = :j AND lease_owner = :d"),
+                {"o": owner, "u": time.time() + ttl, "j": job_id, "d": dead_owner},
             )
             return (result.rowcount or 0) == 1
 
@@ -286,6 +296,7 @@ class Store:
                     chunk = []
             if chunk:
                 conn.execute(insert, chunk)
+            crashpoint("mid_record")
             self._settle_items(conn, job_id, batch, max_attempts, now)
             conn.execute(text("UPDATE batches SET collected_at = :t WHERE id = :b"), {"t": now, "b": batch.id})
         return counts

@@ -1,0 +1,140 @@
+"""Crash safety with real processes: `llmbulk` subprocesses are SIGKILLed at each transition and at
+random moments, then rerun to completion. The emulator's audit log proves no shard got two
+batches; the output proves every item is there exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmbulk.emulator import EmulatorConfig, EmulatorServer, FaultPlan
+
+ROWS = 60
+POINTS = ["mid_pack", "after_intent", "after_upload", "after_create", "mid_download", "mid_record", "mid_merge"]
+FAKE_KEY = "sk-crash-test-key"
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(validating_seconds=0.05, running_seconds=0.2, finalizing_seconds=0.05, jitter=0.5,
+                            faults=FaultPlan(item_errors={"server_error": 0.1}))  # fmt: skip
+    with EmulatorServer(tmp_path / "emulator", config) as server:
+        yield server
+
+
+def _input(tmp_path: Path) -> Path:
+    path = tmp_path / "in.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "text"])
+        writer.writerows([f"r{i}", f"review number {i}"] for i in range(ROWS))
+    return path
+
+
+def _env(tmp_path: Path, server: EmulatorServer, crash_at: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMBULK_"))}
+    env.update(
+        LLMBULK_HOME=str(tmp_path / "state"),
+        OPENAI_API_KEY=FAKE_KEY,
+        OPENAI_BASE_URL=server.openai_base_url,
+        LLMBULK_POLL_INITIAL="0.05",
+        LLMBULK_POLL_MAX="0.2",
+    )
+    if crash_at:
+        env["LLMBULK_CRASH_AT"] = crash_at
+    return env
+
+
+def _llmbulk(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "llmbulk", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _run_args(input_path: Path) -> list[str]:
+    return ["run", str(input_path), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", "Label: {{ text }}",
+            "--id-column", "id", "--max-items-per-batch", "7", "--max-attempts", "6", "--out", "out.csv"]  # fmt: skip
+
+
+def _job_ids(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    listed = _llmbulk(tmp_path, env, "jobs", "--json")
+    return [j["job_id"] for j in json.loads(listed.stdout)] if listed.returncode == 0 and listed.stdout else []
+
+
+def _finish(tmp_path: Path, env: dict[str, str], input_path: Path) -> None:
+    """Rerun until done: continue the job if it exists, else submit it again."""
+    for _ in range(10):
+        jobs = _job_ids(tmp_path, env)
+        args = ["run", jobs[0], "--out", "out.csv"] if jobs else _run_args(input_path)
+        result = _llmbulk(tmp_path, env, *args, "--wait-lock", "30")
+        if result.returncode == 0:
+            return
+        assert "Traceback" not in result.stderr, result.stderr
+    raise AssertionError(f"job did not finish: {result.stderr}")
+
+
+def _check(tmp_path: Path, server: EmulatorServer) -> Counter:
+    jobs = _job_ids(tmp_path, _env(tmp_path, server))
+    assert len(jobs) == 1, jobs  # a rerun after a crash never submitted a second job
+    created = [e for e in server.emulator.audit_events() if e["event"] == "batch.created"]
+    per_shard = Counter((e.get("metadata") or {}).get("llmbulk_shard") for e in created)
+    duplicates = {shard: n for shard, n in per_shard.items() if n > 1}
+    assert not duplicates, f"shards created twice: {duplicates}"
+    with open(tmp_path / "out.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(ROWS)]
+    assert {r["status"] for r in rows} == {"succeeded"}
+    return per_shard
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_sigkill_at_each_transition_then_rerun_loses_nothing_and_pays_once(
+    point: str, tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    input_path = _input(tmp_path)
+    crashed = _llmbulk(tmp_path, _env(tmp_path, emulator, crash_at=point), *_run_args(input_path))
+    assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr)
+    _finish(tmp_path, _env(tmp_path, emulator), input_path)
+    _check(tmp_path, emulator)
+
+
+def _random_kills(tmp_path: Path, server: EmulatorServer, kills: int, seed: int) -> int:
+    rng = random.Random(seed)
+    input_path = _input(tmp_path)
+    env = _env(tmp_path, server)
+    done_kills = 0
+    for _ in range(kills):
+        jobs = _job_ids(tmp_path, env)
+        args = ["run", jobs[0], "--out", "out.csv"] if jobs else _run_args(input_path)
+        process = subprocess.Popen([sys.executable, "-m", "llmbulk", *args], cwd=tmp_path, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(rng.uniform(0.3, 1.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            done_kills += 1
+        process.wait()
+    _finish(tmp_path, env, input_path)
+    _check(tmp_path, server)
+    return done_kills
+
+
+def test_random_sigkills_then_rerun(tmp_path: Path, emulator: EmulatorServer) -> None:
+    assert _random_kills(tmp_path, emulator, kills=4, seed=1) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(20))
+def test_many_random_sigkills(seed: int, tmp_path: Path, emulator: EmulatorServer) -> None:
+    _random_kills(tmp_path, emulator, kills=8, seed=seed)
