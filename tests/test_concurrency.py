@@ -89,8 +89,14 @@ def test_concurrent_runners_match_a_single_run(
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["job_id"]
     processes = [
-        subprocess.Popen(_cmd("run", job_id, "--out", f"out{i}.csv", "--wait-lock", "120"), cwd=tmp_path, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            _cmd("run", job_id, "--out", f"out{i}.csv", "--wait-lock", "120"),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(runners)
     ]
     for process in processes:

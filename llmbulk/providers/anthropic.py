@@ -46,6 +46,11 @@ PERMANENT_ERROR_TYPES = frozenset(
 RETRYABLE_HTTP = frozenset({408, 409})  # plus every 5xx (529 overloaded included); 429 is a QuotaError
 MESSAGE_ROLES = frozenset({"user", "assistant"})
 RENAMED_PARAMS = {"stop": "stop_sequences"}
+RESERVED_PARAMS = {
+    "stream": "batches never stream",
+    "model": "choose the model with --model",
+    "messages": "messages come from the prompt or the tasks file",
+}
 DROPPED_PARAMS = frozenset({"seed"})  # Anthropic has no sampling seed; the CLI documents "where supported"
 ERROR_TEXT_LIMIT = 300
 
@@ -104,8 +109,10 @@ class AnthropicBatchProvider:
         for name, value in model_params(task, {}).items():
             if name == "max_tokens" or name in DROPPED_PARAMS:
                 continue
-            if name == "stream":
-                raise InputError(f"item {task.key!r}: stream is not allowed in a batch")
+            if name in RESERVED_PARAMS:
+                raise InputError(
+                    f"item {task.key!r}: parameter {name!r} cannot be set here", hint=RESERVED_PARAMS[name]
+                )
             key = RENAMED_PARAMS.get(name, name)
             params[key] = [value] if key == "stop_sequences" and isinstance(value, str) else value
         return orjson.dumps({"custom_id": custom_id, "params": params})
