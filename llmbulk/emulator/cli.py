@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,5 @@ def serve(
     console.print(f"export ANTHROPIC_BASE_URL={server.anthropic_base_url} ANTHROPIC_API_KEY=emulator")
     console.print(f"export GOOGLE_GEMINI_BASE_URL={server.gemini_base_url} GOOGLE_API_KEY=emulator")
     console.print(f"calls served: {server.url}/_emulator/stats")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve()
-    except KeyboardInterrupt:
-        pass
