@@ -106,7 +106,7 @@ def floor_collect(results_path: Path, work: Path, n: int) -> dict[str, float]:
         for line in fh:
             size += len(line)
             data = orjson.loads(line)
-            _, row, _ = data["custom_id"].rsplit("-", 2)
+            _, row, _ = (data.get("custom_id") or data["key"]).rsplit("-", 2)
             updates.append((str(data), int(row)))
     db.executemany("UPDATE items SET output = ? WHERE job_id = 'jfloor' AND row_index = ?", updates)
     db.commit()
