@@ -27,6 +27,23 @@ _BATCH_COLUMNS = list(Batch.model_fields)
 _SHARD_COLUMNS = list(Shard.model_fields)
 
 
+def _bulk(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """executemany on the driver's cursor with plain tuples: the hot path for millions of rows.
+
+    `sql` uses `?` placeholders, rewritten for drivers of the `%s` style (psycopg). It runs inside
+    the caller's SQLAlchemy transaction (the same DBAPI connection).
+    """
+    if not rows:
+        return
+    if conn.dialect.paramstyle in ("format", "pyformat"):
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
 def _insert_sql(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
 
@@ -128,19 +145,17 @@ class Store:
     def add_shard_items(self, conn: Connection, shard: Shard, items: Sequence[tuple[int, str]]) -> None:
         """Record a packed shard and its items (each at attempt 1) in the caller's transaction."""
         conn.execute(text(_insert_sql("shards", _SHARD_COLUMNS)), shard.model_dump())
-        rows = [
-            {"j": shard.job_id, "r": row, "k": key, "s": ItemState.QUEUED.value, "sh": shard.id} for row, key in items
-        ]
-        sql = text(
-            "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id) VALUES (:j, :r, :k, :s, 1, :sh)"
-        )
+        queued = ItemState.QUEUED.value
+        rows = [(shard.job_id, row, key, queued, shard.id) for row, key in items]
+        sql = "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id) VALUES (?, ?, ?, ?, 1, ?)"
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
             try:
                 with conn.begin_nested():
-                    conn.execute(sql, chunk)
-            except IntegrityError as exc:
-                raise self._duplicate_error(conn, shard.job_id, chunk) from exc
+                    _bulk(conn, sql, chunk)
+            except (IntegrityError, *_driver_integrity_errors()) as exc:
+                keyed = [{"k": key, "r": row} for (_job, row, key, _s, _sh) in chunk]
+                raise self._duplicate_error(conn, shard.job_id, keyed) from exc
 
     def _duplicate_error(self, conn: Connection, job_id: str, chunk: list[dict[str, Any]]) -> InputError:
         seen: dict[str, int] = {}
@@ -271,15 +286,15 @@ class Store:
         `foreign`); items of the shard with no line become failed-retryable (`missing_result`).
         """
         now = time.time()
-        insert = text(
+        insert = (
             "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
             " input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_type, error_code,"
-            " error_message, recorded_at) VALUES (:j, :r, :a, :b, :o, :out, :fr, :it, :ot, :ct, :rt,"
-            " :et, :ec, :em, :t) ON CONFLICT (job_id, row_index, attempt) DO NOTHING"
+            " error_message, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (job_id, row_index, attempt) DO NOTHING"
         )
         counts = {"lines": 0, "foreign": 0}
         with self.tx() as conn:
-            chunk: list[dict[str, Any]] = []
+            chunk: list[tuple[Any, ...]] = []
             for outcome in outcomes:
                 counts["lines"] += 1
                 try:
@@ -292,10 +307,9 @@ class Store:
                     continue
                 chunk.append(_attempt_params(job_id, row, attempt, batch.id, outcome, now))
                 if len(chunk) >= CHUNK:
-                    conn.execute(insert, chunk)
+                    _bulk(conn, insert, chunk)
                     chunk = []
-            if chunk:
-                conn.execute(insert, chunk)
+            _bulk(conn, insert, chunk)
             crashpoint("mid_record")
             self._settle_items(conn, job_id, batch, max_attempts, now)
             conn.execute(text("UPDATE batches SET collected_at = :t WHERE id = :b"), {"t": now, "b": batch.id})
@@ -536,21 +550,22 @@ def _dup(key: str, first_row: int, second_row: int) -> InputError:
     )
 
 
-def _attempt_params(job_id: str, row: int, attempt: int, batch_id: str, o: ItemOutcome, now: float) -> dict[str, Any]:
-    return {
-        "j": job_id,
-        "r": row,
-        "a": attempt,
-        "b": batch_id,
-        "o": o.outcome.value,
-        "out": o.output,
-        "fr": o.finish_reason,
-        "it": o.input_tokens,
-        "ot": o.output_tokens,
-        "ct": o.cached_tokens,
-        "rt": o.reasoning_tokens,
-        "et": o.error_type,
-        "ec": o.error_code,
-        "em": o.error_message,
-        "t": now,
-    }
+def _attempt_params(job_id: str, row: int, attempt: int, batch_id: str, o: ItemOutcome, now: float) -> tuple[Any, ...]:
+    return (
+        job_id, row, attempt, batch_id, o.outcome.value, o.output, o.finish_reason, o.input_tokens,
+        o.output_tokens, o.cached_tokens, o.reasoning_tokens, o.error_type, o.error_code, o.error_message, now,
+    )  # fmt: skip
+
+
+def _driver_integrity_errors() -> tuple[type[Exception], ...]:
+    """The DBAPI-level unique-violation errors (raw cursors bypass SQLAlchemy's wrapping)."""
+    import sqlite3
+
+    errors: list[type[Exception]] = [sqlite3.IntegrityError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.IntegrityError)
+    except ImportError:
+        pass
+    return tuple(errors)
