@@ -60,6 +60,7 @@ class SubmitOptions:
     max_attempts: int = 3
     emulate: bool = False
     max_cost: float | None = None
+    gemini_inline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +198,14 @@ class Session:
     def provider(self, job: Job) -> BatchProvider:
         """The adapter for a job, pointed at the emulator if the job is emulated."""
         if job.id not in self._providers:
+            inline = bool(orjson.loads(job.spec_json).get("inline"))
             self._providers[job.id] = self._make_provider(
-                job.provider, job.model, job.endpoint, job.emulated, need_key=True
+                job.provider, job.model, job.endpoint, job.emulated, need_key=True, inline=inline
             )
         return self._providers[job.id]
 
     def _make_provider(
-        self, name: str, model: str, endpoint: str | None, emulated: bool, need_key: bool
+        self, name: str, model: str, endpoint: str | None, emulated: bool, need_key: bool, inline: bool = False
     ) -> BatchProvider:
         info = providers.info(name)
         base_url, api_key = None, None
@@ -214,9 +216,10 @@ class Session:
                 f"{info.key_env[0]} is not set",
                 hint=f"export {info.key_env[0]}=… for the real {name} API, or add --emulate to use the local emulator",
             )
-        return providers.create(
-            name, ProviderSettings(model=model, endpoint=endpoint, base_url=base_url, api_key=api_key)
-        )
+        if inline and name != "gemini":
+            raise UsageError("--gemini-inline applies to --provider gemini only")
+        settings = ProviderSettings(model=model, endpoint=endpoint, base_url=base_url, api_key=api_key, inline=inline)
+        return providers.create(name, settings)
 
     def _emulator_server(self) -> Any:
         if self._emulator is None:
@@ -277,15 +280,18 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
         input_path=str(table.path.resolve()),
         input_format="tasks" if spec.tasks_mode else table.format,
         id_column=options.id_column,
-        spec_json=orjson.dumps(spec.to_json()).decode(),
+        spec_json=orjson.dumps({**spec.to_json(), "inline": options.gemini_inline}).decode(),
         emulated=options.emulate,
         max_attempts=options.max_attempts,
         max_items=limits.max_items,
         max_bytes=limits.max_bytes,
     )
     adapter = session._make_provider(
-        job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run
-    )
+        job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run,
+        inline=options.gemini_inline,
+    )  # fmt: skip
+    limits = adapter.limits.narrowed(options.max_items_per_batch, options.max_bytes_per_batch)
+    job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
     plans, estimate = _pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost)
     if not dry_run:
         session.events.emit(

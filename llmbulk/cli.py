@@ -113,6 +113,7 @@ def _submit_options(
     max_attempts: int,
     emulate: bool,
     max_cost: float | None = None,
+    gemini_inline: bool = False,
 ) -> api.SubmitOptions:
     if prompt is not None and prompt_file is not None:
         raise UsageError("pass --prompt or --prompt-file, not both")
@@ -138,6 +139,7 @@ def _submit_options(
         max_attempts=max_attempts,
         emulate=emulate,
         max_cost=max_cost,
+        gemini_inline=gemini_inline,
     )
 
 
@@ -159,6 +161,9 @@ MaxItemsOpt = Annotated[int | None, typer.Option("--max-items-per-batch", help="
 MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes-per-batch", help="Lower the per-batch byte cap.")]
 AttemptsOpt = Annotated[int, typer.Option("--max-attempts", help="Attempts per item before it is dead.")]
 EmulateOpt = Annotated[bool, typer.Option("--emulate", help="Run on the local emulator: no keys, no cost.")]
+InlineOpt = Annotated[
+    bool, typer.Option("--gemini-inline", help="Gemini: send requests inline (under 20 MB) instead of a file.")
+]
 MaxCostOpt = Annotated[
     float | None, typer.Option("--max-cost", help="Refuse to submit when the upper-bound estimate exceeds this (USD).")
 ]
@@ -199,6 +204,7 @@ def submit(
     max_attempts: AttemptsOpt = 3,
     emulate: EmulateOpt = False,
     max_cost: MaxCostOpt = None,
+    gemini_inline: InlineOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Pack and show the shard plan; send nothing.")] = False,
     json: JsonOpt = False,
     db: DbOpt = None,
@@ -217,7 +223,7 @@ def submit(
         options = _submit_options(
             input, provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature, top_p,
             seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch, max_attempts, emulate,
-            max_cost,
+            max_cost, gemini_inline,
         )  # fmt: skip
         result = api.submit(options, dry_run=dry_run, settings=_settings(home, db), progress=_progress(verbose, quiet))
         if json:
@@ -377,6 +383,7 @@ def run(
     max_attempts: AttemptsOpt = 3,
     emulate: EmulateOpt = False,
     max_cost: MaxCostOpt = None,
+    gemini_inline: InlineOpt = False,
     out: OutOpt = None,
     format: FormatOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
@@ -415,7 +422,7 @@ def run(
             options = _submit_options(
                 Path(input), provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature,
                 top_p, seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch,
-                max_attempts, emulate, max_cost,
+                max_attempts, emulate, max_cost, gemini_inline,
             )  # fmt: skip
         else:
             job_id = input

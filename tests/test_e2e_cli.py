@@ -185,3 +185,27 @@ def test_cancel_harvests_finished_items_and_leaves_the_rest_retryable(
     assert sum(counts.values()) == 50
     assert counts.get("failed_retryable", 0) > 0
     assert collected.json()["batches"][0]["state"] == "cancelled"
+
+
+def test_gemini_inline_mode_end_to_end(llmbulk: Callable[..., Outcome], home: Path) -> None:
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", "gemini", "-m", MODELS["gemini"], "--prompt", PROMPT,
+        "--id-column", "review_id", "--out", "out.csv", "--emulate", "--gemini-inline", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(home.parent / "out.csv")
+    assert [r["review_id"] for r in rows] == INPUT_IDS and {r["status"] for r in rows} == {"succeeded"}
+    audit = _audit(home)
+    assert any(e["event"] == "batch.created" for e in audit)
+    assert not any(e["event"] == "file.created" and e.get("purpose") == "input" for e in audit)  # nothing uploaded
+
+
+def test_gemini_inline_is_refused_for_other_providers(llmbulk: Callable[..., Outcome]) -> None:
+    result = llmbulk("submit", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", PROMPT,
+                     "--emulate", "--gemini-inline")  # fmt: skip
+    assert result.exit_code == 2 and "--gemini-inline" in result.stderr
+
+
+def _audit(home: Path) -> list[dict]:
+    path = home / "emulator" / "audit.jsonl"
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
