@@ -858,6 +858,7 @@ def run(
     *,
     timeout: float | None = None,
     retry_failed: bool = True,
+    max_attempts: int | None = None,
     wait_lock: float = 0.0,
     hooks: EventHooks | None = None,
     settings: Settings | None = None,
@@ -877,6 +878,10 @@ def run(
             job_id = _submit(session, options, dry_run=False).job_id
         assert job_id is not None
         job = session.store.get_job(job_id)
+        if max_attempts is not None:
+            if max_attempts < 1:
+                raise UsageError("--max-attempts must be at least 1")
+            session.store.update_job(job.id, max_attempts=max_attempts)
         path, fmt = resolve_output(job, out, fmt)
         with JobLease(session.store, job.id, wait=wait_lock) as lease:
             try:

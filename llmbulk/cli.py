@@ -110,7 +110,7 @@ def _submit_options(
     input_format: str | None,
     max_items_per_batch: int | None,
     max_bytes_per_batch: int | None,
-    max_attempts: int,
+    max_attempts: int | None,
     emulate: bool,
     max_cost: float | None = None,
     gemini_inline: bool = False,
@@ -136,7 +136,7 @@ def _submit_options(
         input_format=input_format,
         max_items_per_batch=max_items_per_batch,
         max_bytes_per_batch=max_bytes_per_batch,
-        max_attempts=max_attempts,
+        max_attempts=3 if max_attempts is None else max_attempts,
         emulate=emulate,
         max_cost=max_cost,
         gemini_inline=gemini_inline,
@@ -159,7 +159,9 @@ EndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="OpenAI endp
 InFmtOpt = Annotated[str | None, typer.Option("--input-format", help="csv, jsonl or parquet (default: extension).")]
 MaxItemsOpt = Annotated[int | None, typer.Option("--max-items-per-batch", help="Lower the per-batch request cap.")]
 MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes-per-batch", help="Lower the per-batch byte cap.")]
-AttemptsOpt = Annotated[int, typer.Option("--max-attempts", help="Attempts per item before it is dead.")]
+AttemptsOpt = Annotated[
+    int | None, typer.Option("--max-attempts", help="Attempts per item before it is dead (default 3).")
+]
 EmulateOpt = Annotated[bool, typer.Option("--emulate", help="Run on the local emulator: no keys, no cost.")]
 InlineOpt = Annotated[
     bool, typer.Option("--gemini-inline", help="Gemini: send requests inline (under 20 MB) instead of a file.")
@@ -201,7 +203,7 @@ def submit(
     input_format: InFmtOpt = None,
     max_items_per_batch: MaxItemsOpt = None,
     max_bytes_per_batch: MaxBytesOpt = None,
-    max_attempts: AttemptsOpt = 3,
+    max_attempts: AttemptsOpt = None,
     emulate: EmulateOpt = False,
     max_cost: MaxCostOpt = None,
     gemini_inline: InlineOpt = False,
@@ -380,7 +382,7 @@ def run(
     input_format: InFmtOpt = None,
     max_items_per_batch: MaxItemsOpt = None,
     max_bytes_per_batch: MaxBytesOpt = None,
-    max_attempts: AttemptsOpt = 3,
+    max_attempts: AttemptsOpt = None,
     emulate: EmulateOpt = False,
     max_cost: MaxCostOpt = None,
     gemini_inline: InlineOpt = False,
@@ -433,6 +435,7 @@ def run(
             format,
             timeout=timeout,
             retry_failed=not no_retry,
+            max_attempts=max_attempts if job_id is not None else None,
             wait_lock=wait_lock,
             hooks=EventHooks(on_event=on_event, webhook=webhook, notify_on=parse_notify(notify_on)),
             settings=settings,

@@ -1,0 +1,69 @@
+"""Submit with one state directory, continue from a fresh one that has only the database URL and the
+input file — as CI runners on different machines do (SQLite here; PostgreSQL when configured).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from llmbulk.emulator import EmulatorConfig, EmulatorServer, FaultPlan
+
+PG_URL = os.environ.get("LLMBULK_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("LLMBULK_TEST_POSTGRES_URL is not set")
+    schema = f"llmbulk_shared_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def test_collect_and_retry_from_a_fresh_state_directory(tmp_path: Path, db_url: str) -> None:
+    config = EmulatorConfig(validating_seconds=0, running_seconds=0, finalizing_seconds=0,
+                            faults=FaultPlan(item_errors={"server_error": 0.3}))  # fmt: skip
+    input_path = tmp_path / "in.csv"
+    with open(input_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "text"])
+        writer.writerows([f"r{i}", f"text {i}"] for i in range(30))
+    with EmulatorServer(tmp_path / "emulator", config) as server:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMBULK_"))}
+        base.update(LLMBULK_DB=db_url, OPENAI_API_KEY="sk-shared-test", OPENAI_BASE_URL=server.openai_base_url)
+
+        def llmbulk(home: str, *args: str) -> subprocess.CompletedProcess:
+            env = {**base, "LLMBULK_HOME": str(tmp_path / home)}
+            return subprocess.run([sys.executable, "-m", "llmbulk", *args], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+
+        submitted = llmbulk("runner-a", "submit", str(input_path), "-p", "openai", "-m", "gpt-4o-mini",
+                            "--prompt", "{{ text }}", "--id-column", "id", "--json")  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = json.loads(submitted.stdout)["job_id"]
+        assert not (tmp_path / "runner-b").exists()
+        finished = llmbulk("runner-b", "run", job_id, "--out", "out.csv", "--max-attempts", "10")
+        assert finished.returncode == 0, finished.stderr
+    with open(tmp_path / "out.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(30)]
+    assert {r["status"] for r in rows} == {"succeeded"} and any(r["attempts"] != "1" for r in rows)
+    assert list((tmp_path / "runner-b" / "jobs" / job_id / "results").glob("*.jsonl"))  # downloaded by runner B
