@@ -61,6 +61,8 @@ class SubmitOptions:
     emulate: bool = False
     max_cost: float | None = None
     gemini_inline: bool = False
+    max_active_batches: int | None = None
+    max_enqueued_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +282,9 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
         input_path=str(table.path.resolve()),
         input_format="tasks" if spec.tasks_mode else table.format,
         id_column=options.id_column,
-        spec_json=orjson.dumps({**spec.to_json(), "inline": options.gemini_inline}).decode(),
+        spec_json=orjson.dumps(
+            {**spec.to_json(), "inline": options.gemini_inline, "pacing": _pacing(options)}
+        ).decode(),
         emulated=options.emulate,
         max_attempts=options.max_attempts,
         max_items=limits.max_items,
@@ -312,6 +316,14 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
     with JobLease(session.store, job.id):
         batch_ids, queued = _submit_unsent(session, session.store.get_job(job.id))
     return SubmitResult(job.id, sum(p.n_items for p in plans), plans, batch_ids, queued, False, estimate)
+
+
+def _pacing(options: SubmitOptions) -> dict[str, int]:
+    pacing = {"max_active_batches": options.max_active_batches, "max_enqueued_tokens": options.max_enqueued_tokens}
+    for name, value in pacing.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    return {k: v for k, v in pacing.items() if v}
 
 
 def _limits(options: SubmitOptions) -> Limits:
@@ -454,8 +466,12 @@ def _submit_unsent(session: Session, job: Job) -> tuple[list[str], int]:
     provider = session.provider(job)
     created: list[str] = []
     unsent = session.store.unsent_shards(job.id)
+    pacing = orjson.loads(job.spec_json).get("pacing") or {}
     session.progress.stage("submitting", len(unsent))
     for index, shard in enumerate(unsent):
+        if not _room_for(session.store, job, shard, pacing):
+            session.progress.note(f"{len(unsent) - index} shard(s) wait for earlier batches (pacing limits)")
+            return created, len(unsent) - index
         try:
             batch = submit_shard(session.store, provider, job, shard, session.settings.home)
         except QuotaError as exc:
@@ -468,6 +484,22 @@ def _submit_unsent(session: Session, job: Job) -> tuple[list[str], int]:
             session.events.emit("batch.created", job.id, batch_id=provider_id, shard_id=shard.id, n_items=shard.n_items)
         session.progress.advance()
     return created, 0
+
+
+def _room_for(store: Store, job: Job, shard: Shard, pacing: dict[str, Any]) -> bool:
+    """Whether submitting this shard now stays within --max-active-batches and --max-enqueued-tokens."""
+    if not pacing:
+        return True
+    live = [b for b in store.batches(job.id, [*LIVE_STATES, BatchState.CREATING.value])]
+    if pacing.get("max_active_batches") and len(live) >= pacing["max_active_batches"]:
+        return False
+    limit = pacing.get("max_enqueued_tokens")
+    if limit and live:
+        sizes = {s.id: s.n_bytes for s in store.shards(job.id)}
+        enqueued = sum(sizes.get(b.shard_id, 0) for b in live) / costs.CHARS_PER_TOKEN
+        if enqueued + shard.n_bytes / costs.CHARS_PER_TOKEN > limit:
+            return False
+    return True
 
 
 def _provider_id(store: Store, batch_id: str, job_id: str) -> str:

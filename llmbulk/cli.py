@@ -114,6 +114,8 @@ def _submit_options(
     emulate: bool,
     max_cost: float | None = None,
     gemini_inline: bool = False,
+    max_active_batches: int | None = None,
+    max_enqueued_tokens: int | None = None,
 ) -> api.SubmitOptions:
     if prompt is not None and prompt_file is not None:
         raise UsageError("pass --prompt or --prompt-file, not both")
@@ -140,6 +142,8 @@ def _submit_options(
         emulate=emulate,
         max_cost=max_cost,
         gemini_inline=gemini_inline,
+        max_active_batches=max_active_batches,
+        max_enqueued_tokens=max_enqueued_tokens,
     )
 
 
@@ -163,6 +167,13 @@ AttemptsOpt = Annotated[
     int | None, typer.Option("--max-attempts", help="Attempts per item before it is dead (default 3).")
 ]
 EmulateOpt = Annotated[bool, typer.Option("--emulate", help="Run on the local emulator: no keys, no cost.")]
+ActiveOpt = Annotated[
+    int | None, typer.Option("--max-active-batches", help="Submit gradually: at most this many batches in flight.")
+]
+EnqueuedOpt = Annotated[
+    int | None,
+    typer.Option("--max-enqueued-tokens", help="Submit gradually: at most this many estimated tokens in flight."),
+]
 InlineOpt = Annotated[
     bool, typer.Option("--gemini-inline", help="Gemini: send requests inline (under 20 MB) instead of a file.")
 ]
@@ -207,6 +218,8 @@ def submit(
     emulate: EmulateOpt = False,
     max_cost: MaxCostOpt = None,
     gemini_inline: InlineOpt = False,
+    max_active_batches: ActiveOpt = None,
+    max_enqueued_tokens: EnqueuedOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Pack and show the shard plan; send nothing.")] = False,
     json: JsonOpt = False,
     db: DbOpt = None,
@@ -225,7 +238,7 @@ def submit(
         options = _submit_options(
             input, provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature, top_p,
             seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch, max_attempts, emulate,
-            max_cost, gemini_inline,
+            max_cost, gemini_inline, max_active_batches, max_enqueued_tokens,
         )  # fmt: skip
         result = api.submit(options, dry_run=dry_run, settings=_settings(home, db), progress=_progress(verbose, quiet))
         if json:
@@ -386,6 +399,8 @@ def run(
     emulate: EmulateOpt = False,
     max_cost: MaxCostOpt = None,
     gemini_inline: InlineOpt = False,
+    max_active_batches: ActiveOpt = None,
+    max_enqueued_tokens: EnqueuedOpt = None,
     out: OutOpt = None,
     format: FormatOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
@@ -424,7 +439,7 @@ def run(
             options = _submit_options(
                 Path(input), provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature,
                 top_p, seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch,
-                max_attempts, emulate, max_cost, gemini_inline,
+                max_attempts, emulate, max_cost, gemini_inline, max_active_batches, max_enqueued_tokens,
             )  # fmt: skip
         else:
             job_id = input

@@ -66,6 +66,7 @@ class Events:
     def __init__(self, hooks: EventHooks | None = None, log_dir: Callable[[str], Path] | None = None) -> None:
         self.hooks = hooks or EventHooks()
         self._log_dir = log_dir
+        self._given_up: set[str] = set()
 
     def emit(self, name: str, job_id: str, **data: Any) -> None:
         record = {"event": name, "job_id": job_id, "ts": time.time(), **data}
@@ -90,10 +91,13 @@ class Events:
     def _deliver(self, record: dict[str, Any], log: JobLog | None) -> None:
         payload = orjson.dumps(record, default=str)
         for target, send in self._targets():
+            if target in self._given_up:
+                continue
             try:
                 send(payload)
             except Exception as exc:  # delivery problems are reported, never fatal
-                message = f"event delivery to {target} failed: {exc}"
+                self._given_up.add(target)  # one dead receiver must not slow every later event
+                message = f"event delivery to {target} failed (no more attempts this run): {exc}"
                 self.hooks.failures.append(message)
                 if log is not None:
                     log.write(
@@ -126,7 +130,7 @@ class Events:
                     last = RuntimeError(f"HTTP {response.status}")
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 last = exc
-            self.hooks.sleep(0.5 * 2**attempt)
+            self.hooks.sleep(0.25 * 2**attempt)
         raise RuntimeError(str(last))
 
 

@@ -209,3 +209,58 @@ def test_gemini_inline_is_refused_for_other_providers(llmbulk: Callable[..., Out
 def _audit(home: Path) -> list[dict]:
     path = home / "emulator" / "audit.jsonl"
     return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def _log(home: Path, job_id: str) -> list[dict]:
+    return [orjson.loads(line) for line in (home / "jobs" / job_id / "log.jsonl").read_bytes().splitlines()]
+
+
+def test_max_active_batches_paces_submission(llmbulk: Callable[..., Outcome], home: Path) -> None:
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", PROMPT, "--id-column",
+        "review_id", "--max-items-per-batch", "20", "--max-active-batches", "1", "--out", "out.csv",
+        "--emulate", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    in_flight, most = 0, 0
+    for event in _log(home, result.json()["job_id"]):
+        if event["event"] == "batch.created":
+            in_flight += 1
+        elif event["event"] in ("batch.ended", "batch.failed", "batch.expired", "batch.cancelled"):
+            in_flight -= 1
+        most = max(most, in_flight)
+    assert most == 1
+    assert [e["event"] for e in _log(home, result.json()["job_id"])].count("batch.created") == 3
+
+
+def test_token_limit_failure_requeues_the_shard_without_failing_items(
+    llmbulk: Callable[..., Outcome], faults: Callable[..., None], home: Path
+) -> None:
+    faults(token_limit_batches=[1])
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", PROMPT, "--id-column",
+        "review_id", "--out", "out.csv", "--emulate", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(home.parent / "out.csv")
+    assert {r["status"] for r in rows} == {"succeeded"} and {r["attempts"] for r in rows} == {"1"}
+    states = [b["state"] for b in result.json()["batches"]]
+    assert states == ["requeued", "ended"]
+
+
+def test_events_reach_a_command_and_a_dead_webhook_does_not_break_the_run(
+    llmbulk: Callable[..., Outcome], home: Path
+) -> None:
+    sink = home.parent / "events.jsonl"
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", PROMPT, "--out", "out.csv",
+        "--emulate", "--json", "--on-event", f"cat >> {sink}; echo >> {sink}",
+        "--webhook", "http://127.0.0.1:9/unreachable",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    events = [orjson.loads(line)["event"] for line in sink.read_bytes().splitlines() if line.strip()]
+    assert events[0] == "job.submitted" and events[-1] == "job.done"
+    assert "batch.created" in events and "batch.collected" in events
+    log = _log(home, result.json()["job_id"])
+    assert log[0]["event"] == "job.submitted"
+    assert any(e["event"] == "delivery.failed" and "webhook" in e["error"] for e in log)
