@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from llmbulk import costs, providers
+from llmbulk import costs, providers, schemas
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.crashpoints import crashpoint
@@ -63,6 +63,7 @@ class SubmitOptions:
     gemini_inline: bool = False
     max_active_batches: int | None = None
     max_enqueued_tokens: int | None = None
+    schema: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +271,10 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
     if options.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     table = _input_table(options)
-    spec = TaskSpec(options.prompt, options.system, options.id_column, dict(options.params))
+    params = dict(options.params)
+    if options.schema:
+        params[schemas.PARAM] = schemas.load_schema(options.schema)
+    spec = TaskSpec(options.prompt, options.system, options.id_column, params)
     if spec.tasks_mode and table.format != "jsonl":
         raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
     job = Job(

@@ -116,6 +116,7 @@ def _submit_options(
     gemini_inline: bool = False,
     max_active_batches: int | None = None,
     max_enqueued_tokens: int | None = None,
+    schema: str | None = None,
 ) -> api.SubmitOptions:
     if prompt is not None and prompt_file is not None:
         raise UsageError("pass --prompt or --prompt-file, not both")
@@ -144,6 +145,7 @@ def _submit_options(
         gemini_inline=gemini_inline,
         max_active_batches=max_active_batches,
         max_enqueued_tokens=max_enqueued_tokens,
+        schema=schema,
     )
 
 
@@ -173,6 +175,10 @@ ActiveOpt = Annotated[
 EnqueuedOpt = Annotated[
     int | None,
     typer.Option("--max-enqueued-tokens", help="Submit gradually: at most this many estimated tokens in flight."),
+]
+SchemaOpt = Annotated[
+    str | None,
+    typer.Option("--schema", help="Structured output: a JSON Schema file, or a Pydantic model as module.py:Class."),
 ]
 InlineOpt = Annotated[
     bool, typer.Option("--gemini-inline", help="Gemini: send requests inline (under 20 MB) instead of a file.")
@@ -220,6 +226,7 @@ def submit(
     gemini_inline: InlineOpt = False,
     max_active_batches: ActiveOpt = None,
     max_enqueued_tokens: EnqueuedOpt = None,
+    schema: SchemaOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Pack and show the shard plan; send nothing.")] = False,
     json: JsonOpt = False,
     db: DbOpt = None,
@@ -238,7 +245,7 @@ def submit(
         options = _submit_options(
             input, provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature, top_p,
             seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch, max_attempts, emulate,
-            max_cost, gemini_inline, max_active_batches, max_enqueued_tokens,
+            max_cost, gemini_inline, max_active_batches, max_enqueued_tokens, schema,
         )  # fmt: skip
         result = api.submit(options, dry_run=dry_run, settings=_settings(home, db), progress=_progress(verbose, quiet))
         if json:
@@ -401,6 +408,7 @@ def run(
     gemini_inline: InlineOpt = False,
     max_active_batches: ActiveOpt = None,
     max_enqueued_tokens: EnqueuedOpt = None,
+    schema: SchemaOpt = None,
     out: OutOpt = None,
     format: FormatOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
@@ -439,7 +447,7 @@ def run(
             options = _submit_options(
                 Path(input), provider, model, prompt, prompt_file, system, id_column, max_tokens, temperature,
                 top_p, seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch,
-                max_attempts, emulate, max_cost, gemini_inline, max_active_batches, max_enqueued_tokens,
+                max_attempts, emulate, max_cost, gemini_inline, max_active_batches, max_enqueued_tokens, schema,
             )  # fmt: skip
         else:
             job_id = input

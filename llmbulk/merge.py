@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmbulk import costs
+import orjson
+
+from llmbulk import costs, schemas
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import StateError
 from llmbulk.store import Store
@@ -49,7 +51,10 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSum
     table = InputTable(Path(job.input_path), None if job.input_format == "tasks" else job.input_format)
     columns = table.columns()
     names = result_names(columns)
-    writer = TableWriter(out, fmt, [*columns, *names.values()])
+    schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
+    fields = list((schema or {}).get("properties") or {})
+    out_columns = [f"out.{f}" for f in fields]
+    writer = TableWriter(out, fmt, [*columns, *names.values(), *out_columns])
     rates = costs.rates(job.provider, job.model)
     by_status: dict[str, int] = {}
     try:
@@ -59,6 +64,8 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSum
             if record is None or record[0] != index:
                 raise _changed(job)
             merged = _merge_row(row, record, names, rates)
+            if fields:
+                merged.update(schemas.flatten(merged[names["output"]], fields))
             by_status[merged[names["status"]]] = by_status.get(merged[names["status"]], 0) + 1
             writer.write(merged)
             if index == 10:

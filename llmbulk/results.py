@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from llmbulk import schemas
 from llmbulk.batches import requeue_batch, status_of
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import ProviderError
-from llmbulk.models import BatchState, ItemOutcome
+from llmbulk.models import BatchState, ItemOutcome, Outcome
 from llmbulk.providers.base import BatchProvider
 from llmbulk.store import Store
 from llmbulk.store.schema import Batch, Job
@@ -81,4 +83,19 @@ def collect_batch(store: Store, provider: BatchProvider, job: Job, batch: Batch,
         )
         return {"lines": 0, "failed_batch": batch.total or 0}
     path = download_results(provider, batch, results_path(job_dir, batch))
-    return store.record_outcomes(job.id, batch, decode_file(provider, path), job.max_attempts)
+    outcomes = decode_file(provider, path)
+    schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
+    if schema is not None:
+        outcomes = validated(outcomes, schema)
+    return store.record_outcomes(job.id, batch, outcomes, job.max_attempts)
+
+
+def validated(outcomes: Iterator[ItemOutcome], schema: dict[str, Any]) -> Iterator[ItemOutcome]:
+    """Successes whose output does not match the schema become retryable failures (message kept)."""
+    for outcome in outcomes:
+        if outcome.outcome is Outcome.SUCCEEDED:
+            problem = schemas.validate_output(outcome.output, schema)
+            if problem is not None:
+                outcome.outcome = Outcome.RETRYABLE
+                outcome.error_type, outcome.error_code, outcome.error_message = "schema", "invalid_output", problem
+        yield outcome

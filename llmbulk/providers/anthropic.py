@@ -14,10 +14,12 @@ from typing import Any
 
 import orjson
 
+from llmbulk import schemas
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError
 from llmbulk.models import CUSTOM_ID_RE, BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params
 
+OUTPUT_TOOL = "record_output"
 LIMITS = Limits(max_items=100_000, max_bytes=256 * 1024 * 1024, counts_live=False)
 KEY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 DEFAULT_MAX_TOKENS = 1024
@@ -108,6 +110,10 @@ class AnthropicBatchProvider:
             params["system"] = "\n\n".join(system_parts)
         for name, value in model_params(task, {}).items():
             if name == "max_tokens" or name in DROPPED_PARAMS:
+                continue
+            if name == schemas.PARAM:  # structured output through a forced tool call
+                params["tools"] = [{"name": OUTPUT_TOOL, "description": "Record the answer.", "input_schema": value}]
+                params["tool_choice"] = {"type": "tool", "name": OUTPUT_TOOL}
                 continue
             if name in RESERVED_PARAMS:
                 raise InputError(

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from llmbulk import schemas
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError, UsageError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params
@@ -482,6 +483,10 @@ def _generation_config(params: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for name, value in params.items():
         if value is None:
+            continue
+        if name == schemas.PARAM:
+            config["responseMimeType"] = "application/json"
+            config["responseJsonSchema"] = value
             continue
         field = GENERATION_PARAMS.get(name) or _camel(name)
         if field == "stopSequences" and isinstance(value, str):

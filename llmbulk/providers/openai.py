@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from llmbulk import schemas
 from llmbulk.errors import ConfigError, ProviderError, QuotaError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params
@@ -65,6 +66,7 @@ class OpenAIBatchProvider:
     def encode(self, task: Task, custom_id: str) -> bytes:
         params = model_params(task, {})
         max_tokens = params.pop("max_tokens", None)
+        schema = params.pop(schemas.PARAM, None)
         if self.endpoint == "/v1/embeddings":
             body: dict[str, Any] = {"model": self.settings.model, "input": _user_text(task)}
         elif self.endpoint == "/v1/responses":
@@ -73,6 +75,9 @@ class OpenAIBatchProvider:
                 body["instructions"] = task.system
             if max_tokens is not None:
                 body["max_output_tokens"] = max_tokens
+            if schema is not None:
+                body["text"] = {"format": {"type": "json_schema", "name": "output", "schema": schemas.strict(schema),
+                                           "strict": True}}  # fmt: skip
         else:
             messages = (
                 task.messages if not task.system else [{"role": "system", "content": task.system}, *task.messages]
@@ -80,6 +85,11 @@ class OpenAIBatchProvider:
             body = {"model": self.settings.model, "messages": messages, **params}
             if max_tokens is not None:
                 body["max_completion_tokens"] = max_tokens
+            if schema is not None:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": schemas.strict(schema), "strict": True},
+                }
         return orjson.dumps({"custom_id": custom_id, "method": "POST", "url": self.endpoint, "body": body})
 
     def decode(self, line: bytes) -> ItemOutcome:
