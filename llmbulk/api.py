@@ -182,6 +182,7 @@ class Session:
         self.store = Store.open(self.settings.db_url)
         self.progress = progress
         self.events = Events(hooks, self.settings.job_dir)
+        self.explode: str | None = None
         self._providers: dict[str, BatchProvider] = {}
         self._emulator: Any = None
 
@@ -586,11 +587,13 @@ def collect(
     *,
     refresh: bool = True,
     wait_lock: float = 0.0,
+    explode: str | None = None,
     settings: Settings | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> CollectResult:
     """Poll, record the results of every finished batch, and write the output table."""
     with _session(settings, progress) as session:
+        session.explode = explode
         job = session.store.get_job(job_id)
         path, fmt = resolve_output(job, out, fmt)
         with JobLease(session.store, job.id, wait=wait_lock):
@@ -640,9 +643,9 @@ def _poll(session: Session, job: Job) -> None:
         )
 
 
-def _write(session: Session, job: Job, path: Path | None, fmt: str) -> MergeSummary:
+def _write(session: Session, job: Job, path: Path | None, fmt: str, explode: str | None = None) -> MergeSummary:
     session.progress.stage("writing output", job.n_items)
-    summary = write_output(session.store, job, path, fmt)
+    summary = write_output(session.store, job, path, fmt, explode or session.explode)
     if path is not None:
         session.store.update_job(job.id, out_path=str(path.resolve()))
     return summary
@@ -896,6 +899,7 @@ def run(
     retry_failed: bool = True,
     max_attempts: int | None = None,
     wait_lock: float = 0.0,
+    explode: str | None = None,
     hooks: EventHooks | None = None,
     settings: Settings | None = None,
     progress: Progress = NO_PROGRESS,
@@ -910,6 +914,7 @@ def run(
         raise UsageError("run needs either a job id or an input to submit")
     started = clock()
     with _session(settings, progress, hooks) as session:
+        session.explode = explode
         if options is not None:
             job_id = _submit(session, options, dry_run=False).job_id
         assert job_id is not None

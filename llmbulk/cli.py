@@ -43,6 +43,9 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on st
 OutOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Output table (.csv, .jsonl, .parquet; - for stdout).")
 ]
+ExplodeOpt = Annotated[
+    str | None, typer.Option("--explode", help="One output row per element of this list field of --schema.")
+]
 WaitLockOpt = Annotated[
     float, typer.Option("--wait-lock", help="Wait this many seconds for another process working on the job.")
 ]
@@ -301,6 +304,7 @@ def collect(
     job: Annotated[str, typer.Argument(help="Job id.")],
     out: OutOpt = None,
     format: FormatOpt = None,
+    explode: ExplodeOpt = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep polling and merging as batches end, until the job ends.")
     ] = False,
@@ -325,7 +329,7 @@ def collect(
 
         if follow:
             followed = api.run(
-                job, None, out, format, timeout=timeout, retry_failed=False, wait_lock=wait_lock,
+                job, None, out, format, timeout=timeout, retry_failed=False, wait_lock=wait_lock, explode=explode,
                 settings=_settings(home, db), progress=_progress(verbose, quiet),
             )  # fmt: skip
             if json:
@@ -334,8 +338,9 @@ def collect(
                 render.run_result(followed)
             return _exit_for(followed.status)
         result = api.collect(
-            job, out, format, wait_lock=wait_lock, settings=_settings(home, db), progress=_progress(verbose, quiet)
-        )
+            job, out, format, wait_lock=wait_lock, explode=explode, settings=_settings(home, db),
+            progress=_progress(verbose, quiet),
+        )  # fmt: skip
         if json:
             payload = render.status_json(result.status)
             payload["collected_batches"] = result.collected_batches
@@ -411,6 +416,7 @@ def run(
     schema: SchemaOpt = None,
     out: OutOpt = None,
     format: FormatOpt = None,
+    explode: ExplodeOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not resubmit failed items.")] = False,
     wait_lock: WaitLockOpt = 0.0,
@@ -460,6 +466,7 @@ def run(
             retry_failed=not no_retry,
             max_attempts=max_attempts if job_id is not None else None,
             wait_lock=wait_lock,
+            explode=explode,
             hooks=EventHooks(on_event=on_event, webhook=webhook, notify_on=parse_notify(notify_on)),
             settings=settings,
             progress=_progress(verbose, quiet),

@@ -6,6 +6,7 @@ the output file appears only when complete (tmp + rename).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import orjson
 
 from llmbulk import costs, schemas
 from llmbulk.crashpoints import crashpoint
-from llmbulk.errors import StateError
+from llmbulk.errors import StateError, UsageError
 from llmbulk.store import Store
 from llmbulk.store.schema import Job
 from llmbulk.tables import InputTable, TableWriter
@@ -46,14 +47,21 @@ def result_names(input_columns: list[str]) -> dict[str, str]:
     return {c: (f"llmbulk_{c}" if c in taken else c) for c in RESULT_COLUMNS}
 
 
-def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSummary:
-    """Write the job's output table to `out` (None = stdout, JSONL only)."""
+def write_output(store: Store, job: Job, out: Path | None, fmt: str, explode: str | None = None) -> MergeSummary:
+    """Write the job's output table to `out` (None = stdout, JSONL only).
+
+    With `explode`, a list field of the structured output gives one row per element (the input
+    row repeated), its element's fields as `out.<field>.<key>` columns.
+    """
     table = InputTable(Path(job.input_path), None if job.input_format == "tasks" else job.input_format)
     columns = table.columns()
     names = result_names(columns)
     schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
     fields = list((schema or {}).get("properties") or {})
     out_columns = [f"out.{f}" for f in fields]
+    element_keys = _element_keys(schema, explode, fields, job)
+    if explode and element_keys:
+        out_columns += [f"out.{explode}.{key}" for key in element_keys]
     writer = TableWriter(out, fmt, [*columns, *names.values(), *out_columns])
     rates = costs.rates(job.provider, job.model)
     by_status: dict[str, int] = {}
@@ -67,7 +75,8 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSum
             if fields:
                 merged.update(schemas.flatten(merged[names["output"]], fields))
             by_status[merged[names["status"]]] = by_status.get(merged[names["status"]], 0) + 1
-            writer.write(merged)
+            for written in _exploded(merged, names["output"], explode, element_keys):
+                writer.write(written)
             if index == 10:
                 crashpoint("mid_merge")
         if next(items, None) is not None or (job.input_sha256 and table.sha256 != job.input_sha256):
@@ -77,6 +86,40 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str) -> MergeSum
         raise
     writer.close()
     return MergeSummary(out, writer.rows_written, by_status)
+
+
+def _element_keys(schema: dict[str, Any] | None, explode: str | None, fields: list[str], job: Job) -> list[str]:
+    if explode is None:
+        return []
+    properties = (schema or {}).get("properties") or {}
+    lists = [f for f in fields if properties[f].get("type") == "array"]
+    if explode not in lists:
+        hint = f"list fields: {', '.join(lists) or 'none'}" if schema else "the job was submitted without --schema"
+        raise UsageError(f"--explode {explode!r} is not a list field of job {job.id}'s schema", hint=hint)
+    items = properties[explode].get("items") or {}
+    return list(items.get("properties") or {})
+
+
+def _exploded(
+    merged: dict[str, Any], output_column: str, explode: str | None, element_keys: list[str]
+) -> Iterator[dict[str, Any]]:
+    if explode is None:
+        yield merged
+        return
+    try:
+        elements = orjson.loads(merged[output_column] or "null").get(explode)
+    except (orjson.JSONDecodeError, AttributeError):
+        elements = None
+    if not isinstance(elements, list) or not elements:
+        yield merged
+        return
+    for element in elements:
+        row = dict(merged)
+        row[f"out.{explode}"] = orjson.dumps(element).decode() if isinstance(element, dict | list) else element
+        if isinstance(element, dict):
+            for key in element_keys:
+                row[f"out.{explode}.{key}"] = element.get(key)
+        yield row
 
 
 def _merge_row(

@@ -89,3 +89,32 @@ def test_pydantic_model_schema_and_strict_form(tmp_path: Path) -> None:
         schemas.load_schema(f"{module}:Missing")
     assert schemas.validate_output('{"label": "x"}', schema) is not None
     assert schemas.validate_output('{"label": "x", "score": 0.5}', schema) is None
+
+
+def test_explode_gives_one_row_per_list_element(llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path) -> None:
+    pair = {"type": "object", "properties": {"question": {"type": "string"}, "answer": {"type": "string"}}}
+    qa = {
+        "type": "object",
+        "properties": {
+            "pairs": {
+                "type": "array",
+                "items": {**pair, "required": ["question", "answer"]},
+                "minItems": 2, "maxItems": 2,
+            }
+        },
+        "required": ["pairs"],
+    }  # fmt: skip
+    (tmp_path / "qa.json").write_text(json.dumps(qa))
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", "Q&A about: {{ text }}",
+        "--id-column", "review_id", "--schema", str(tmp_path / "qa.json"), "--explode", "pairs",
+        "--out", "qa.csv", "--emulate",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    with open(home.parent / "qa.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 100
+    assert [r["review_id"] for r in rows[:4]] == ["R1001", "R1001", "R1002", "R1002"]
+    assert all(r["out.pairs.question"] and r["out.pairs.answer"] for r in rows)
+    bad = llmbulk("collect", result.stdout.split()[0], "--explode", "label", "--out", "x.csv")
+    assert bad.exit_code == 2 and "not a list field" in bad.stderr
