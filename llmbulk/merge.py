@@ -54,7 +54,7 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str, explode: st
     row repeated), its element's fields as `out.<field>.<key>` columns.
     """
     table = InputTable(Path(job.input_path), None if job.input_format == "tasks" else job.input_format)
-    columns = table.columns()
+    columns = [c for c in table.columns() if c != "content"] if table.format == "files" else table.columns()
     names = result_names(columns)
     schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
     fields = list((schema or {}).get("properties") or {})
@@ -72,6 +72,8 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str, explode: st
             if record is None or record[0] != index:
                 raise _changed(job)
             merged = _merge_row(row, record, names, rates)
+            if table.format == "files":
+                merged.pop("content", None)  # the file itself stays in the repository
             if fields:
                 merged.update(schemas.flatten(merged[names["output"]], fields))
             by_status[merged[names["status"]]] = by_status.get(merged[names["status"]], 0) + 1

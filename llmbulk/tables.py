@@ -29,6 +29,7 @@ _EXTENSIONS = {
     ".pq": "parquet",
 }
 PARQUET_BATCH_ROWS = 10_000
+FILE_COLUMNS = ("path", "language", "content")
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -74,12 +75,18 @@ class InputTable:
         if not path.exists():
             raise InputError(f"input file {path} does not exist", hint="check the path")
         if path.is_dir():
-            raise InputError(f"input {path} is a directory", hint="pass a CSV, JSONL or Parquet file")
+            if fmt not in (None, "files"):
+                raise InputError(f"input {path} is a directory", hint="pass a CSV, JSONL or Parquet file")
+            self.format = "files"
+            self.sha256 = None
+            return
         self.format = detect_format(path, fmt)
         self.sha256: str | None = None
 
     def columns(self) -> list[str]:
         """Column names, from the header, the first object, or the Parquet schema."""
+        if self.format == "files":
+            return list(FILE_COLUMNS)
         if self.format == "parquet":
             return list(self._parquet_file().schema_arrow.names)
         for row in self.rows():
@@ -88,7 +95,9 @@ class InputTable:
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row as a dict, in file order; sets `sha256` once the file is fully read."""
-        if self.format == "csv":
+        if self.format == "files":
+            yield from self._file_rows()
+        elif self.format == "csv":
             yield from self._csv_rows()
         elif self.format == "jsonl":
             yield from self._jsonl_rows()
@@ -98,6 +107,23 @@ class InputTable:
     def _open_hashed(self) -> tuple[IO[bytes], HashingReader]:
         raw = open(self.path, "rb")  # noqa: SIM115 - closed by the caller's finally
         return raw, HashingReader(raw)
+
+    def _file_rows(self) -> Iterator[dict[str, Any]]:
+        """A folder as a table: one row per text file (path, language, content), in path order."""
+        digest = hashlib.sha256()
+        files = sorted(p for p in self.path.rglob("*") if p.is_file() and not _hidden(p.relative_to(self.path)))
+        for file in files:
+            relative = file.relative_to(self.path).as_posix()
+            data = file.read_bytes()
+            if b"\0" in data[:8192]:
+                continue  # binary files are not reviewable text
+            try:
+                content = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{file}: not valid UTF-8 near byte {exc.start}", hint="re-save it as UTF-8") from exc
+            digest.update(relative.encode() + b"\0" + data)
+            yield {"path": relative, "language": file.suffix.lstrip(".") or "text", "content": content}
+        self.sha256 = digest.hexdigest()
 
     def _csv_rows(self) -> Iterator[dict[str, Any]]:
         raw, hashed = self._open_hashed()
@@ -180,6 +206,10 @@ class InputTable:
 
     def parquet_schema(self) -> Any:
         return self._parquet_file().schema_arrow if self.format == "parquet" else None
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
 
 
 def file_sha256(path: Path) -> str:

@@ -1,0 +1,74 @@
+"""Every example's README command runs offline on the emulator, as written, and produces its table."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import Outcome
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/README.md") if p.parent.name != "ci")
+EXPECTED_ROWS = {"sentiment": 40, "marketing_emails": 24, "qa_generation": None, "code_review": None}
+
+
+def _command(example: str) -> list[str]:
+    text = (ROOT / "examples" / example / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block, f"{example}/README.md has no bash block"
+    command = " ".join(line.rstrip("\\").strip() for line in block.group(1).strip().splitlines())
+    args = shlex.split(command)
+    assert args[0] == "llmbulk" and "--emulate" in args
+    return [a.replace("examples/", f"{ROOT}/examples/", 1) if a.startswith("examples/") else a for a in args[1:]]
+
+
+def _rows(path: Path) -> list[dict]:
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pylist()
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_command_runs_as_written(example: str, llmbulk: Callable[..., Outcome], home: Path) -> None:
+    args = _command(example)
+    result = llmbulk(*args)
+    assert result.exit_code == 0, result.stderr
+    out = home.parent / args[args.index("--out") + 1]
+    rows = _rows(out)
+    assert rows and {r["status"] for r in rows} == {"succeeded"}
+    if EXPECTED_ROWS.get(example):
+        assert len(rows) == EXPECTED_ROWS[example]
+    if "--explode" in args:
+        field = args[args.index("--explode") + 1]
+        assert any(r.get(f"out.{field}") for r in rows)
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    from llmbulk.cli import app
+
+    readme = (ROOT / "README.md").read_text()
+    names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
+    assert names
+    for name in names:
+        assert f"llmbulk {name}" in readme, f"`llmbulk {name}` is missing from README.md"
+    assert "llmbulk emulator serve" in readme
+
+
+def test_cli_is_a_thin_layer_over_the_api() -> None:
+    source = (ROOT / "llmbulk" / "cli.py").read_text()
+    imported = set(re.findall(r"^\s*(?:from|import) (llmbulk[\w.]*)", source, re.M))
+    allowed = {
+        "llmbulk",
+        "llmbulk.render",
+        "llmbulk.config",
+        "llmbulk.errors",
+        "llmbulk.events",
+        "llmbulk.emulator.cli",
+    }
+    assert imported <= allowed, imported
