@@ -1,0 +1,55 @@
+"""Costs: per-token rates from genai-prices match the library's own figures (incl. cached tokens);
+unknown models are unknown, never $0; the budget gate refuses and allows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import QUICKSTART, Outcome
+from genai_prices import Usage, calc_price
+
+from llmbulk import costs
+
+CASES = [("openai", "gpt-4o-mini", "openai"), ("anthropic", "claude-haiku-4-5", "anthropic"),
+         ("gemini", "gemini-2.5-flash", "google")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("provider", "model", "provider_id"), CASES)
+def test_item_cost_matches_the_price_library_including_cache(provider: str, model: str, provider_id: str) -> None:
+    usage = Usage(input_tokens=12_000, cache_read_tokens=3_000, output_tokens=850)
+    expected = float(
+        calc_price(usage, model, provider_id=provider_id, price_context={"processing": "batch"}).total_price
+    )
+    ours = costs.item_cost(provider, model, 12_000, 850, 3_000)
+    assert ours == pytest.approx(expected, rel=1e-9)
+    sync = float(calc_price(usage, model, provider_id=provider_id).total_price)
+    assert costs.rates(provider, model, batch=False).cost(12_000, 850, 3_000) == pytest.approx(sync, rel=1e-9)
+    assert ours < sync  # the batch discount
+
+
+def test_unknown_model_is_unknown_not_zero() -> None:
+    assert costs.rates("openai", "no-such-model-2099") is None
+    assert costs.item_cost("openai", "no-such-model-2099", 100, 10, 0) is None
+    estimate = costs.estimate("openai", "no-such-model-2099", 4000, 10, 100)
+    assert estimate.batch_likely is None and estimate.saving is None
+
+
+def test_estimate_upper_bound_uses_max_tokens() -> None:
+    estimate = costs.estimate("openai", "gpt-4o-mini", request_chars=40_000, n_items=100, max_tokens=50)
+    rates = costs.rates("openai", "gpt-4o-mini")
+    assert estimate.input_tokens == 10_000 and estimate.max_output_tokens == 5_000
+    assert estimate.batch_upper == pytest.approx(rates.cost(10_000, 5_000))
+    assert estimate.batch_likely <= estimate.batch_upper < estimate.sync_likely * 2
+
+
+@pytest.mark.parametrize(("max_cost", "code"), [("0.000001", 5), ("100", 0)])
+def test_budget_gate_refuses_and_allows(max_cost: str, code: int, llmbulk: Callable[..., Outcome], home: Path) -> None:
+    result = llmbulk("submit", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", "{{ text }}",
+                     "--max-tokens", "50", "--max-cost", max_cost, "--emulate", "--json")  # fmt: skip
+    assert result.exit_code == code, result.stderr
+    jobs = llmbulk("jobs", "--json").json()
+    assert len(jobs) == (0 if code else 1)  # refused: nothing recorded, nothing sent
+    if code:
+        assert "over --max-cost" in result.stderr
