@@ -288,7 +288,12 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
         input_format="tasks" if spec.tasks_mode else table.format,
         id_column=options.id_column,
         spec_json=orjson.dumps(
-            {**spec.to_json(), "inline": options.gemini_inline, "pacing": _pacing(options)}
+            {
+                **spec.to_json(),
+                "inline": options.gemini_inline,
+                "pacing": _pacing(options),
+                "max_cost": options.max_cost,
+            }
         ).decode(),
         emulated=options.emulate,
         max_attempts=options.max_attempts,
@@ -956,7 +961,8 @@ def _run_loop(
             summary = _write(session, job, path, fmt)
             delay = None
         state = _job_status(session.store, job)
-        if retry_failed and job.state != "cancelled" and state.counts.get(ItemState.FAILED_RETRYABLE.value):
+        retryable = state.counts.get(ItemState.FAILED_RETRYABLE.value, 0)
+        if retry_failed and job.state != "cancelled" and retryable and _within_budget(session, job, retryable):
             _retry(session, job)
             continue
         live = any(b.state in LIVE_STATES or b.state == BatchState.CREATING.value for b in state.batches)
@@ -980,6 +986,22 @@ def _run_loop(
             session.events.emit("job.timeout", job.id, counts=state.counts, seconds=clock() - started)
             return RunResult(job.id, False, True, summary, state)
         sleep(delay)
+
+
+def _within_budget(session: Session, job: Job, n_retry: int) -> bool:
+    """Whether resubmitting `n_retry` items keeps spend (actual + their share of the estimate) under --max-cost."""
+    max_cost = orjson.loads(job.spec_json).get("max_cost")
+    rates = costs.rates(job.provider, job.model)
+    if max_cost is None or rates is None or not job.n_items:
+        return True
+    tokens = session.store.token_totals(job.id)
+    spent = rates.cost(tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"])
+    upper = (orjson.loads(job.estimate_json or "{}").get("batch_upper_usd") or 0.0) * n_retry / job.n_items
+    if spent + upper <= max_cost:
+        return True
+    session.events.emit("job.budget_reached", job.id, spent_usd=spent, retry_items=n_retry, max_cost=max_cost)
+    session.progress.note(f"not retrying {n_retry} item(s): spend ${spent:.4f} + retries would pass --max-cost")
+    return False
 
 
 def _poll_bounds(settings: Settings, job: Job) -> tuple[float, float]:
