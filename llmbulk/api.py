@@ -988,6 +988,40 @@ def _run_loop(
         sleep(delay)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What one `worker` pass did."""
+
+    finished: list[str]
+    still_running: list[str]
+    skipped: list[str]
+
+
+def worker(
+    *,
+    timeout_per_job: float | None = 60.0,
+    settings: Settings | None = None,
+    progress: Progress = NO_PROGRESS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> WorkerResult:
+    """One pass over every job that needs attention, oldest first; jobs another runner holds are skipped."""
+    from llmbulk.errors import LeaseError
+
+    finished, running, skipped = [], [], []
+    with _session(settings, progress) as session:
+        active = [j for j in reversed(session.store.list_jobs(10_000)) if j.state == "active"]
+    for job in active:
+        try:
+            result = run(job.id, None, timeout=timeout_per_job, settings=settings, progress=progress, sleep=sleep,
+                         clock=clock)  # fmt: skip
+        except LeaseError:
+            skipped.append(job.id)
+            continue
+        (finished if result.finished else running).append(job.id)
+    return WorkerResult(finished, running, skipped)
+
+
 def _within_budget(session: Session, job: Job, n_retry: int) -> bool:
     """Whether resubmitting `n_retry` items keeps spend (actual + their share of the estimate) under --max-cost."""
     max_cost = orjson.loads(job.spec_json).get("max_cost")

@@ -484,6 +484,48 @@ def run(
 
 
 @app.command()
+def worker(
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to spend on each job per pass.")] = 60.0,
+    loop: Annotated[bool, typer.Option("--loop", help="Keep making passes until interrupted.")] = False,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Continue every job that needs attention (for a shared PostgreSQL state on many runners).
+
+    Jobs another runner is working on are skipped; each job gets up to --timeout seconds per pass.
+    Output tables go where each job last wrote them (or llmbulk-JOB.csv).
+
+    Example: LLMBULK_DB=postgresql+psycopg://… llmbulk worker --timeout 300
+    """
+
+    def body() -> ExitStatus:
+        import time as _time
+
+        from llmbulk import api, render
+
+        while True:
+            result = api.worker(
+                timeout_per_job=timeout, settings=_settings(home, db), progress=_progress(verbose, quiet)
+            )
+            if json:
+                render.print_json({"finished": result.finished, "still_running": result.still_running,
+                                   "skipped": result.skipped})  # fmt: skip
+            else:
+                render.err.print(
+                    f"finished {len(result.finished)}, still running {len(result.still_running)}, "
+                    f"skipped (held by another runner) {len(result.skipped)}"
+                )
+            if not loop:
+                return ExitStatus.RUNNING if result.still_running else ExitStatus.DONE
+            _time.sleep(min(timeout, 30))
+
+    raise typer.Exit(int(_guard(body)))
+
+
+@app.command()
 def cancel(
     job: Annotated[str, typer.Argument(help="Job id.")],
     wait_lock: WaitLockOpt = 0.0,

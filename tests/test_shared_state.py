@@ -67,3 +67,30 @@ def test_collect_and_retry_from_a_fresh_state_directory(tmp_path: Path, db_url: 
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(30)]
     assert {r["status"] for r in rows} == {"succeeded"} and any(r["attempts"] != "1" for r in rows)
     assert list((tmp_path / "runner-b" / "jobs" / job_id / "results").glob("*.jsonl"))  # downloaded by runner B
+
+
+def test_worker_continues_every_active_job(tmp_path: Path) -> None:
+    config = EmulatorConfig(validating_seconds=0, running_seconds=0, finalizing_seconds=0)
+    input_path = tmp_path / "in.csv"
+    input_path.write_text("id,text\n" + "".join(f"r{i},text {i}\n" for i in range(12)))
+    with EmulatorServer(tmp_path / "emulator", config) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMBULK_"))}
+        env.update(LLMBULK_HOME=str(tmp_path / "state"), OPENAI_API_KEY="sk-worker-test",
+                   OPENAI_BASE_URL=server.openai_base_url, LLMBULK_POLL_INITIAL="0.05")  # fmt: skip
+
+        def llmbulk(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "llmbulk", *args], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+
+        ids = []
+        for _ in range(2):
+            submitted = llmbulk("submit", str(input_path), "-p", "openai", "-m", "gpt-4o-mini", "--prompt",
+                                "{{ text }}", "--json")  # fmt: skip
+            assert submitted.returncode == 0, submitted.stderr
+            ids.append(json.loads(submitted.stdout)["job_id"])
+        passed = llmbulk("worker", "--json")
+        assert passed.returncode == 0, passed.stderr
+        assert sorted(json.loads(passed.stdout)["finished"]) == sorted(ids)
+        states = {j["job_id"]: j["state"] for j in json.loads(llmbulk("jobs", "--json").stdout)}
+        assert states == dict.fromkeys(ids, "done")
+        assert all((tmp_path / f"llmbulk-{job}.csv").exists() for job in ids)
