@@ -326,3 +326,22 @@ def test_gemini_rejects_missing_key(server: EmulatorServer) -> None:
     with httpx2.Client() as raw:
         response = raw.get(f"{server.gemini_base_url}/v1/batches")
     assert response.status_code == 400 and response.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_openai_adapter_polls_many_batches_through_one_list_call(server: EmulatorServer) -> None:
+    from llmbulk.providers.base import ProviderSettings
+    from llmbulk.providers.openai import OpenAIBatchProvider
+
+    client = _openai(server)
+    uploaded = client.files.create(file=("in.jsonl", _chat_jsonl(2), "application/jsonl"), purpose="batch")
+    ids = [
+        client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h").id
+        for _ in range(8)
+    ]
+    adapter = OpenAIBatchProvider(ProviderSettings(model="gpt-4o-mini", base_url=server.openai_base_url, api_key=KEY))
+    before = dict(server.emulator.calls)
+    statuses = adapter.poll(ids[2:7])
+    adapter.close()
+    assert [s.batch_id for s in statuses] == ids[2:7]
+    new_calls = {k: v - before.get(k, 0) for k, v in server.emulator.calls.items() if v != before.get(k, 0)}
+    assert new_calls == {"GET /openai/v1/batches": 1}

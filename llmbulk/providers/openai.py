@@ -33,6 +33,7 @@ STATES: dict[str, BatchState] = {
     "cancelling": BatchState.CANCELLING,
     "cancelled": BatchState.CANCELLED,
 }
+LIST_POLL_THRESHOLD = 3  # above this many live batches, one list page beats one retrieve each
 RETRYABLE_LINE_CODES = frozenset({"batch_expired", "batch_cancelled", "request_timeout"})
 RETRYABLE_HTTP = frozenset({408, 409, 429})
 REQUEUE_BATCH_CODES = frozenset({"token_limit_exceeded"})
@@ -142,7 +143,20 @@ class OpenAIBatchProvider:
         return BatchRef(provider=self.name, batch_id=batch.id, input_file_id=input_file_id, created_at=batch.created_at)
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
-        return [self._status(self._call("poll", lambda b=b: self.client.batches.retrieve(b))) for b in batch_ids]
+        """Many batches are read from the paginated list (one call per 100), a few by retrieve."""
+        found: dict[str, Any] = {}
+        if len(batch_ids) > LIST_POLL_THRESHOLD:
+            wanted = set(batch_ids)
+            with self._mapped("poll (list)"):
+                for batch in self.client.batches.list(limit=100):
+                    if batch.id in wanted:
+                        found[batch.id] = batch
+                        if len(found) == len(wanted):
+                            break
+        missing = [b for b in batch_ids if b not in found]
+        for batch_id in missing:
+            found[batch_id] = self._call("poll", lambda b=batch_id: self.client.batches.retrieve(b))
+        return [self._status(found[b]) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         for kind in ("output_file_id", "error_file_id"):
