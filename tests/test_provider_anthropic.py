@@ -7,6 +7,7 @@ import random
 import typing
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -29,6 +30,7 @@ from llmbulk.providers.anthropic import (
     AnthropicBatchProvider,
     match_batches,
     split_lines,
+    write_create_body,
 )
 from llmbulk.providers.base import ProviderSettings
 
@@ -376,7 +378,9 @@ def test_error_mapping() -> None:
 
 
 def test_limits_registry_and_noop_calls() -> None:
-    assert (LIMITS.max_items, LIMITS.max_bytes, LIMITS.counts_live) == (100_000, 256 * 1024 * 1024, False)
+    assert (LIMITS.max_items, LIMITS.counts_live) == (100_000, False)
+    # A shard filled to both caps still makes a create body within the 256 MB limit.
+    assert LIMITS.max_bytes + (LIMITS.max_items - 1) + len(b'{"requests":[]}') <= 256 * 1024 * 1024
     assert limits("anthropic") is LIMITS
     adapter = create("anthropic", ProviderSettings(model=MODEL, api_key=KEY))
     assert isinstance(adapter, AnthropicBatchProvider) and adapter._client is None  # SDK client made lazily
@@ -386,3 +390,18 @@ def test_limits_registry_and_noop_calls() -> None:
 
 def test_sdk_version_is_the_one_documented() -> None:
     assert anthropic.__version__.split(".")[0] == "2"
+
+
+def test_create_body_is_the_shard_lines_as_a_requests_array(tmp_path: Path) -> None:
+    shard = tmp_path / "00001.jsonl"
+    requests = [
+        {"custom_id": f"j-{i}-1", "params": {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user",
+         "content": "a \"quoted\", multi\nline ✓ text"}]}}
+        for i in range(3)
+    ]  # fmt: skip
+    lines = b"".join(orjson.dumps(r) + b"\n" for r in requests)
+    shard.write_bytes(lines + b"\n")  # a trailing blank line is not a request
+    body = write_create_body(shard)
+    assert orjson.loads(body.read_bytes()) == {"requests": requests}
+    assert body.stat().st_size == len(lines) - len(requests) + 2 * (len(requests) - 1) + len(b'{"requests":[]}')
+    assert body.parent == shard.parent and body.name.startswith(".")

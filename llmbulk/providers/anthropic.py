@@ -7,9 +7,11 @@ Results stream from the batch's absolute `results_url` and are joined on `custom
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,7 +22,11 @@ from llmbulk.models import CUSTOM_ID_RE, BatchRef, BatchState, BatchStatus, Item
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params
 
 OUTPUT_TOOL = "record_output"
-LIMITS = Limits(max_items=100_000, max_bytes=256 * 1024 * 1024, counts_live=False)
+MAX_REQUESTS = 100_000
+# The create body is the shard's lines plus a comma per request and a 15-byte wrapper; the
+# shard's byte cap leaves room for that under the 256 MB body limit.
+BODY_OVERHEAD = MAX_REQUESTS + 64
+LIMITS = Limits(max_items=MAX_REQUESTS, max_bytes=256 * 1024 * 1024 - BODY_OVERHEAD, counts_live=False)
 KEY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 DEFAULT_MAX_TOKENS = 1024
 LIST_PAGE_SIZE = 100
@@ -148,11 +154,24 @@ class AnthropicBatchProvider:
         return None
 
     def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
-        """Send the shard's lines as one batch (no SDK retries: create is not idempotent)."""
-        requests = list(_read_requests(shard))
-        batch = self._call(
-            "create batch", lambda: self.client.with_options(max_retries=0).messages.batches.create(requests=requests)
-        )
+        """Send the shard's lines as one batch (no SDK retries: create is not idempotent).
+
+        The shard lines are already in the wire format, so the `{"requests": [...]}` body is spliced
+        together in a file beside the shard and streamed from there: memory stays flat whatever the
+        shard's size, where building the request list for the SDK's `create` would hold every
+        request as Python objects (several times the 256 MB body cap).
+        """
+        from anthropic.types.messages import MessageBatch
+
+        body_path = write_create_body(shard.path)
+        try:
+            with open(body_path, "rb") as body:
+                client = self.client.with_options(max_retries=0)
+                batch = self._call(
+                    "create batch", lambda: client.post("/v1/messages/batches", content=body, cast_to=MessageBatch)
+                )
+        finally:
+            body_path.unlink(missing_ok=True)
         return BatchRef(provider=self.name, batch_id=batch.id, created_at=_seconds(batch.created_at))
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
@@ -292,11 +311,19 @@ def match_batches(batches: Iterable[Any], cutoff: float, n_items: int) -> list[B
     return found
 
 
-def _read_requests(shard: ShardInput) -> Iterator[dict[str, Any]]:
-    with open(shard.path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                yield orjson.loads(line)
+def write_create_body(shard_path: Path) -> Path:
+    """`{"requests": [line, line, ...]}` from a shard's JSONL lines, written next to the shard."""
+    body_path = shard_path.with_name(f".{shard_path.name}.{os.getpid()}.create-body.json")
+    with open(shard_path, "rb") as lines, open(body_path, "wb") as out:
+        out.write(b'{"requests":[')
+        separator = b""
+        for line in lines:
+            request = line.strip()
+            if request:
+                out.write(separator + request)
+                separator = b",\n"
+        out.write(b"]}")
+    return body_path
 
 
 def _max_tokens(task: Task) -> int:

@@ -17,11 +17,14 @@ import json
 import os
 import random
 import resource
+import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -125,19 +128,21 @@ def floor_collect(results_path: Path, work: Path, n: int) -> dict[str, float]:
 
 
 def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any]:
+    """Our stages against an emulator in another process (as a real provider would be).
+
+    `collect` is timed from the moment every batch has ended at the provider: the emulator's own
+    work producing results is the provider's time, not ours.
+    """
     from llmbulk import api
     from llmbulk.config import load_settings
-    from llmbulk.shards import write_shards  # noqa: F401 - imported for parity with the pack stage
 
-    env = dict(os.environ, LLMBULK_EMULATOR_SECONDS="0")
-    settings = load_settings(home=work / "home", env=env)
+    settings = load_settings(home=work / "home", env=dict(os.environ))
     options = api.SubmitOptions(
         input=input_path,
         provider=provider,
         model=MODELS[provider],
         prompt=TEMPLATE,
         id_column="review_id",
-        emulate=True,
     )
     figures: dict[str, Any] = {}
     with api.Session(settings) as session:
@@ -153,38 +158,92 @@ def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any
             input_format="csv",
             id_column="review_id",
             spec_json=json.dumps(spec.to_json()),
-            emulated=True,
+            emulated=False,
             max_items=10**9,
             max_bytes=10**12,
         )
         limits = api._limits(options)
         job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
-        adapter = session._make_provider(provider, job.model, None, True, need_key=False)
+        adapter = session._make_provider(provider, job.model, None, False, need_key=True)
         plans, _ = api._pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
         figures["pack"] = {"seconds": time.perf_counter() - started, "bytes": sum(p.n_bytes for p in plans)}
+        figures["shards"] = len(plans)
         session._providers[job.id] = adapter
         started = time.perf_counter()
         api._submit_unsent(session, session.store.get_job(job.id))
         figures["submit"] = {"seconds": time.perf_counter() - started, "bytes": figures["pack"]["bytes"]}
+        figures["submit_rss_mb"] = peak_rss_mb()
         job = session.store.get_job(job.id)
+        batch_ids = [b.provider_batch_id for b in session.store.batches(job.id)]
+        while not all(status.state.terminal for status in adapter.poll(batch_ids)):
+            time.sleep(0.2)
         started = time.perf_counter()
-        while session.store.batches(job.id, ["validating", "running", "finalizing"]):
-            api._poll_and_collect(session, job, refresh=True)
         api._poll_and_collect(session, job, refresh=True)
         figures["collect"] = {"seconds": time.perf_counter() - started}
         started = time.perf_counter()
         summary = api._write(session, job, work / "out.parquet", "parquet")
         figures["merge"] = {"seconds": time.perf_counter() - started, "rows": summary.rows}
+        counts = session.store.item_counts(job.id)
+        if counts.get("succeeded") != summary.rows:
+            raise SystemExit(f"benchmark run incomplete: {counts}")
         results = sorted((work / "home" / "jobs" / job.id / "results").glob("*.jsonl"))
         figures["results_bytes"] = sum(p.stat().st_size for p in results)
         with open(work / "all_results.jsonl", "wb") as out:
             for path in results:
-                out.write(path.read_bytes())
+                with open(path, "rb") as fh:
+                    shutil.copyfileobj(fh, out)
         started = time.perf_counter()
         api.status(job.id, settings=settings)
         figures["status_seconds"] = time.perf_counter() - started
+        figures["job_id"] = job.id
     figures["peak_rss_mb"] = peak_rss_mb()
+    figures["status_cli_seconds"] = status_cli_seconds(work, figures["job_id"])
     return figures
+
+
+def status_cli_seconds(work: Path, job_id: str) -> float:
+    """Wall time of `llmbulk status JOB` as a user runs it (a fresh process)."""
+    env = dict(os.environ, LLMBULK_HOME=str(work / "home"))
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "llmbulk", "status", job_id], check=True, capture_output=True, env=env)
+    return time.perf_counter() - started
+
+
+class Emulator:
+    """`llmbulk emulator serve` in its own process, batches ending at once."""
+
+    def __init__(self, work: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmbulk", "emulator", "serve", "--port", str(self.port),
+             "--state-dir", str(work / "emulator"), "--batch-seconds", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{self.port}"
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"{url}/_emulator/stats", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        self.env = {
+            "OPENAI_BASE_URL": f"{url}/openai/v1",
+            "OPENAI_API_KEY": "bench",
+            "ANTHROPIC_BASE_URL": f"{url}/anthropic",
+            "ANTHROPIC_API_KEY": "bench",
+            "GOOGLE_GEMINI_BASE_URL": f"{url}/gemini",
+            "GOOGLE_API_KEY": "bench",
+        }
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_emulator/stats", timeout=5) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
 
 
 def child(args: argparse.Namespace) -> None:
@@ -201,13 +260,17 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def run_child(role: str, work: Path, n: int, provider: str = "", results: str = "") -> dict[str, Any]:
+def run_child(
+    role: str, work: Path, n: int, provider: str = "", results: str = "", env: dict[str, str] | None = None
+) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", role, "--work", str(work), "--n", str(n)]
     if provider:
         cmd += ["--provider", provider]
     if results:
         cmd += ["--results", results]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+    if out.returncode:
+        raise SystemExit(f"{role} run failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -238,7 +301,12 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="llmbulk-bench-") as tmp:
                 work = Path(tmp)
                 make_input(work / "input.csv", n)
-                ours = run_child("llmbulk", work, n, provider)
+                emulator = Emulator(work)
+                try:
+                    ours = run_child("llmbulk", work, n, provider, env=emulator.env)
+                    calls = emulator.stats()
+                finally:
+                    emulator.stop()
                 floor = run_child("floor", work, n, results=str(work / "all_results.jsonl"))
             collect_merge = ours["collect"]["seconds"] + ours["merge"]["seconds"]
             rows = [
@@ -253,7 +321,10 @@ def main() -> None:
                     f"{ratio}{ours['peak_rss_mb']:>13.0f}"
                 )
             floor_rss = floor["peak_rss_mb"]
-            print(f"{provider:<10}{n:>9,}  status {ours['status_seconds']:.3f}s   floor peak RSS {floor_rss:.0f} MB")
+            print(
+                f"{provider:<10}{n:>9,}  status {ours['status_seconds']:.3f}s (CLI {ours['status_cli_seconds']:.3f}s)"
+                f"  shards {ours['shards']}  emulator calls {calls['total']}  floor peak RSS {floor_rss:.0f} MB"
+            )
     print(f"llmbulk --help: {help_seconds():.3f}s")
 
 
