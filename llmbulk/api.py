@@ -25,7 +25,7 @@ from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import BudgetError, ConfigError, InputError, QuotaError, UsageError
 from llmbulk.events import EventHooks, Events
 from llmbulk.leases import JobLease
-from llmbulk.merge import MergeSummary, write_output
+from llmbulk.merge import MergeSummary, SettledRowStream, write_output
 from llmbulk.models import BatchState, ItemState, Limits
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.providers.base import BatchProvider, ProviderSettings
@@ -952,13 +952,21 @@ def _run_loop(
     delay: float | None = None
     initial, maximum = _poll_bounds(session.settings, session.store.get_job(job_id))
     summary: MergeSummary | None = None
+    # On stdout a table cannot be rewritten as batches end: rows go out once, as they settle.
+    stream = SettledRowStream(session.store.get_job(job_id).n_items) if path is None else None
+
+    def write(job: Job, final: bool = False) -> MergeSummary:
+        if stream is not None:
+            return stream.emit(session.store, job, session.explode, final=final)
+        return _write(session, job, path, fmt)
+
     while True:
         lease.check()
         job = session.store.get_job(job_id)
         if session.store.unsent_shards(job.id) and job.state != "cancelled":
             _submit_unsent(session, job)
         if _poll_and_collect(session, job, refresh=True):
-            summary = _write(session, job, path, fmt)
+            summary = write(job)
             delay = None
         state = _job_status(session.store, job)
         retryable = state.counts.get(ItemState.FAILED_RETRYABLE.value, 0)
@@ -969,7 +977,7 @@ def _run_loop(
         if not live and not state.unsent_shards:
             session.store.mark_dead(job.id, job.max_attempts)
             session.store.update_job(job.id, state="cancelled" if job.state == "cancelled" else "done")
-            summary = _write(session, job, path, fmt)
+            summary = write(job, final=True)
             final = _job_status(session.store, job)
             failed = final.counts.get("failed_permanent", 0) + final.counts.get("dead", 0)
             session.events.emit(

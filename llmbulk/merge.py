@@ -47,12 +47,19 @@ def result_names(input_columns: list[str]) -> dict[str, str]:
     return {c: (f"llmbulk_{c}" if c in taken else c) for c in RESULT_COLUMNS}
 
 
-def write_output(store: Store, job: Job, out: Path | None, fmt: str, explode: str | None = None) -> MergeSummary:
-    """Write the job's output table to `out` (None = stdout, JSONL only).
+SETTLED = frozenset({"succeeded", "failed_permanent", "dead"})
 
-    With `explode`, a list field of the structured output gives one row per element (the input
-    row repeated), its element's fields as `out.<field>.<key>` columns.
-    """
+
+@dataclass(slots=True)
+class _Merged:
+    """The job's output columns and its merged rows, streamed in input order."""
+
+    columns: list[str]
+    status_column: str
+    rows: Iterator[tuple[int, list[dict[str, Any]]]]
+
+
+def _merged(store: Store, job: Job, explode: str | None) -> _Merged:
     table = InputTable(Path(job.input_path), None if job.input_format == "tasks" else job.input_format)
     columns = [c for c in table.columns() if c != "content"] if table.format == "files" else table.columns()
     names = result_names(columns)
@@ -62,10 +69,9 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str, explode: st
     element_keys = _element_keys(schema, explode, fields, job)
     if explode and element_keys:
         out_columns += [f"out.{explode}.{key}" for key in element_keys]
-    writer = TableWriter(out, fmt, [*columns, *names.values(), *out_columns])
     rates = costs.rates(job.provider, job.model)
-    by_status: dict[str, int] = {}
-    try:
+
+    def rows() -> Iterator[tuple[int, list[dict[str, Any]]]]:
         items = store.merged_rows(job.id)
         for index, row in enumerate(table.rows()):
             record = next(items, None)
@@ -76,18 +82,64 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str, explode: st
                 merged.pop("content", None)  # the file itself stays in the repository
             if fields:
                 merged.update(schemas.flatten(merged[names["output"]], fields))
-            by_status[merged[names["status"]]] = by_status.get(merged[names["status"]], 0) + 1
-            for written in _exploded(merged, names["output"], explode, element_keys):
-                writer.write(written)
+            yield index, list(_exploded(merged, names["output"], explode, element_keys))
             if index == 10:
                 crashpoint("mid_merge")
         if next(items, None) is not None or (job.input_sha256 and table.sha256 != job.input_sha256):
             raise _changed(job)
+
+    return _Merged([*columns, *names.values(), *out_columns], names["status"], rows())
+
+
+def write_output(store: Store, job: Job, out: Path | None, fmt: str, explode: str | None = None) -> MergeSummary:
+    """Write the job's output table to `out` (None = stdout, JSONL only).
+
+    With `explode`, a list field of the structured output gives one row per element (the input
+    row repeated), its element's fields as `out.<field>.<key>` columns.
+    """
+    merged = _merged(store, job, explode)
+    writer = TableWriter(out, fmt, merged.columns)
+    by_status: dict[str, int] = {}
+    try:
+        for _index, rows in merged.rows:
+            status = rows[0][merged.status_column]
+            by_status[status] = by_status.get(status, 0) + 1
+            for row in rows:
+                writer.write(row)
     except BaseException:
         writer.abort()
         raise
     writer.close()
     return MergeSummary(out, writer.rows_written, by_status)
+
+
+class SettledRowStream:
+    """JSONL rows on stdout as their items settle, each input row once (for `--follow --out -`).
+
+    Rows still waiting or retrying are held back; `emit(final=True)` writes every row not yet
+    written, so a finished job has written each row exactly once, in the order rows settled.
+    """
+
+    def __init__(self, n_rows: int) -> None:
+        self._written = bytearray((n_rows + 7) // 8)
+        self.by_status: dict[str, int] = {}
+        self.rows_written = 0
+
+    def emit(self, store: Store, job: Job, explode: str | None = None, final: bool = False) -> MergeSummary:
+        merged = _merged(store, job, explode)
+        writer = TableWriter(None, "jsonl", merged.columns)
+        for index, rows in merged.rows:
+            byte, bit = divmod(index, 8)
+            status = rows[0][merged.status_column]
+            if self._written[byte] & (1 << bit) or not (final or status in SETTLED):
+                continue
+            self._written[byte] |= 1 << bit
+            self.by_status[status] = self.by_status.get(status, 0) + 1
+            for row in rows:
+                writer.write(row)
+        writer.flush()
+        self.rows_written += writer.rows_written
+        return MergeSummary(None, self.rows_written, dict(self.by_status))
 
 
 def _element_keys(schema: dict[str, Any] | None, explode: str | None, fields: list[str], job: Job) -> list[str]:
