@@ -7,6 +7,7 @@ SQLite file in tmp_path. Faults are injected through the emulator's fault plan.
 from __future__ import annotations
 
 import csv
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,6 +102,16 @@ def test_submit_status_collect_retry_collect(
         assert rows[index]["attempts"] == "2"
     counts = final.json()["counts"]
     assert sum(counts.values()) == 50
+    # Job usage (summed per batch at collect) matches the attempts as recorded, item by item.
+    usage = final.json()["usage"]
+    assert usage["attempts"] == 50 + len(by_state["failed_retryable"])
+    assert usage["input_tokens"] == _attempt_tokens(home, job_id, "input_tokens") > 0
+    assert usage["output_tokens"] == _attempt_tokens(home, job_id, "output_tokens") > 0
+
+
+def _attempt_tokens(home: Path, job_id: str, column: str) -> int:
+    with sqlite3.connect(home / "llmbulk.db") as db:
+        return db.execute(f"SELECT SUM({column}) FROM attempts WHERE job_id = ?", (job_id,)).fetchone()[0]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -67,3 +67,29 @@ def test_state_file_is_private(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     open_engine(f"sqlite:///{path}")
     assert path.stat().st_mode & 0o077 == 0
+
+
+def test_batch_usage_migration_backfills_collected_batches(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:  # a database as llmbulk left it before 0003_batch_usage
+        for name, migration in migrations.MIGRATIONS[:2]:
+            migrations._ensure_record_table(conn)
+            migration(conn)
+            conn.execute(text("INSERT INTO schema_migrations VALUES (:n, 0)"), {"n": name})
+        for batch, collected in (("b1", 1.0), ("b2", None)):
+            conn.execute(
+                text("INSERT INTO batches (id, job_id, shard_id, state, intent_at, collected_at)"
+                     " VALUES (:b, 'j', 's', 'ended', 0, :c)"),
+                {"b": batch, "c": collected},
+            )  # fmt: skip
+        for row, (tokens_in, tokens_out) in enumerate([(10, 3), (7, None), (None, None)]):
+            conn.execute(
+                text("INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, input_tokens,"
+                     " output_tokens, recorded_at) VALUES ('j', :r, 1, 'b1', 'succeeded', :i, :o, 0)"),
+                {"r": row, "i": tokens_in, "o": tokens_out},
+            )  # fmt: skip
+    engine.dispose()
+    upgraded = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with upgraded.connect() as conn:
+        rows = conn.execute(text("SELECT id, input_tokens, output_tokens, attempts_recorded FROM batches ORDER BY id"))
+        assert [tuple(r) for r in rows] == [("b1", 17, 3, 3), ("b2", None, None, None)]

@@ -117,9 +117,24 @@ def _job_estimates(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE jobs ADD COLUMN estimate_json VARCHAR"))
 
 
+def _batch_usage(conn: Connection) -> None:
+    """Token sums per batch, so a job's usage is a sum over its batches, not over every attempt."""
+    for column in ("input_tokens BIGINT", "output_tokens BIGINT", "attempts_recorded INTEGER"):
+        conn.execute(text(f"ALTER TABLE batches ADD COLUMN {column}"))
+    conn.execute(text(f"UPDATE batches SET {BATCH_USAGE_SET} WHERE collected_at IS NOT NULL"))
+
+
+# Recomputes a batch's usage columns from its attempts (ix_attempts_batch); `batches.id` is the batch.
+BATCH_USAGE_SET = (
+    "input_tokens = (SELECT COALESCE(SUM(a.input_tokens), 0) FROM attempts a WHERE a.batch_id = batches.id),"
+    " output_tokens = (SELECT COALESCE(SUM(a.output_tokens), 0) FROM attempts a WHERE a.batch_id = batches.id),"
+    " attempts_recorded = (SELECT COUNT(*) FROM attempts a WHERE a.batch_id = batches.id)"
+)
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_job_estimates", _job_estimates),
+    ("0003_batch_usage", _batch_usage),
 ]
 
 

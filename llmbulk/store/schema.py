@@ -102,6 +102,9 @@ class Batch(SQLModel, table=True):
     polled_at: float | None = Field(default=None, description="Last poll.")
     collected_at: float | None = Field(default=None, description="When its results were recorded.")
     raw_json: str | None = Field(default=None, description="Last raw provider payload (JSON).")
+    input_tokens: int | None = Field(default=None, description="Input tokens of its attempts, once collected.")
+    output_tokens: int | None = Field(default=None, description="Output tokens of its attempts, once collected.")
+    attempts_recorded: int | None = Field(default=None, description="Attempts it settled, once collected.")
 
 
 class Attempt(SQLModel, table=True):

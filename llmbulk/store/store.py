@@ -18,6 +18,7 @@ from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import InputError, NotFoundError
 from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
 from llmbulk.store.engine import READ_OPTION, open_engine
+from llmbulk.store.migrations import BATCH_USAGE_SET
 from llmbulk.store.schema import Batch, Job, Shard
 
 CHUNK = 20_000
@@ -312,7 +313,7 @@ class Store:
             _bulk(conn, insert, chunk)
             crashpoint("mid_record")
             self._settle_items(conn, job_id, batch, max_attempts, now)
-            conn.execute(text("UPDATE batches SET collected_at = :t WHERE id = :b"), {"t": now, "b": batch.id})
+            _mark_collected(conn, batch.id, now)
         return counts
 
     def _settle_items(self, conn: Connection, job_id: str, batch: Batch, max_attempts: int, now: float) -> None:
@@ -383,7 +384,7 @@ class Store:
                 ),
                 {**params, "m": max_attempts},
             )
-            conn.execute(text("UPDATE batches SET collected_at = :t WHERE id = :b"), params)
+            _mark_collected(conn, batch.id, now)
 
     def mark_dead(self, job_id: str, max_attempts: int) -> int:
         """Failed-retryable items out of attempts become dead; returns how many."""
@@ -484,11 +485,12 @@ class Store:
             return {state: int(n) for state, n in rows}
 
     def usage_totals(self, job_id: str) -> dict[str, int]:
+        """Tokens and attempts of the job's collected batches (sums kept per batch at collect)."""
         with self.read() as conn:
             row = conn.execute(
                 text(
                     "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
-                    " COUNT(*) FROM attempts WHERE job_id = :j"
+                    " COALESCE(SUM(attempts_recorded), 0) FROM batches WHERE job_id = :j"
                 ),
                 {"j": job_id},
             ).one()
@@ -569,3 +571,10 @@ def _driver_integrity_errors() -> tuple[type[Exception], ...]:
     except ImportError:
         pass
     return tuple(errors)
+
+
+def _mark_collected(conn: Connection, batch_id: str, now: float) -> None:
+    """The batch's results are recorded: stamp it and keep its usage sums."""
+    conn.execute(
+        text(f"UPDATE batches SET collected_at = :t, {BATCH_USAGE_SET} WHERE id = :b"), {"t": now, "b": batch_id}
+    )
