@@ -71,7 +71,7 @@ def test_state_file_is_private(tmp_path: Path) -> None:
 
 def test_batch_usage_migration_backfills_collected_batches(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    with engine.begin() as conn:  # a database as llmbulk left it before 0003_batch_usage
+    with engine.begin() as conn:  # a database as llmbulk left it before 0003_status_speed
         for name, migration in migrations.MIGRATIONS[:2]:
             migrations._ensure_record_table(conn)
             migration(conn)

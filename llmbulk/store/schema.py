@@ -44,7 +44,7 @@ class Item(SQLModel, table=True):
 
     __tablename__ = "items"
     __table_args__ = (
-        Index("ix_items_job_state", "job_id", "state"),
+        Index("ix_items_job_state", "job_id", "state", "row_index"),
         Index("ux_items_job_key", "job_id", "key", unique=True),
         Index("ix_items_job_shard", "job_id", "shard_id"),
     )
