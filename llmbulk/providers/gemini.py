@@ -8,6 +8,7 @@ results on `metadata.key`, never by position.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -506,9 +507,13 @@ def _get(obj: Any, camel: str) -> Any:
         return None
     value = obj.get(camel)
     if value is None:
-        snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
-        value = obj.get(snake)
+        value = obj.get(_snake(camel))
     return value
+
+
+@functools.cache
+def _snake(camel: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
 
 
 def _status_name(status: Any, code: Any) -> str | None:
