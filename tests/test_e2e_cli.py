@@ -275,3 +275,29 @@ def test_events_reach_a_command_and_a_dead_webhook_does_not_break_the_run(
     log = _log(home, result.json()["job_id"])
     assert log[0]["event"] == "job.submitted"
     assert any(e["event"] == "delivery.failed" and "webhook" in e["error"] for e in log)
+
+
+CREATE_ROUTES = {
+    "openai": r"/openai/v1/batches$",
+    "anthropic": r"/anthropic/v1/messages/batches$",
+    "gemini": r":batchGenerateContent$",
+}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_rate_limited_create_requeues_the_shard_and_the_job_completes(
+    provider: str, llmbulk: Callable[..., Outcome], faults: Callable[..., None], home: Path
+) -> None:
+    faults(http_faults=[{"method": "POST", "path_regex": CREATE_ROUTES[provider], "status": 429, "times": 2,
+                         "retry_after_ms": 10}])  # fmt: skip
+    result = llmbulk(
+        "run", str(QUICKSTART), "-p", provider, "-m", MODELS[provider], "--prompt", PROMPT, "--id-column",
+        "review_id", "--out", "out.csv", "--emulate", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(home.parent / "out.csv")
+    assert [r["review_id"] for r in rows] == INPUT_IDS
+    assert {r["status"] for r in rows} == {"succeeded"} and {r["attempts"] for r in rows} == {"1"}
+    assert [b["state"] for b in result.json()["batches"]] == ["requeued", "requeued", "ended"]
+    events = [e["event"] for e in _log(home, result.json()["job_id"])]
+    assert events.count("batch.requeued") == 2 and events.count("batch.created") == 1
