@@ -6,6 +6,7 @@ results → merge, with the state store recording each step. The CLI is a thin l
 
 from __future__ import annotations
 
+import importlib
 import secrets
 import shutil
 import string
@@ -64,6 +65,7 @@ class SubmitOptions:
     max_active_batches: int | None = None
     max_enqueued_tokens: int | None = None
     schema: str | None = None
+    prompt_source: str | None = None  # where `prompt` was read from (e.g. a file), named in template errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,13 +271,14 @@ def submit(
 
 def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitResult:
     limits = _limits(options)
+    _check_endpoint(options.provider, options.endpoint)
     if options.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     table = _input_table(options)
     params = dict(options.params)
     if options.schema:
         params[schemas.PARAM] = schemas.load_schema(options.schema)
-    spec = TaskSpec(options.prompt, options.system, options.id_column, params)
+    spec = TaskSpec(options.prompt, options.system, options.id_column, params, prompt_source=options.prompt_source)
     if spec.tasks_mode and table.format != "jsonl":
         raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
     job = Job(
@@ -344,6 +347,23 @@ def _limits(options: SubmitOptions) -> Limits:
         if value is not None and value < 1:
             raise UsageError(f"{name} must be positive")
     return providers.limits(options.provider).narrowed(options.max_items_per_batch, options.max_bytes_per_batch)
+
+
+def _check_endpoint(provider: str, endpoint: str | None) -> None:
+    """Refuse an --endpoint the provider's adapter does not offer, before anything is recorded."""
+    if endpoint is None:
+        return
+    adapter = importlib.import_module(providers.info(provider).module)
+    if hasattr(adapter, "ENDPOINTS"):  # OpenAI
+        offered = tuple(adapter.ENDPOINTS)
+    elif hasattr(adapter, "ENDPOINT"):  # Gemini
+        offered = (adapter.ENDPOINT,)
+    else:  # the adapter has no endpoint setting
+        return
+    if endpoint not in offered:
+        raise UsageError(
+            f"--endpoint {endpoint!r} is not supported by {provider}", hint=f"use one of: {', '.join(offered)}"
+        )
 
 
 def _input_table(options: SubmitOptions) -> InputTable:
@@ -574,15 +594,25 @@ def default_output(job: Job, fmt: str | None) -> tuple[Path, str]:
 
 def resolve_output(job: Job, out: Path | None, fmt: str | None) -> tuple[Path | None, str]:
     """Where and in what format to write the output table (`-` = stdout, JSONL)."""
-    if fmt is not None and fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    check_output(out, fmt)
     if out is None:
         return default_output(job, fmt)
     if str(out) == "-":
-        if fmt not in (None, "jsonl"):
-            raise UsageError("only --format jsonl can be written to stdout")
         return None, "jsonl"
     return out, fmt or detect_format(out)
+
+
+def check_output(out: Path | None, fmt: str | None) -> None:
+    """Refuse a bad --format, or an --out in no known format; needs no job, so it can run first."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if out is None:
+        return
+    if str(out) == "-":
+        if fmt not in (None, "jsonl"):
+            raise UsageError("only --format jsonl can be written to stdout")
+    elif fmt is None:
+        detect_format(out)
 
 
 def collect(
@@ -917,6 +947,7 @@ def run(
     """
     if (job_id is None) == (options is None):
         raise UsageError("run needs either a job id or an input to submit")
+    check_output(out, fmt)  # before submitting: a bad --out must not leave a job behind
     started = clock()
     with _session(settings, progress, hooks) as session:
         session.explode = explode

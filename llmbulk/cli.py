@@ -7,20 +7,65 @@ bug still shows its traceback (without locals, so keys never appear).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from llmbulk.errors import ExitStatus, LlmbulkError, UsageError
+
+try:
+    from typer._click import exceptions as click_errors  # newer typer vendors its own click
+except ImportError:  # pragma: no cover - older typer runs on click
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from llmbulk import api
     from llmbulk.config import Settings
     from llmbulk.render import RichProgress
 
+
+class _OneLineErrors(TyperGroup):
+    """Click's own errors (bad option values, missing options) as one `error:` line, not its usage block."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            # Without standalone mode click raises its errors instead of printing them (and returns
+            # the exit code of a typer.Exit); Ctrl-C is already turned into exit 130 by typer.
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except getattr(click_errors, "NoArgsIsHelpError", ()) as exc:  # `llmbulk` alone: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            from llmbulk import render
+
+            message = " ".join(exc.format_message().splitlines())
+            if isinstance(exc, click_errors.UsageError) and exc.ctx is not None:
+                message += f" — see `{exc.ctx.command_path} --help`"
+            render.error(message)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            from llmbulk import render
+
+            render.error("aborted")
+            sys.exit(int(ExitStatus.ERROR))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="llmbulk",
+    cls=_OneLineErrors,
     help="Run large LLM workloads through the providers' discounted Batch APIs.\n\n"
     "Example: llmbulk run reviews.csv --provider openai --model gpt-4o-mini "
     "--prompt 'Sentiment of: {{ text }}' --out results.csv --emulate",
@@ -128,6 +173,10 @@ def _submit_options(
             prompt = prompt_file.read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot read --prompt-file {prompt_file}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"--prompt-file {prompt_file} is not valid UTF-8 (byte {exc.start})", hint="re-save it as UTF-8"
+            ) from exc
     from llmbulk import api
 
     return api.SubmitOptions(
@@ -149,6 +198,7 @@ def _submit_options(
         max_active_batches=max_active_batches,
         max_enqueued_tokens=max_enqueued_tokens,
         schema=schema,
+        prompt_source=None if prompt_file is None else str(prompt_file),
     )
 
 
@@ -604,6 +654,8 @@ def doctor(
     """
 
     def body() -> ExitStatus:
+        from rich.markup import escape
+
         from llmbulk import api, render
 
         checks = api.doctor(settings=_settings(home, db))
@@ -612,7 +664,7 @@ def doctor(
         else:
             for check in checks:
                 mark = "[green]ok[/]  " if check.ok else "[yellow]--[/]  "
-                render.out.print(f"{mark}{check.name}: {check.detail}")
+                render.out.print(f"{mark}{check.name}: {escape(check.detail)}")
         essential = [c for c in checks if not c.name.endswith(" key")]
         return ExitStatus.DONE if all(c.ok for c in essential) else ExitStatus.ERROR
 
@@ -664,7 +716,7 @@ def items(
         elif out is None:
             render.items_table(result)
         else:
-            render.err.print(f"wrote {len(result):,} item(s) to {out}")
+            render.err.print(f"wrote {len(result):,} item(s) to {out}", markup=False)
 
     _guard(body)
 

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmbulk.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -45,5 +47,19 @@ def load_settings(home: str | Path | None = None, db: str | None = None, env: di
 
 def ensure_private_dir(path: Path) -> Path:
     """Create a directory readable by the user only (state may hold prompts and outputs)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {path} as the state directory: {mkdir_problem(path, exc)}",
+            hint="point LLMBULK_HOME or --home at a directory",
+        ) from exc
     return path
+
+
+def mkdir_problem(path: Path, exc: OSError) -> str:
+    """Why creating a directory failed, naming the file in the way when that is the reason."""
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return f"{blocker} is a file, not a directory"
+    return exc.strerror or str(exc)

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from llmbulk.errors import UsageError
+
 # Which events `--notify-on` names select; the log always gets everything.
 NOTIFY_GROUPS: dict[str, tuple[str, ...]] = {
     "done": ("job.done",),
@@ -135,8 +137,15 @@ class Events:
 
 
 def parse_notify(value: str | None) -> tuple[str, ...]:
-    """`done,failed` → ('done', 'failed')."""
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+    """`done,failed` → ('done', 'failed'); each is a group or an event name such as `job.done`."""
+    names = tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+    for name in names:
+        if name not in NOTIFY_GROUPS and "." not in name:
+            raise UsageError(
+                f"--notify-on {name!r} is not an event group",
+                hint=f"use one or more of {','.join(NOTIFY_GROUPS)}, or event names such as job.done",
+            )
+    return names
 
 
 def dumps(record: dict[str, Any]) -> str:

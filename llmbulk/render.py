@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from llmbulk.api import (
@@ -39,7 +41,8 @@ def print_json(value: Any) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    # Messages carry user data (file names, column names), so they are never parsed as markup.
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
 
 
 class RichProgress:
@@ -56,7 +59,7 @@ class RichProgress:
         self._finish()
         self._stage, self._done, self._total = name, 0, total
         if self.verbose > 0:
-            err.print(f"[dim]{name}…[/]")
+            err.print(f"[dim]{escape(name)}…[/]")
 
     def advance(self, n: int = 1) -> None:
         self._done += n
@@ -64,11 +67,11 @@ class RichProgress:
         if err.is_terminal and now - self._last > 0.2:
             self._last = now
             total = f"/{self._total:,}" if self._total else ""
-            err.print(f"{self._stage}: {self._done:,}{total}", end="\r")
+            err.print(f"{self._stage}: {self._done:,}{total}", end="\r", markup=False)
 
     def note(self, message: str) -> None:
         if self.verbose >= 0:
-            err.print(f"[yellow]note:[/] {message}")
+            err.print(Text.assemble(("note:", "yellow"), " ", message), highlight=False)
 
     def _finish(self) -> None:
         if self._stage and err.is_terminal and self._done:
@@ -226,7 +229,7 @@ def job_status(status: JobStatus) -> None:
     done = f"{progress:.0%}" if progress is not None else "unknown"
     emulated = " (emulated)" if job.emulated else ""
     out.print(
-        f"[bold]{job.id}[/]  {job.provider}/{job.model}{emulated}  {job.n_items:,} items  "
+        f"[bold]{job.id}[/]  {escape(job.provider)}/{escape(job.model)}{emulated}  {job.n_items:,} items  "
         f"state {job.state}  settled {status.settled:,}/{job.n_items:,} ({done})"
     )
     counts = "  ".join(f"{s} {status.counts[s]:,}" for s in STATE_ORDER if status.counts.get(s))
@@ -236,11 +239,12 @@ def job_status(status: JobStatus) -> None:
     if status.unsent_shards:
         out.print(f"{status.unsent_shards} shard(s) not yet submitted (quota or interrupted): `llmbulk run {job.id}`")
     if status.errors:
-        out.print("errors: " + ", ".join(f"{code or '?'} ×{n:,} ({state})" for state, code, n in status.errors[:6]))
+        shown = ", ".join(f"{code or '?'} ×{n:,} ({state})" for state, code, n in status.errors[:6])
+        out.print(f"errors: {shown}", markup=False)
     if status.dead:
         keys = ", ".join(str(d["key"]) for d in status.dead[:10])
         more = " …" if status.counts.get("dead", 0) > len(status.dead[:10]) else ""
-        out.print(f"dead items (out of attempts): {keys}{more}")
+        out.print(f"dead items (out of attempts): {keys}{more}", markup=False)
     usage = status.usage
     if usage.get("attempts"):
         out.print(f"tokens: {usage['input_tokens']:,} in / {usage['output_tokens']:,} out")
@@ -257,9 +261,9 @@ def batches_table(batches: list[BatchView]) -> Table:
         else:
             done = "?"
         table.add_row(
-            b.provider_batch_id or b.id,
+            escape(b.provider_batch_id or b.id),
             b.state,
-            b.raw_status or "",
+            escape(b.raw_status or ""),
             done,
             f"{b.failed:,}" if b.counts_known and b.failed is not None else "?",
             _ago(now, b.created_at),
@@ -283,7 +287,7 @@ def _ago(now: float, when: float | None) -> str:
 def collect_result(result: CollectResult) -> None:
     if result.output is not None and result.output.path is not None:
         parts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.output.by_status.items()))
-        err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})")
+        err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})", markup=False)
     if result.collected_batches:
         err.print(f"collected {len(result.collected_batches)} batch(es)")
     job_status(result.status)
@@ -303,7 +307,7 @@ def retry_result(result: RetryResult) -> None:
 def run_result(result: RunResult) -> None:
     if result.output is not None and result.output.path is not None:
         parts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.output.by_status.items()))
-        err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})")
+        err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})", markup=False)
     if result.timed_out:
         err.print(f"timeout reached; job {result.job_id} keeps running — continue with `llmbulk run {result.job_id}`")
     job_status(result.status)
@@ -316,8 +320,8 @@ def jobs_table(jobs: list[Job]) -> None:
         table.add_row(
             job.id,
             created,
-            job.provider,
-            job.model,
+            escape(job.provider),
+            escape(job.model),
             f"{job.n_items:,}",
             job.state,
             "yes" if job.emulated else "",
@@ -329,7 +333,7 @@ def items_table(rows: list[dict[str, Any]]) -> None:
     table = Table("key", "row", "state", "attempts", "error")
     for r in rows:
         error = f"{r.get('error_code') or r.get('error_type') or ''}: {r.get('error_message') or ''}".strip(": ")
-        table.add_row(str(r["key"]), str(r["row_index"] + 1), r["state"], str(r["attempts"]), error)
+        table.add_row(escape(str(r["key"])), str(r["row_index"] + 1), r["state"], str(r["attempts"]), escape(error))
     out.print(table)
 
 
@@ -361,7 +365,7 @@ def stats_report(stats: Stats) -> None:
     if stats.failure_rate is not None:
         out.print(f"attempts: {stats.attempts:,}  failure rate {stats.failure_rate:.1%}  retries {stats.retries:,}")
     for outcome, code, n in stats.failures_by_code[:10]:
-        out.print(f"  {code or '?':<28} {outcome:<18} {n:,}")
+        out.print(f"  {code or '?':<28} {outcome:<18} {n:,}", markup=False)
     states = "  ".join(f"{k} {v:,}" for k, v in sorted(stats.states.items()))
     out.print(f"items: {states}  (dead = out of attempts)")
     out.print(f"cost so far: {usd(stats.actual_usd)}")

@@ -6,6 +6,7 @@ writers write to a temporary file and rename it into place only when complete.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -152,7 +153,7 @@ class InputTable:
             self.sha256 = hashed.sha256.hexdigest()
         except UnicodeDecodeError as exc:
             raise InputError(
-                f"{self.path}: not valid UTF-8 near byte {exc.start}", hint="re-save the file as UTF-8"
+                f"{self.path}: not valid UTF-8 {_invalid_utf8_position(self.path)}", hint="re-save the file as UTF-8"
             ) from exc
         except csv.Error as exc:
             raise InputError(
@@ -206,6 +207,29 @@ class InputTable:
 
     def parquet_schema(self) -> Any:
         return self._parquet_file().schema_arrow if self.format == "parquet" else None
+
+
+def _invalid_utf8_position(path: Path) -> str:
+    """Where the first invalid UTF-8 byte of a file is, as 'at byte N (line L)'.
+
+    The text reader's error offset is relative to the chunk it was decoding, so the file is
+    scanned again (only on this error path) to find the absolute one.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    fed = newlines = 0
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 20)
+            carried = len(decoder.getstate()[0])  # an unfinished character from the previous block
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:  # exc.start counts from the carried bytes
+                newlines += block[: max(0, exc.start - carried)].count(b"\n")
+                return f"at byte {fed - carried + exc.start} (line {newlines + 1})"
+            if not block:
+                return "(the file changed while it was being read)"
+            fed += len(block)
+            newlines += block.count(b"\n")
 
 
 def _hidden(relative: Path) -> bool:

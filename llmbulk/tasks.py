@@ -10,7 +10,7 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmbulk.errors import InputError, UsageError
+from llmbulk.errors import InputError
 from llmbulk.models import Task
 from llmbulk.tables import InputTable
 
@@ -25,6 +25,8 @@ class TaskSpec:
     system: str | None = None
     id_column: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # Where the prompt came from (e.g. the --prompt-file path), for error messages; not stored.
+    prompt_source: str | None = field(default=None, compare=False)
 
     @property
     def tasks_mode(self) -> bool:
@@ -44,26 +46,49 @@ class TaskSpec:
         return cls(data.get("prompt"), data.get("system"), data.get("id_column"), dict(data.get("params") or {}))
 
 
+# Template tags that load other templates; prompts are standalone (there is no loader).
+_LOADING_TAGS = {"Include": "include", "Import": "import", "FromImport": "from", "Extends": "extends"}
+
+
+def _label(what: str, source: str | None) -> str:
+    return f"{what} template" if source is None else f"{what} template ({source})"
+
+
 class _Templates:
     def __init__(self, spec: TaskSpec, columns: list[str], where: str) -> None:
-        from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, meta
+        from jinja2 import Environment, StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 
         env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
         self.prompt = self.system = None
+        self.labels = {"prompt": _label("prompt", spec.prompt_source), "system": _label("system", None)}
         for name, source in (("prompt", spec.prompt), ("system", spec.system)):
             if source is None:
                 continue
+            label = self.labels[name]
             try:
                 parsed = env.parse(source)
+                for node in parsed.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+                    tag, target = _LOADING_TAGS[type(node).__name__], getattr(node.template, "value", "…")
+                    raise InputError(
+                        f"{label}: {{% {tag} {target!r} %}} is not supported (line {node.lineno})",
+                        hint=f"templates cannot load other files; paste the text of {target} into the template",
+                    )
+                # Unknown filters and tests are only found when the template is compiled.
+                missing = sorted(meta.find_undeclared_variables(parsed) - set(columns))
+                compiled = env.from_string(source)
             except TemplateSyntaxError as exc:
-                raise UsageError(f"{name} template: {exc.message} (line {exc.lineno})") from exc
-            missing = sorted(meta.find_undeclared_variables(parsed) - set(columns))
+                raise InputError(
+                    f"{label}: {exc.message} (line {exc.lineno})",
+                    hint="check the template's Jinja2 syntax and filter names",
+                ) from exc
+            except TemplateError as exc:
+                raise InputError(f"{label}: {exc.message or type(exc).__name__}", hint="fix the template") from exc
             if missing and columns:
                 raise InputError(
-                    f"{name} template uses {{{{ {missing[0]} }}}} but {where} has no column {missing[0]!r}",
+                    f"{label} uses {{{{ {missing[0]} }}}} but {where} has no column {missing[0]!r}",
                     hint=f"columns are: {', '.join(columns)}",
                 )
-            setattr(self, name, env.from_string(source))
+            setattr(self, name, compiled)
 
 
 def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | None = None) -> Iterator[Task]:
@@ -79,20 +104,27 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
         if only_rows is not None and index not in only_rows:
             continue
         key = _row_key(table, spec.id_column, row, index)
-        prompt = _render(templates.prompt, row, table, index, "prompt")
-        system = _render(templates.system, row, table, index, "system") if templates.system else None
+        prompt = _render(templates.prompt, row, table, index, templates.labels["prompt"])
+        system = _render(templates.system, row, table, index, templates.labels["system"]) if templates.system else None
         yield Task(index, key, [{"role": "user", "content": prompt}], system, spec.params)
 
 
-def _render(template: Any, row: dict[str, Any], table: InputTable, index: int, what: str) -> str:
-    from jinja2 import UndefinedError
+def _render(template: Any, row: dict[str, Any], table: InputTable, index: int, label: str) -> str:
+    from jinja2 import TemplateError, UndefinedError
 
     try:
         return template.render(row)
     except UndefinedError as exc:
         raise InputError(
-            f"{table.path}: row {index + 1}: {what} template: {exc.message}",
+            f"{table.path}: row {index + 1}: {label}: {exc.message}",
             hint="add the column or fix the template variable",
+        ) from exc
+    # What a template expression can raise on a row's values, e.g. {{ text + 1 }} on a string.
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise InputError(
+            f"{table.path}: row {index + 1}: {label}: {reason}",
+            hint="fix the template for this row's values (CSV columns are strings: convert with |int or |float)",
         ) from exc
 
 

@@ -8,17 +8,20 @@ write transactions (so two processes queue for the write lock instead of failing
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from llmbulk.errors import StateError
+from llmbulk.config import mkdir_problem
+from llmbulk.errors import ConfigError, StateError
 from llmbulk.store import migrations
 
 BUSY_TIMEOUT_MS = 60_000
 READ_OPTION = "llmbulk_read"
+CORRUPT_HINT = "if the file is corrupt, move it aside and resubmit, or point --db elsewhere"
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -50,9 +53,16 @@ def open_engine(url: str) -> Engine:
     if path is not None:
         if path.is_dir():
             raise StateError(f"state database {path} is a directory", hint="pass --db with a file path")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            path.touch(mode=0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                path.touch(mode=0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create state database {path}: {mkdir_problem(path.parent, exc)}",
+                hint="point --db / LLMBULK_DB at a file in a directory you can write",
+            ) from exc
+        _check_ours(path)
     try:
         engine = create_engine(url, future=True, pool_pre_ping=path is None)
     except Exception as exc:  # bad URL, missing driver
@@ -71,11 +81,32 @@ def open_engine(url: str) -> Engine:
         reason = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
         raise StateError(
             f"cannot open state database {where}: {reason.splitlines()[0]}",
-            hint="if the file is corrupt, move it aside and resubmit, or point --db elsewhere",
+            hint=CORRUPT_HINT,
         ) from exc
     if path is not None:
         os.chmod(path, 0o600)
     return engine
+
+
+def _check_ours(path: Path) -> None:
+    """Refuse another program's SQLite file before a connection's PRAGMAs (WAL) can rewrite it."""
+    if path.stat().st_size == 0:
+        return
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            record = {row[1] for row in conn.execute("PRAGMA table_info(schema_migrations)")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StateError(f"cannot open state database {path}: {exc}", hint=CORRUPT_HINT) from exc
+    if tables and not {"name", "applied_at"} <= record:
+        shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise StateError(
+            f"{path} is not an llmbulk state database (it holds tables {shown})",
+            hint="point --db at a new file or an existing llmbulk database",
+        )
 
 
 def _redact(url: str) -> str:
