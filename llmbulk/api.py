@@ -168,6 +168,7 @@ class RunResult:
     timed_out: bool
     output: MergeSummary | None
     status: JobStatus
+    budget_stopped: bool = False  # retryable items left because resending them would pass --max-cost
 
 
 # ---- session: settings, store, providers, emulator -------------------------------------------
@@ -467,8 +468,8 @@ def _check_budget(estimate: costs.Estimate, max_cost: float | None, job: Job) ->
         )
     if estimate.batch_upper > max_cost:
         raise BudgetError(
-            f"estimated cost up to ${estimate.batch_upper:,.4f} (likely ${estimate.batch_likely or 0:,.4f}) "
-            f"is over --max-cost ${max_cost:,.4f}; nothing was sent",
+            f"estimated cost up to {costs.usd(estimate.batch_upper)} (likely {costs.usd(estimate.batch_likely or 0)})"
+            f" is over --max-cost {costs.usd(max_cost)}; nothing was sent",
             hint="raise --max-cost, lower --max-tokens, or submit fewer rows",
         )
 
@@ -933,6 +934,7 @@ def run(
     timeout: float | None = None,
     retry_failed: bool = True,
     max_attempts: int | None = None,
+    max_cost: float | None = None,
     wait_lock: float = 0.0,
     explode: str | None = None,
     hooks: EventHooks | None = None,
@@ -959,6 +961,10 @@ def run(
             if max_attempts < 1:
                 raise UsageError("--max-attempts must be at least 1")
             session.store.update_job(job.id, max_attempts=max_attempts)
+        if max_cost is not None:
+            spec = orjson.loads(job.spec_json)
+            spec["max_cost"] = max_cost
+            session.store.update_job(job.id, spec_json=orjson.dumps(spec).decode())
         path, fmt = resolve_output(job, out, fmt)
         with JobLease(session.store, job.id, wait=wait_lock) as lease:
             try:
@@ -991,6 +997,7 @@ def _run_loop(
             return stream.emit(session.store, job, session.explode, final=final)
         return _write(session, job, path, fmt)
 
+    budget_stopped = False
     while True:
         lease.check()
         job = session.store.get_job(job_id)
@@ -1001,10 +1008,15 @@ def _run_loop(
             delay = None
         state = _job_status(session.store, job)
         retryable = state.counts.get(ItemState.FAILED_RETRYABLE.value, 0)
-        if retry_failed and job.state != "cancelled" and retryable and _within_budget(session, job, retryable):
-            _retry(session, job)
-            continue
+        if retry_failed and job.state != "cancelled" and retryable and not budget_stopped:
+            if _within_budget(session, job, retryable):
+                _retry(session, job)
+                continue
+            budget_stopped = True
         live = any(b.state in LIVE_STATES or b.state == BatchState.CREATING.value for b in state.batches)
+        if not live and not state.unsent_shards and budget_stopped:
+            # The job stays active: `run JOB --max-cost MORE` (or `retry`) resends what is left.
+            return RunResult(job.id, False, False, summary, state, budget_stopped=True)
         if not live and not state.unsent_shards:
             session.store.mark_dead(job.id, job.max_attempts)
             session.store.update_job(job.id, state="cancelled" if job.state == "cancelled" else "done")
@@ -1073,7 +1085,7 @@ def _within_budget(session: Session, job: Job, n_retry: int) -> bool:
     if spent + upper <= max_cost:
         return True
     session.events.emit("job.budget_reached", job.id, spent_usd=spent, retry_items=n_retry, max_cost=max_cost)
-    session.progress.note(f"not retrying {n_retry} item(s): spend ${spent:.4f} + retries would pass --max-cost")
+    session.progress.note(f"not retrying {n_retry} item(s): spend {costs.usd(spent)} + retries would pass --max-cost")
     return False
 
 

@@ -515,6 +515,7 @@ def run(
             timeout=timeout,
             retry_failed=not no_retry,
             max_attempts=max_attempts if job_id is not None else None,
+            max_cost=max_cost if job_id is not None else None,
             wait_lock=wait_lock,
             explode=explode,
             hooks=EventHooks(on_event=on_event, webhook=webhook, notify_on=parse_notify(notify_on)),
@@ -528,7 +529,7 @@ def run(
             render.print_json(payload)
         else:
             render.run_result(result)
-        return _exit_for(result.status)
+        return ExitStatus.BUDGET if result.budget_stopped else _exit_for(result.status)
 
     raise typer.Exit(int(_guard(body)))
 

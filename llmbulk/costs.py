@@ -7,6 +7,7 @@ million items costs a dictionary lookup each.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -103,3 +104,13 @@ def estimate(
         batch.cost(input_tokens, upper_output) if batch else None,
         sync.cost(input_tokens, likely_output) if sync else None,
     )
+
+
+def usd(value: float, signed: bool = False) -> str:
+    """Dollars readable at any scale: $1,234.57, $0.0123, and small amounts to 3 significant digits."""
+    sign = ("+" if value >= 0 else "-") if signed else ("-" if value < 0 else "")
+    amount = abs(value)
+    if amount >= 1:
+        return f"{sign}${amount:,.2f}"
+    decimals = 4 if amount >= 0.01 or amount == 0 else min(10, 2 - math.floor(math.log10(amount)))
+    return f"{sign}${amount:.{decimals}f}"

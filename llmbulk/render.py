@@ -129,8 +129,16 @@ def batch_json(batch: BatchView) -> dict[str, Any]:
 # ---- human output ------------------------------------------------------------------------------
 
 
+def usd_signed(value: float) -> str:
+    from llmbulk import costs
+
+    return costs.usd(value, signed=True)
+
+
 def usd(value: float | None) -> str:
-    return "unknown (model not in the price library)" if value is None else f"${value:,.4f}"
+    from llmbulk import costs
+
+    return "unknown (model not in the price library)" if value is None else costs.usd(value)
 
 
 def estimate_json(estimate: Estimate | None) -> dict[str, Any] | None:
@@ -196,7 +204,7 @@ def cost_report(report: CostReport) -> None:
         out.print(f"saving against synchronous calls: {usd(report.saving_usd)}")
     if est.get("batch_likely_usd") and report.actual_usd is not None:
         diff = report.actual_usd - est["batch_likely_usd"]
-        out.print(f"actual vs likely estimate: {diff:+,.4f} USD ({diff / est['batch_likely_usd']:+.1%})")
+        out.print(f"actual vs likely estimate: {usd_signed(diff)} ({diff / est['batch_likely_usd']:+.1%})")
 
 
 def submit_result(result: SubmitResult) -> None:
@@ -310,6 +318,11 @@ def run_result(result: RunResult) -> None:
         err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})", markup=False)
     if result.timed_out:
         err.print(f"timeout reached; job {result.job_id} keeps running — continue with `llmbulk run {result.job_id}`")
+    if result.budget_stopped:
+        err.print(
+            f"retries stopped at --max-cost; job {result.job_id} stays open — continue with "
+            f"`llmbulk run {result.job_id} --max-cost MORE`"
+        )
     job_status(result.status)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from conftest import QUICKSTART, Outcome
 from genai_prices import Usage, calc_price
@@ -53,3 +54,47 @@ def test_budget_gate_refuses_and_allows(max_cost: str, code: int, llmbulk: Calla
     assert len(jobs) == (0 if code else 1)  # refused: nothing recorded, nothing sent
     if code:
         assert "over --max-cost" in result.stderr
+
+
+def test_run_stops_retrying_when_spend_would_pass_the_budget(
+    llmbulk: Callable[..., Outcome], faults: Callable[..., None], home: Path
+) -> None:
+    # Nearly every answer is not valid JSON for the schema: retryable, yet its tokens are spent.
+    faults(invalid_json_rate=0.95)
+    schema = home.parent / "label.json"
+    schema.write_text('{"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}')
+    job = (str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", "Classify: {{ text }}",
+           "--schema", str(schema), "--max-tokens", "20", "--max-attempts", "6", "--emulate")  # fmt: skip
+    estimate = llmbulk("submit", *job, "--dry-run", "--json").json()["estimate"]
+    upper = estimate["batch_upper_usd"]
+    # Enough for the first round's upper bound, not for that plus resending nearly every item.
+    result = llmbulk("run", *job, "--out", "out.csv", "--max-cost", f"{upper * 1.0001:.12f}", "--json")
+    assert result.exit_code == 5, result.stderr  # stopped by the budget, resumable
+    job_id = result.json()["job_id"]
+    log = [orjson.loads(line) for line in (home / "jobs" / job_id / "log.jsonl").read_bytes().splitlines()]
+    names = [e["event"] for e in log]
+    assert "job.budget_reached" in names and "job.done" not in names
+    assert names.count("batch.created") == 1  # no retry round was submitted
+    reached = next(e for e in log if e["event"] == "job.budget_reached")
+    assert 0 < reached["spent_usd"] < upper and reached["retry_items"] > 0
+    status = llmbulk("status", job_id, "--json").json()
+    assert status["counts"]["failed_retryable"] == reached["retry_items"]  # left retryable, not dead
+    assert status["state"] == "active"
+    # With a larger budget the same job carries on to the end.
+    again = llmbulk("run", job_id, "--max-cost", "1", "--out", "out.csv", "--json")
+    assert again.exit_code in (0, 4), again.stderr
+    counts = llmbulk("status", job_id, "--json").json()["counts"]
+    assert "failed_retryable" not in counts and sum(counts.values()) == 50
+    log = (home / "jobs" / job_id / "log.jsonl").read_bytes().decode()
+    assert log.count('"batch.created"') > 1
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1234.567, "$1,234.57"), (0.0123456, "$0.0123"), (0.000344625, "$0.000345"), (0.0, "$0.0000"),
+     (-0.0000236, "-$0.0000236")],
+)  # fmt: skip
+def test_small_amounts_keep_their_significant_digits(value: float, text: str) -> None:
+    # A budget message must not read "up to $0.0003 is over --max-cost $0.0003".
+    assert costs.usd(value) == text
+    assert costs.usd(0.000345) != costs.usd(0.000305)
