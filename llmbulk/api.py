@@ -24,7 +24,7 @@ from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_b
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import BudgetError, ConfigError, InputError, QuotaError, UsageError
-from llmbulk.events import EventHooks, Events
+from llmbulk.events import PROGRESS_EVERY, EventHooks, Events, every
 from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, SettledRowStream, write_output
 from llmbulk.models import BatchState, ItemState, Limits
@@ -310,6 +310,12 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
     )  # fmt: skip
     limits = adapter.limits.narrowed(options.max_items_per_batch, options.max_bytes_per_batch)
     job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
+    if not dry_run:
+        session.events.log(
+            "job.started", job.id, provider=job.provider, model=job.model, input=job.input_path,
+            spec=orjson.loads(job.spec_json), max_attempts=job.max_attempts, emulated=job.emulated,
+            max_items_per_batch=limits.max_items, max_bytes_per_batch=limits.max_bytes,
+        )  # fmt: skip
     plans, estimate = _pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost)
     if not dry_run:
         session.events.emit(
@@ -391,12 +397,11 @@ def _pack_new_job(
     try:
         with store.tx() as conn:
             store.add_job(conn, job)
-            tasks = counter.count(iter_tasks(table, spec))
+            tasks = every(counter.count(iter_tasks(table, spec)), PROGRESS_EVERY, _reporter(session, job.id, "pack"))
             for packed in write_shards(tasks, adapter.encode, job.id, limits, shard_dir):
                 shard = _shard_row(job.id, packed, home, round_=1)
                 store.add_shard_items(conn, shard, packed.items)
                 plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
-                session.progress.advance(packed.n_items)
                 crashpoint("mid_pack")
             if not plans:
                 raise InputError(f"{table.path} has no rows", hint="nothing to submit")
@@ -420,6 +425,19 @@ def _pack_new_job(
         shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
         raise
     return plans, estimate
+
+
+def _reporter(session: Session, job_id: str, stage: str, total: int | None = None) -> Callable[[int], None]:
+    """Advances the console progress and logs a progress line, from running item counts."""
+    reported = 0
+
+    def report(done: int) -> None:
+        nonlocal reported
+        session.progress.advance(done - reported)
+        reported = done
+        session.events.progress(job_id, stage, done, total)
+
+    return report
 
 
 class _CharCounter:
@@ -654,7 +672,8 @@ def _poll_and_collect(session: Session, job: Job, refresh: bool) -> list[str]:
         if batch.state == BatchState.REQUEUED.value:
             continue
         session.progress.stage(f"collecting {batch.provider_batch_id}", batch.total)
-        lines = collect_batch(store, provider, job, batch, session.job_dir(job.id))
+        report = _reporter(session, job.id, f"collect {batch.provider_batch_id}", batch.total)
+        lines = collect_batch(store, provider, job, batch, session.job_dir(job.id), report)
         collected.append(batch.provider_batch_id or batch.id)
         session.events.emit("batch.collected", job.id, batch_id=batch.provider_batch_id, state=batch.state, **lines)
     if collected:

@@ -13,14 +13,16 @@ import time
 import traceback
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from llmbulk.errors import UsageError
+
+PROGRESS_EVERY = 1_000  # items between progress lines in the job log
 
 # Which events `--notify-on` names select; the log always gets everything.
 NOTIFY_GROUPS: dict[str, tuple[str, ...]] = {
@@ -77,6 +79,15 @@ class Events:
             log.write(record)
         if self.hooks.wants(name):
             self._deliver(record, log)
+
+    def log(self, name: str, job_id: str, **data: Any) -> None:
+        """A record for the job log only: hooks hear transitions, not a line per 1,000 items."""
+        log = self._log(job_id)
+        if log is not None:
+            log.write({"event": name, "job_id": job_id, "ts": time.time(), **data})
+
+    def progress(self, job_id: str, stage: str, done: int, total: int | None) -> None:
+        self.log("progress", job_id, stage=stage, done=done, total=total)
 
     def error(self, job_id: str, exc: BaseException) -> None:
         """Log an error with its stack trace (the console shows one line)."""
@@ -150,3 +161,18 @@ def parse_notify(value: str | None) -> tuple[str, ...]:
 
 def dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, default=str)
+
+
+T = TypeVar("T")
+
+
+def every(items: Iterable[T], n: int, report: Callable[[int], None]) -> Iterator[T]:
+    """Pass items through, calling `report(count so far)` every `n` items and once at the end."""
+    count = 0
+    for item in items:
+        yield item
+        count += 1
+        if count % n == 0:
+            report(count)
+    if count % n:
+        report(count)

@@ -8,7 +8,7 @@ outcome of that batch is recorded.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from llmbulk import schemas
 from llmbulk.batches import requeue_batch, status_of
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import ProviderError
+from llmbulk.events import PROGRESS_EVERY, every
 from llmbulk.models import BatchState, ItemOutcome, Outcome
 from llmbulk.providers.base import BatchProvider
 from llmbulk.store import Store
@@ -66,8 +67,18 @@ def decode_file(provider: BatchProvider, path: Path) -> Iterator[ItemOutcome]:
                 ) from exc
 
 
-def collect_batch(store: Store, provider: BatchProvider, job: Job, batch: Batch, job_dir: Path) -> dict[str, int]:
-    """Record the outcome of every item of one terminal batch; returns line counts."""
+def collect_batch(
+    store: Store,
+    provider: BatchProvider,
+    job: Job,
+    batch: Batch,
+    job_dir: Path,
+    report: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Record the outcome of every item of one terminal batch; returns line counts.
+
+    `report` hears the running count of result lines decoded, every 1,000 lines.
+    """
     state = BatchState(batch.state)
     if state is BatchState.FAILED:
         if batch.error_code in REQUEUE_CODES:
@@ -87,6 +98,8 @@ def collect_batch(store: Store, provider: BatchProvider, job: Job, batch: Batch,
     schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
     if schema is not None:
         outcomes = validated(outcomes, schema)
+    if report is not None:
+        outcomes = every(outcomes, PROGRESS_EVERY, report)
     return store.record_outcomes(job.id, batch, outcomes, job.max_attempts)
 
 

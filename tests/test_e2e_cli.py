@@ -89,7 +89,11 @@ def test_submit_status_collect_retry_collect(
     retried = llmbulk("retry", job_id, "--json")
     assert retried.exit_code == 0, retried.stderr
     assert retried.json()["n_items"] == len(by_state["failed_retryable"])
-    assert _shard_rows(home, job_id, 4) == by_state["failed_retryable"]  # exactly the failed-retryable rows
+    # Exactly the failed-retryable rows, in new shards (over 20 of them make two).
+    retry_shards = sorted((home / "jobs" / job_id / "shards").glob("*.jsonl"))[3:]
+    assert len(retry_shards) == -(-len(by_state["failed_retryable"]) // 20)
+    retried_rows = [row for path in retry_shards for row in _shard_rows(home, job_id, int(path.stem))]
+    assert retried_rows == by_state["failed_retryable"]
 
     final = llmbulk("collect", job_id, "--out", "final.csv", "--json")
     rows = _rows(home.parent / "final.csv")
@@ -273,7 +277,8 @@ def test_events_reach_a_command_and_a_dead_webhook_does_not_break_the_run(
     assert events[0] == "job.submitted" and events[-1] == "job.done"
     assert "batch.created" in events and "batch.collected" in events
     log = _log(home, result.json()["job_id"])
-    assert log[0]["event"] == "job.submitted"
+    names = [e["event"] for e in log if e["event"] not in ("progress", "delivery.failed")]
+    assert names[:3] == ["job.started", "job.submitted", "batch.created"]  # parameters first
     assert any(e["event"] == "delivery.failed" and "webhook" in e["error"] for e in log)
 
 
@@ -301,3 +306,28 @@ def test_rate_limited_create_requeues_the_shard_and_the_job_completes(
     assert [b["state"] for b in result.json()["batches"]] == ["requeued", "requeued", "ended"]
     events = [e["event"] for e in _log(home, result.json()["job_id"])]
     assert events.count("batch.requeued") == 2 and events.count("batch.created") == 1
+
+
+def test_job_log_has_progress_every_thousand_items(llmbulk: Callable[..., Outcome], home: Path) -> None:
+    source = home.parent / "many.csv"
+    with open(source, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review_id", "text"])
+        writer.writerows([f"r{i}", f"review number {i}"] for i in range(2_500))
+    result = llmbulk(
+        "run", str(source), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", PROMPT, "--id-column", "review_id",
+        "--max-items-per-batch", "2000", "--out", "out.csv", "--emulate", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    log = _log(home, result.json()["job_id"])
+    progress: dict[str, list[int]] = {}
+    for record in log:
+        if record["event"] == "progress":
+            progress.setdefault(record["stage"].split()[0], []).append(record["done"])
+    assert progress["pack"] == [1_000, 2_000, 2_500]
+    collected = sorted(progress["collect"])  # two batches: 2,000 and 500 results
+    assert collected == [500, 1_000, 2_000]
+    assert log[0]["event"] == "job.started" and log[0]["spec"]["prompt"] == PROMPT
+    assert log[-1]["event"] == "job.done" and log[-1]["counts"] == {"succeeded": 2_500}
+    hooks = [r for r in log if r["event"] == "delivery.failed"]
+    assert not hooks
