@@ -223,6 +223,12 @@ class Session:
                 f"{info.key_env[0]} is not set",
                 hint=f"export {info.key_env[0]}=… for the real {name} API, or add --emulate to use the local emulator",
             )
+        else:
+            # Keys and base URLs come from the settings' environment (a library caller's own mapping),
+            # not whatever the process environment holds; bearer tokens are left to the SDK.
+            env = self.settings.env
+            api_key = next((env[v] for v in info.key_env if env.get(v) and not v.endswith("_TOKEN")), None)
+            base_url = env.get(info.base_url_env) or None
         if inline and name != "gemini":
             raise UsageError("--gemini-inline applies to --provider gemini only")
         settings = ProviderSettings(model=model, endpoint=endpoint, base_url=base_url, api_key=api_key, inline=inline)
@@ -1021,15 +1027,19 @@ def _run_loop(
         lease.check()
         job = session.store.get_job(job_id)
         if session.store.unsent_shards(job.id) and job.state != "cancelled":
-            _submit_unsent(session, job)
+            created, _waiting = _submit_unsent(session, job)
+            if created:
+                delay = None  # new batches: watch them closely at first
+        # A batch ending does not reset the interval: the others run on their own clocks, and
+        # polling all of them from 30 s again at each end would cost ~5 extra polls per batch.
         if _poll_and_collect(session, job, refresh=True):
             summary = write(job)
-            delay = None
         state = _job_status(session.store, job)
         retryable = state.counts.get(ItemState.FAILED_RETRYABLE.value, 0)
         if retry_failed and job.state != "cancelled" and retryable and not budget_stopped:
             if _within_budget(session, job, retryable):
                 _retry(session, job)
+                delay = None
                 continue
             budget_stopped = True
         live = any(b.state in LIVE_STATES or b.state == BatchState.CREATING.value for b in state.batches)
