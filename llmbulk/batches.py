@@ -8,6 +8,7 @@ provider's listing before anything is created again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -55,6 +56,8 @@ def submit_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
             hint="restore the state directory, or resubmit the job",
         )
     reusable_file = next((b.input_file_id for b in pending if b.input_file_id), None)
+    if reusable_file is None and pending:  # a crash may have come between an upload and its record
+        reusable_file = _adopt_upload(provider, shard, labels, min(b.intent_at for b in pending))
     batch = Batch(
         id=f"{shard.id}-b{store.batch_attempt_count(shard.id) + 1}",
         job_id=job.id,
@@ -110,6 +113,17 @@ def _reconcile(
         created_at=ref.created_at or batch.intent_at,
     )
     return batch
+
+
+def _adopt_upload(provider: BatchProvider, shard: Shard, labels: dict[str, str], since: float) -> str | None:
+    """The oldest unrecorded upload of this shard, if any; later duplicates are deleted."""
+    found = provider.find_uploads(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
+    if not found:
+        return None
+    for extra in found[:-1]:  # referenced by nothing: no batch was found for this shard
+        with contextlib.suppress(ProviderError):
+            provider.delete_file(extra)
+    return found[-1]
 
 
 def poll_batches(store: Store, provider: BatchProvider, job: Job) -> list[tuple[Batch, BatchStatus]]:

@@ -92,6 +92,10 @@ def _check(tmp_path: Path, server: EmulatorServer) -> Counter:
     per_shard = Counter((e.get("metadata") or {}).get("llmbulk_shard") for e in created)
     duplicates = {shard: n for shard, n in per_shard.items() if n > 1}
     assert not duplicates, f"shards created twice: {duplicates}"
+    # An upload whose record was lost in a crash was found and reused, not left behind.
+    uploads = Counter(f.get("filename") for f in server.emulator.list_files("openai") if f.get("purpose") == "batch")
+    assert sorted(uploads) == sorted(f"{shard}.jsonl" for shard in per_shard), uploads
+    assert set(uploads.values()) == {1}, uploads
     with open(tmp_path / "out.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(ROWS)]
@@ -138,3 +142,46 @@ def test_random_sigkills_then_rerun(tmp_path: Path, emulator: EmulatorServer) ->
 @pytest.mark.parametrize("seed", range(20))
 def test_many_random_sigkills(seed: int, tmp_path: Path, emulator: EmulatorServer) -> None:
     _random_kills(tmp_path, emulator, kills=8, seed=seed)
+
+
+def test_gemini_upload_lost_in_a_crash_is_reused(tmp_path: Path, emulator: EmulatorServer) -> None:
+    input_path = _input(tmp_path)
+    env = _env(tmp_path, emulator)
+    env.update(GOOGLE_API_KEY=FAKE_KEY, GOOGLE_GEMINI_BASE_URL=emulator.gemini_base_url)
+    args = [*_run_args(input_path)]
+    args[args.index("openai")], args[args.index("gpt-4o-mini")] = "gemini", "gemini-2.5-flash"
+    crashed = _llmbulk(tmp_path, {**env, "LLMBULK_CRASH_AT": "after_upload"}, *args)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert len(emulator.emulator.list_files("gemini")) == 1  # uploaded, but the record of it was lost
+    jobs = _job_ids(tmp_path, env)
+    finished = _llmbulk(tmp_path, env, "run", jobs[0], "--out", "out.csv")
+    assert finished.returncode == 0, finished.stderr
+    uploads = Counter(f.get("display_name") for f in emulator.emulator.list_files("gemini")
+                      if f.get("purpose") != "batch_output")  # fmt: skip
+    assert len(uploads) >= -(-ROWS // 7) and set(uploads.values()) == {1}, uploads  # one per shard (retries too)
+    created = [e for e in emulator.emulator.audit_events() if e["event"] == "batch.created"]
+    assert len(created) == len(uploads)
+    with open(tmp_path / "out.csv", newline="") as fh:
+        assert [r["id"] for r in csv.DictReader(fh)] == [f"r{i}" for i in range(ROWS)]
+
+
+def test_two_lost_uploads_of_one_shard_keep_the_oldest_and_delete_the_other(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    import openai
+
+    input_path = _input(tmp_path)
+    env = _env(tmp_path, emulator)
+    crashed = _llmbulk(tmp_path, {**env, "LLMBULK_CRASH_AT": "after_upload"}, *_run_args(input_path))
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    (first,) = emulator.emulator.list_files("openai")
+    shard = next((tmp_path / "state" / "jobs").glob("*/shards/00001.jsonl"))
+    client = openai.OpenAI(api_key=FAKE_KEY, base_url=emulator.openai_base_url)
+    with open(shard, "rb") as fh:  # as if a second crashed run had uploaded it again
+        second = client.files.create(file=(first["filename"], fh, "application/jsonl"), purpose="batch")
+    finished = _llmbulk(tmp_path, env, "run", _job_ids(tmp_path, env)[0], "--out", "out.csv")
+    assert finished.returncode == 0, finished.stderr
+    batches = emulator.emulator.list_batches("openai")
+    first_batch = next(b for b in batches if (b.get("metadata") or {}).get("llmbulk_shard", "").endswith("s0001"))
+    assert first_batch["input_file_id"] == first["id"], first_batch  # the oldest upload was adopted
+    assert emulator.emulator.get_file(second.id) is None  # the duplicate was deleted

@@ -198,6 +198,10 @@ class AnthropicBatchProvider:
             page = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)
             return match_batches(page, since.timestamp() - CLOCK_SKEW_SECONDS, n_items)
 
+    def find_uploads(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
+        """Nothing is uploaded, so nothing can be orphaned."""
+        return []
+
     def delete_file(self, file_id: str) -> None:
         """No input file exists for Anthropic batches."""
         return None

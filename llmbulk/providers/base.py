@@ -76,6 +76,13 @@ class BatchProvider(Protocol):
         """Remote batches matching these labels created after `since` (orphan reconciliation)."""
         ...
 
+    def find_uploads(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
+        """Input files uploaded for these labels after `since` with this size, newest first.
+
+        A crash between an upload and its record leaves such a file; it is reused, not repeated.
+        """
+        ...
+
     def delete_file(self, file_id: str) -> None:
         """Remove an uploaded input file (best effort)."""
         ...

@@ -269,6 +269,18 @@ class GeminiBatchProvider:
         # Callers adopt found[-1] as the oldest match, whatever order the listing used.
         return sorted(found, key=lambda ref: ref.created_at or 0.0, reverse=True)
 
+    def find_uploads(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
+        """Uploaded files carrying this shard's display name and size, newest first."""
+        wanted = _display_name(labels)
+        cutoff = since.timestamp() - FIND_SKEW_SECONDS
+        found: list[tuple[float, str]] = []
+        with self._mapped("list files"):
+            for file in self.client.files.list(config={"page_size": LIST_PAGE_SIZE}):
+                created = file.create_time.timestamp() if file.create_time else 0.0
+                if file.display_name == wanted and file.size_bytes == n_bytes and created >= cutoff and file.name:
+                    found.append((created, file.name))
+        return [name for _, name in sorted(found, reverse=True)]
+
     def delete_file(self, file_id: str) -> None:
         """Delete an uploaded input file."""
         self._call("delete file", lambda: self.client.files.delete(name=file_id))

@@ -187,6 +187,18 @@ class OpenAIBatchProvider:
                 )
         return found
 
+    def find_uploads(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
+        wanted = f"{labels['llmbulk_shard']}.jsonl"  # the name `upload` gives the shard's file
+        cutoff = since.timestamp() - 60
+        found: list[str] = []
+        with self._mapped("list files"):
+            for file in self.client.files.list(purpose="batch", order="desc", limit=100):
+                if file.created_at < cutoff:
+                    break
+                if file.filename == wanted and file.bytes == n_bytes:
+                    found.append(file.id)
+        return found
+
     def delete_file(self, file_id: str) -> None:
         self._call("delete file", lambda: self.client.files.delete(file_id))
 
