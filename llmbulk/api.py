@@ -454,7 +454,11 @@ class _CharCounter:
 
     def count(self, tasks: Iterator[Any]) -> Iterator[Any]:
         for task in tasks:
-            self.chars += sum(len(str(m.get("content", ""))) for m in task.messages) + len(task.system or "")
+            messages = task.messages
+            if len(messages) == 1 and type(content := messages[0].get("content")) is str:
+                self.chars += len(content) + len(task.system or "")
+            else:
+                self.chars += sum(len(str(m.get("content", ""))) for m in messages) + len(task.system or "")
             yield task
 
 

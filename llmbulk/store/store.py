@@ -147,7 +147,8 @@ class Store:
         """Record a packed shard and its items (each at attempt 1) in the caller's transaction."""
         conn.execute(text(_insert_sql("shards", _SHARD_COLUMNS)), shard.model_dump())
         queued = ItemState.QUEUED.value
-        rows = [(shard.job_id, row, key, queued, shard.id) for row, key in items]
+        job_id, shard_id = shard.job_id, shard.id  # instrumented attributes: read once, not per item
+        rows = [(job_id, row, key, queued, shard_id) for row, key in items]
         sql = "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id) VALUES (?, ?, ?, ?, 1, ?)"
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
