@@ -404,9 +404,13 @@ def _pack_new_job(
         with store.tx() as conn:
             store.add_job(conn, job)
             tasks = every(counter.count(iter_tasks(table, spec)), PROGRESS_EVERY, _reporter(session, job.id, "pack"))
-            for packed in write_shards(tasks, adapter.encode, job.id, limits, shard_dir):
+
+            def add_items(seq: int, items: list[tuple[int, str]]) -> None:
+                store.add_items(conn, job.id, shard_id_for(job.id, seq), items)
+
+            for packed in write_shards(tasks, adapter.encode, job.id, limits, shard_dir, add_items):
                 shard = _shard_row(job.id, packed, home, round_=1)
-                store.add_shard_items(conn, shard, packed.items)
+                store.add_shard(conn, shard)
                 plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
                 crashpoint("mid_pack")
             if not plans:
@@ -506,9 +510,13 @@ class _DryRun(Exception):
     """Rolls back the packing transaction of a dry run."""
 
 
+def shard_id_for(job_id: str, seq: int) -> str:
+    return f"{job_id}-s{seq:04d}"
+
+
 def _shard_row(job_id: str, packed: PackedShard, home: Path, round_: int) -> Shard:
     return Shard(
-        id=f"{job_id}-s{packed.seq:04d}",
+        id=shard_id_for(job_id, packed.seq),
         job_id=job_id,
         seq=packed.seq,
         round=round_,
@@ -750,18 +758,23 @@ def _retry(session: Session, job: Job) -> RetryResult:
     with store.tx() as conn:
         first_seq = store.next_shard_seq(conn, job.id)
         round_ = 1 + max((s.round for s in store.shards(job.id)), default=1)
+
+        def requeue(seq: int, items: list[tuple[int, str]]) -> None:
+            store.requeue_items(conn, job.id, shard_id_for(job.id, seq), [row for row, _ in items])
+
         packed_iter = write_shards(
             iter_tasks(table, spec, only_rows=wanted),
             provider.encode,
             job.id,
             limits,
             shard_dir,
+            requeue,
             first_seq=first_seq,
             attempt_of=lambda row: attempts[row] + 1,
         )
         for packed in packed_iter:
             shard = _shard_row(job.id, packed, session.settings.home, round_)
-            store.requeue_items(conn, shard, [row for row, _ in packed.items])
+            store.add_shard(conn, shard)
             plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
         if job.input_sha256 and table.sha256 and table.sha256 != job.input_sha256:
             raise InputError(

@@ -1,7 +1,8 @@
 """Tasks → provider-native JSONL shards, split by request count and bytes, written atomically.
 
 A shard is written to a temporary name, fsynced and renamed, with its sha256 computed on the
-way; only the item keys of the shard being filled are held in memory.
+way. Item keys go to a sink in chunks as lines are written, so memory stays flat even for a
+provider whose batches hold a million requests.
 """
 
 from __future__ import annotations
@@ -9,51 +10,61 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from llmbulk.errors import InputError
 from llmbulk.models import Limits, Task, make_custom_id
 
+ITEM_CHUNK = 10_000  # item keys handed to the sink at a time
 
-@dataclass(slots=True)
+ItemSink = Callable[[int, list[tuple[int, str]]], None]
+"""Receives (shard seq, [(row, key), ...]) for items as their lines are written."""
+
+
+@dataclass(frozen=True, slots=True)
 class PackedShard:
-    """One finished shard file and the items it carries."""
+    """One finished shard file."""
 
     seq: int
     path: Path
     sha256: str
     n_bytes: int
-    items: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.items)
+    n_items: int
 
 
 class _ShardFile:
-    def __init__(self, directory: Path, seq: int) -> None:
+    def __init__(self, directory: Path, seq: int, sink: ItemSink) -> None:
         self.seq = seq
         self.path = directory / f"{seq:05d}.jsonl"
         self.tmp = directory / f".{seq:05d}.jsonl.tmp"
         self.fh: IO[bytes] = open(self.tmp, "wb")  # noqa: SIM115 - closed in finish/abort
         self.digest = hashlib.sha256()
         self.n_bytes = 0
-        self.items: list[tuple[int, str]] = []
+        self.n_items = 0
+        self.sink = sink
+        self.pending: list[tuple[int, str]] = []
 
     def add(self, line: bytes, row: int, key: str) -> None:
         self.fh.write(line)
         self.digest.update(line)
         self.n_bytes += len(line)
-        self.items.append((row, key))
+        self.n_items += 1
+        self.pending.append((row, key))
+        if len(self.pending) >= ITEM_CHUNK:
+            self.sink(self.seq, self.pending)
+            self.pending = []
 
     def finish(self) -> PackedShard:
+        if self.pending:
+            self.sink(self.seq, self.pending)
+            self.pending = []
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
         os.replace(self.tmp, self.path)
-        return PackedShard(self.seq, self.path, self.digest.hexdigest(), self.n_bytes, self.items)
+        return PackedShard(self.seq, self.path, self.digest.hexdigest(), self.n_bytes, self.n_items)
 
     def abort(self) -> None:
         self.fh.close()
@@ -66,10 +77,14 @@ def write_shards(
     job_id: str,
     limits: Limits,
     directory: Path,
+    sink: ItemSink,
     first_seq: int = 1,
     attempt_of: Callable[[int], int] = lambda _row: 1,
 ) -> Iterator[PackedShard]:
-    """Pack tasks into shards within `limits`, yielding each shard once it is on disk."""
+    """Pack tasks into shards within `limits`, yielding each shard once it is on disk.
+
+    Every item's (row, key) reaches `sink` before its shard is yielded.
+    """
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     seq = first_seq
     current: _ShardFile | None = None
@@ -78,13 +93,13 @@ def write_shards(
             line = encode(task, make_custom_id(job_id, task.row_index, attempt_of(task.row_index))) + b"\n"
             _check_request_size(task, line, limits)
             if current is not None and (
-                len(current.items) >= limits.max_items or current.n_bytes + len(line) > limits.max_bytes
+                current.n_items >= limits.max_items or current.n_bytes + len(line) > limits.max_bytes
             ):
                 yield current.finish()
                 current = None
                 seq += 1
             if current is None:
-                current = _ShardFile(directory, seq)
+                current = _ShardFile(directory, seq, sink)
             current.add(line, task.row_index, task.key)
         if current is not None:
             yield current.finish()

@@ -77,7 +77,8 @@ def _shard(tmp_path: Path, provider: str, adapter: object) -> ShardInput:
         Task(i, f"k{i}", [{"role": "user", "content": f"Review {i}: positive, negative or neutral?"}]) for i in range(6)
     ]
     limits = Limits(max_items=100, max_bytes=10**6)
-    (packed,) = write_shards(iter(tasks), adapter.encode, "jcass1", limits, tmp_path / provider)  # type: ignore[attr-defined]
+    encode = adapter.encode  # type: ignore[attr-defined]
+    (packed,) = write_shards(iter(tasks), encode, "jcass1", limits, tmp_path / provider, lambda _seq, _items: None)
     return ShardInput("jcass1-s0001", packed.path, packed.n_items, packed.n_bytes, packed.sha256)
 
 

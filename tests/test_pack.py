@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -120,16 +121,17 @@ def test_packing_never_exceeds_limits_and_keeps_every_item_once(
 ) -> None:
     directory = tmp_path_factory.mktemp("shards")
     limits = Limits(max_items=max_items, max_bytes=max_bytes)
-    shards = list(write_shards(iter(_tasks(sizes)), _encode, "jtest1", limits, directory))
+    sunk: dict[int, list[tuple[int, str]]] = {}
+    shards = list(write_shards(iter(_tasks(sizes)), _encode, "jtest1", limits, directory, _sink(sunk)))
     seen = []
     for shard in shards:
         data = shard.path.read_bytes()
         assert len(data) == shard.n_bytes <= max_bytes
-        assert 1 <= shard.n_items <= max_items
+        assert 1 <= shard.n_items <= max_items and shard.n_items == len(sunk[shard.seq])
         assert verify_shard(shard.path, shard.sha256)
         ids = [parse_custom_id(orjson.loads(line)["custom_id"]) for line in data.splitlines()]
-        assert [row for _, row, _ in ids] == [row for row, _ in shard.items]
-        seen.extend(row for row, _ in shard.items)
+        assert [row for _, row, _ in ids] == [row for row, _ in sunk[shard.seq]]
+        seen.extend(row for row, _ in sunk[shard.seq])
     assert seen == list(range(len(sizes)))
     assert not list(directory.glob(".*.tmp"))
 
@@ -137,12 +139,29 @@ def test_packing_never_exceeds_limits_and_keeps_every_item_once(
 def test_request_over_the_per_request_limit_names_the_item(tmp_path: Path) -> None:
     limits = Limits(max_items=10, max_bytes=500)
     with pytest.raises(InputError, match=r"item '2' \(row 3\) is .* over the 500-byte limit"):
-        list(write_shards(iter(_tasks([10, 10, 900])), _encode, "jtest1", limits, tmp_path))
+        list(write_shards(iter(_tasks([10, 10, 900])), _encode, "jtest1", limits, tmp_path, _sink({})))
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_verify_shard_detects_changes(tmp_path: Path) -> None:
-    (shard,) = write_shards(iter(_tasks([5])), _encode, "jtest1", Limits(max_items=5, max_bytes=999), tmp_path)
+    limits = Limits(max_items=5, max_bytes=999)
+    (shard,) = write_shards(iter(_tasks([5])), _encode, "jtest1", limits, tmp_path, _sink({}))
     assert verify_shard(shard.path, shard.sha256)
     shard.path.write_bytes(shard.path.read_bytes() + b"x")
     assert not verify_shard(shard.path, shard.sha256)
+
+
+def _sink(into: dict[int, list[tuple[int, str]]]) -> Callable[[int, list[tuple[int, str]]], None]:
+    return lambda seq, items: into.setdefault(seq, []).extend(items)
+
+
+def test_item_keys_reach_the_sink_in_chunks_before_their_shard(tmp_path: Path) -> None:
+    calls: list[tuple[int, int, bool]] = []
+
+    def sink(seq: int, items: list[tuple[int, str]]) -> None:  # is the shard file in place yet?
+        calls.append((seq, len(items), (tmp_path / f"{seq:05d}.jsonl").exists()))
+
+    limits = Limits(max_items=25_000, max_bytes=10**9)
+    shards = list(write_shards(iter(_tasks([1] * 30_000)), _encode, "jtest1", limits, tmp_path, sink))
+    assert [(s.seq, s.n_items) for s in shards] == [(1, 25_000), (2, 5_000)]
+    assert calls == [(1, 10_000, False), (1, 10_000, False), (1, 5_000, False), (2, 5_000, False)]

@@ -84,7 +84,8 @@ def _setup(store: Store, job: Job) -> tuple[Shard, Batch]:
     shard = _shard(job.id, 1, 4)
     with store.tx() as conn:
         store.add_job(conn, job)
-        store.add_shard_items(conn, shard, [(i, f"k{i}") for i in range(4)])
+        store.add_items(conn, job.id, shard.id, [(i, f"k{i}") for i in range(4)])
+        store.add_shard(conn, shard)
     batch = Batch(id=f"{shard.id}-b1", job_id=job.id, shard_id=shard.id, state="creating", intent_at=time.time())
     store.add_batch(batch)
     store.mark_submitted(batch.id, shard.id, job.id, provider_batch_id="batch_1", state=BatchState.ENDED.value)
@@ -101,7 +102,7 @@ def test_duplicate_keys_name_both_rows(store: Store) -> None:
     job = _job()
     with pytest.raises(InputError, match=r"duplicate id 'k1' at rows 2 and 4"), store.tx() as conn:
         store.add_job(conn, job)
-        store.add_shard_items(conn, _shard(job.id, 1, 4), [(0, "k0"), (1, "k1"), (2, "k2"), (3, "k1")])
+        store.add_items(conn, job.id, _shard(job.id, 1, 4).id, [(0, "k0"), (1, "k1"), (2, "k2"), (3, "k1")])
     assert store.list_jobs() == []  # the whole pack rolled back
 
 
@@ -135,7 +136,8 @@ def test_retry_counts_attempts_and_dead_after_the_last(store: Store) -> None:
     assert rows == [0, 1, 2, 3]
     retry_shard = _shard(job.id, 2, 2)
     with store.tx() as conn:
-        store.requeue_items(conn, retry_shard, [1, 3])
+        store.add_shard(conn, retry_shard)
+        store.requeue_items(conn, job.id, retry_shard.id, [1, 3])
     assert store.item_attempts(job.id, [1, 3]) == {1: 2, 3: 2}
     assert store.shard_rows(retry_shard.id) == [1, 3]
     retry_batch = Batch(id="b2", job_id=job.id, shard_id=retry_shard.id, state="ended", intent_at=time.time())

@@ -143,11 +143,13 @@ class Store:
 
     # ---- items and shards -------------------------------------------------------------------
 
-    def add_shard_items(self, conn: Connection, shard: Shard, items: Sequence[tuple[int, str]]) -> None:
-        """Record a packed shard and its items (each at attempt 1) in the caller's transaction."""
+    def add_shard(self, conn: Connection, shard: Shard) -> None:
+        """Record a packed shard in the caller's transaction (its items are added as it is packed)."""
         conn.execute(text(_insert_sql("shards", _SHARD_COLUMNS)), shard.model_dump())
+
+    def add_items(self, conn: Connection, job_id: str, shard_id: str, items: Sequence[tuple[int, str]]) -> None:
+        """Record new items (row, key) of a shard, each at attempt 1, in the caller's transaction."""
         queued = ItemState.QUEUED.value
-        job_id, shard_id = shard.job_id, shard.id  # instrumented attributes: read once, not per item
         rows = [(job_id, row, key, queued, shard_id) for row, key in items]
         sql = "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id) VALUES (?, ?, ?, ?, 1, ?)"
         for start in range(0, len(rows), CHUNK):
@@ -157,7 +159,7 @@ class Store:
                     _bulk(conn, sql, chunk)
             except (IntegrityError, *_driver_integrity_errors()) as exc:
                 keyed = [{"k": key, "r": row} for (_job, row, key, _s, _sh) in chunk]
-                raise self._duplicate_error(conn, shard.job_id, keyed) from exc
+                raise self._duplicate_error(conn, job_id, keyed) from exc
 
     def _duplicate_error(self, conn: Connection, job_id: str, chunk: list[dict[str, Any]]) -> InputError:
         seen: dict[str, int] = {}
@@ -175,13 +177,12 @@ class Store:
             return InputError("duplicate item ids in the input", hint="make the id column unique")
         return _dup(found[0], found[1], seen[found[0]])
 
-    def requeue_items(self, conn: Connection, shard: Shard, rows: Sequence[int]) -> None:
-        """Move retried items into a new shard and count the attempt."""
-        conn.execute(text(_insert_sql("shards", _SHARD_COLUMNS)), shard.model_dump())
+    def requeue_items(self, conn: Connection, job_id: str, shard_id: str, rows: Sequence[int]) -> None:
+        """Move retried items into a new shard and count the attempt (the shard is added with add_shard)."""
         sql = text(
             "UPDATE items SET state = :s, attempts = attempts + 1, shard_id = :sh WHERE job_id = :j AND row_index = :r"
         )
-        params = [{"s": ItemState.QUEUED.value, "sh": shard.id, "j": shard.job_id, "r": r} for r in rows]
+        params = [{"s": ItemState.QUEUED.value, "sh": shard_id, "j": job_id, "r": r} for r in rows]
         for start in range(0, len(params), CHUNK):
             conn.execute(sql, params[start : start + CHUNK])
 
