@@ -26,6 +26,7 @@ __all__ = [
     "cancel",
     "collect",
     "jobs",
+    "read_status",
     "retry",
     "run",
     "status",
@@ -48,10 +49,15 @@ if TYPE_CHECKING:
         status,
         submit,
     )
+    from llmbulk.store.quick import read_status
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so `import llmbulk` (and the CLI's start) stays cheap.
+    if name == "read_status":  # the light reader behind `llmbulk status`: no SQLAlchemy, no SDKs
+        from llmbulk.store.quick import read_status
+
+        return read_status
     if name in __all__ and name != "__version__":
         from llmbulk import api
 

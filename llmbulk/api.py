@@ -33,9 +33,10 @@ from llmbulk.providers.base import BatchProvider, ProviderSettings
 from llmbulk.results import collect_batch
 from llmbulk.shards import PackedShard, write_shards
 from llmbulk.store import Store
-from llmbulk.store.schema import Batch, Job, Shard
+from llmbulk.store.schema import Job, Shard
 from llmbulk.tables import FORMATS, InputTable, detect_format
 from llmbulk.tasks import TaskSpec, iter_tasks
+from llmbulk.views import BatchView, JobStatus, batch_view  # noqa: F401 - BatchView re-exported
 
 EMULATOR_KEY = "llmbulk-emulator-key"
 
@@ -88,54 +89,6 @@ class SubmitResult:
     queued_shards: int
     dry_run: bool
     estimate: costs.Estimate | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BatchView:
-    """One batch as recorded."""
-
-    id: str
-    shard_id: str
-    provider_batch_id: str | None
-    state: str
-    raw_status: str | None
-    total: int | None
-    completed: int | None
-    failed: int | None
-    counts_known: bool
-    created_at: float | None
-    ended_at: float | None
-    polled_at: float | None
-    collected: bool
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobStatus:
-    """A job's state: item counts by state, batches, errors."""
-
-    job: Job
-    counts: dict[str, int]
-    batches: list[BatchView]
-    errors: list[tuple[str, str, int]]
-    usage: dict[str, int]
-    dead: list[dict[str, Any]]
-    unsent_shards: int
-
-    @property
-    def finished(self) -> bool:
-        """No item is waiting or in flight, and nothing retryable is left."""
-        open_states = (ItemState.PENDING, ItemState.QUEUED, ItemState.SUBMITTED, ItemState.FAILED_RETRYABLE)
-        return not any(self.counts.get(s.value, 0) for s in open_states)
-
-    @property
-    def settled(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ("succeeded", "failed_permanent", "dead"))
-
-    @property
-    def progress(self) -> float | None:
-        """Fraction of items with a final outcome."""
-        return self.settled / self.job.n_items if self.job.n_items else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,7 +542,7 @@ def status(
 
 def _job_status(store: Store, job: Job) -> JobStatus:
     counts_live = providers.limits(job.provider).counts_live
-    views = [_batch_view(b, counts_live) for b in store.batches(job.id)]
+    views = [batch_view(b, counts_live) for b in store.batches(job.id)]
     return JobStatus(
         job=store.get_job(job.id),
         counts=store.item_counts(job.id),
@@ -598,26 +551,6 @@ def _job_status(store: Store, job: Job) -> JobStatus:
         usage=store.usage_totals(job.id),
         dead=store.items_in_state(job.id, ItemState.DEAD.value, limit=20),
         unsent_shards=len(store.unsent_shards(job.id)),
-    )
-
-
-def _batch_view(batch: Batch, counts_live: bool) -> BatchView:
-    terminal = BatchState(batch.state).terminal
-    return BatchView(
-        id=batch.id,
-        shard_id=batch.shard_id,
-        provider_batch_id=batch.provider_batch_id,
-        state=batch.state,
-        raw_status=batch.raw_status,
-        total=batch.total,
-        completed=batch.completed,
-        failed=batch.failed,
-        counts_known=(counts_live or terminal) and batch.completed is not None,
-        created_at=batch.created_at,
-        ended_at=batch.ended_at,
-        polled_at=batch.polled_at,
-        collected=batch.collected_at is not None,
-        error=batch.error,
     )
 
 

@@ -340,9 +340,14 @@ def status(
     """
 
     def body() -> ExitStatus:
-        from llmbulk import api, render
+        from llmbulk import read_status, render
 
-        result = api.status(job, refresh=refresh, settings=_settings(home, db))
+        settings = _settings(home, db)
+        result = None if refresh else read_status(settings.db_url, job)
+        if result is None:  # polling, or anything the quick reader leaves to the full path
+            from llmbulk import api
+
+            result = api.status(job, refresh=refresh, settings=settings)
         render.print_json(render.status_json(result)) if json else render.job_status(result)
         return _exit_for(result)
 

@@ -6,41 +6,17 @@ the server); each test gets its own schema, dropped afterwards.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from llmbulk.errors import InputError
 from llmbulk.leases import JobLease
 from llmbulk.models import BatchState, ItemOutcome, Outcome, make_custom_id
 from llmbulk.store import Store
 from llmbulk.store.schema import Batch, Job, Shard
-
-PG_URL = os.environ.get("LLMBULK_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("LLMBULK_TEST_POSTGRES_URL is not set")
-    schema = f"llmbulk_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import InputError, NotFoundError
 from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
+from llmbulk.store import queries
 from llmbulk.store.engine import READ_OPTION, open_engine
 from llmbulk.store.migrations import BATCH_USAGE_SET
 from llmbulk.store.schema import Batch, Job, Shard
@@ -88,7 +89,7 @@ class Store:
 
     def get_job(self, job_id: str) -> Job:
         with self.read() as conn:
-            row = conn.execute(text("SELECT * FROM jobs WHERE id = :id"), {"id": job_id}).mappings().first()
+            row = conn.execute(text(queries.JOB), {"j": job_id}).mappings().first()
         if row is None:
             raise NotFoundError(f"no job {job_id!r} in this state database", hint="see `llmbulk jobs`")
         return Job.model_validate(dict(row))
@@ -215,11 +216,7 @@ class Store:
         """Shards with no confirmed batch: never created, requeued, or created with an unknown outcome."""
         with self.read() as conn:
             rows = conn.execute(
-                text(
-                    "SELECT s.* FROM shards s WHERE s.job_id = :j AND NOT EXISTS ("
-                    " SELECT 1 FROM batches b WHERE b.shard_id = s.id AND b.state NOT IN ('requeued', 'creating'))"
-                    " ORDER BY s.seq"
-                ),
+                text(queries.UNSENT_SHARDS),
                 {"j": job_id},
             )
             return [Shard.model_validate(dict(r)) for r in rows.mappings()]
@@ -262,14 +259,14 @@ class Store:
             )
 
     def batches(self, job_id: str, states: Iterable[str] | None = None) -> list[Batch]:
-        sql = "SELECT * FROM batches WHERE job_id = :j"
+        sql = queries.BATCHES
         params: dict[str, Any] = {"j": job_id}
         if states is not None:
             wanted = list(states)
             sql += " AND state IN (" + ", ".join(f":s{i}" for i in range(len(wanted))) + ")"
             params.update({f"s{i}": s for i, s in enumerate(wanted)})
         with self.read() as conn:
-            rows = conn.execute(text(sql + " ORDER BY intent_at, id"), params).mappings()
+            rows = conn.execute(text(sql + queries.BATCHES_ORDER), params).mappings()
             return [Batch.model_validate(dict(r)) for r in rows]
 
     def batch_attempt_count(self, shard_id: str) -> int:
@@ -481,43 +478,23 @@ class Store:
 
     def item_counts(self, job_id: str) -> dict[str, int]:
         with self.read() as conn:
-            rows = conn.execute(
-                text("SELECT state, COUNT(*) FROM items WHERE job_id = :j GROUP BY state"), {"j": job_id}
-            )
+            rows = conn.execute(text(queries.ITEM_COUNTS), {"j": job_id})
             return {state: int(n) for state, n in rows}
 
     def usage_totals(self, job_id: str) -> dict[str, int]:
         """Tokens and attempts of the job's collected batches (sums kept per batch at collect)."""
         with self.read() as conn:
-            row = conn.execute(
-                text(
-                    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
-                    " COALESCE(SUM(attempts_recorded), 0) FROM batches WHERE job_id = :j"
-                ),
-                {"j": job_id},
-            ).one()
+            row = conn.execute(text(queries.USAGE), {"j": job_id}).one()
         return {"input_tokens": int(row[0]), "output_tokens": int(row[1]), "attempts": int(row[2])}
 
     def error_counts(self, job_id: str) -> list[tuple[str, str, int]]:
         """(state, error code, count) for items that are not succeeded, largest first."""
         with self.read() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT i.state, COALESCE(a.error_code, a.error_type, ''), COUNT(*) FROM items i"
-                    " JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
-                    " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state IN"
-                    " ('failed_retryable', 'failed_permanent', 'dead') GROUP BY i.state, 2 ORDER BY 3 DESC"
-                ),
-                {"j": job_id},
-            )
+            rows = conn.execute(text(queries.ERROR_COUNTS), {"j": job_id})
             return [(s, c, int(n)) for s, c, n in rows]
 
     def items_in_state(self, job_id: str, state: str, limit: int | None = None) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT i.row_index, i.key, i.state, i.attempts, a.error_type, a.error_code, a.error_message"
-            " FROM items i LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
-            " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state = :s ORDER BY i.row_index"
-        )
+        sql = queries.ITEMS_IN_STATE
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self.read() as conn:

@@ -1,0 +1,36 @@
+"""The read queries `status` needs, as plain SQL shared by the store and the quick reader.
+
+Portable SQL (SQLite and PostgreSQL) with `:name` parameters. Kept free of SQLAlchemy so that
+`llmbulk status` can run them through the database driver alone (see `quick.py`).
+"""
+
+from __future__ import annotations
+
+# The migrations a database must have applied, exactly, for these queries to apply as written.
+SCHEMA = ("0001_initial", "0002_job_estimates", "0003_status_speed")
+
+JOB = "SELECT * FROM jobs WHERE id = :j"
+BATCHES = "SELECT * FROM batches WHERE job_id = :j"
+BATCHES_ORDER = " ORDER BY intent_at, id"
+ITEM_COUNTS = "SELECT state, COUNT(*) FROM items WHERE job_id = :j GROUP BY state"
+USAGE = (
+    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
+    " COALESCE(SUM(attempts_recorded), 0) FROM batches WHERE job_id = :j"
+)
+ERROR_COUNTS = (
+    "SELECT i.state, COALESCE(a.error_code, a.error_type, ''), COUNT(*) FROM items i"
+    " JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
+    " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state IN"
+    " ('failed_retryable', 'failed_permanent', 'dead') GROUP BY i.state, 2 ORDER BY 3 DESC"
+)
+ITEMS_IN_STATE = (
+    "SELECT i.row_index, i.key, i.state, i.attempts, a.error_type, a.error_code, a.error_message"
+    " FROM items i LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
+    " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state = :s ORDER BY i.row_index"
+)
+UNSENT_SHARDS = (
+    "SELECT s.* FROM shards s WHERE s.job_id = :j AND NOT EXISTS ("
+    " SELECT 1 FROM batches b WHERE b.shard_id = s.id AND b.state NOT IN ('requeued', 'creating'))"
+    " ORDER BY s.seq"
+)
+MIGRATIONS_APPLIED = "SELECT name FROM schema_migrations"

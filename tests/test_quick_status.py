@@ -1,0 +1,96 @@
+"""`llmbulk status` reads through the database driver alone and must say exactly what the full
+path says; anything unusual falls back to the full path. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import QUICKSTART
+
+from llmbulk import api, render
+from llmbulk.config import load_settings
+from llmbulk.models import BatchState, ItemState
+from llmbulk.store import queries
+from llmbulk.store.migrations import MIGRATIONS
+from llmbulk.store.quick import read_status
+from llmbulk.views import OPEN_ITEM_STATES, SETTLED_ITEM_STATES, TERMINAL_BATCH_STATES
+
+
+def test_light_constants_match_the_models() -> None:
+    assert tuple(name for name, _ in MIGRATIONS) == queries.SCHEMA
+    assert {s.value for s in BatchState if s.terminal} == TERMINAL_BATCH_STATES
+    assert set(OPEN_ITEM_STATES) | set(SETTLED_ITEM_STATES) == {s.value for s in ItemState}
+
+
+def _job_with_every_kind_of_item(store_url: str, tmp_path: Path) -> tuple[str, dict[str, str]]:
+    env = {
+        "LLMBULK_EMULATOR_SECONDS": "0",
+        "LLMBULK_EMULATOR_FAULTS": '{"item_errors": {"rate_limit": 0.3, "invalid_request": 0.1}}',
+    }
+    settings = load_settings(home=tmp_path / "home", db=store_url, env=env)
+    options = api.SubmitOptions(input=QUICKSTART, provider="anthropic", model="claude-haiku-4-5",
+                                prompt="{{ text }}", id_column="review_id", emulate=True, max_attempts=2,
+                                max_items_per_batch=20)  # fmt: skip
+    job_id = api.submit(options, settings=settings).job_id
+    api.collect(job_id, tmp_path / "out.csv", settings=settings)  # settles some, leaves some retryable
+    api.run(job_id, out=tmp_path / "out.csv", settings=settings)  # retries once more, then dead
+    return job_id, env
+
+
+def test_quick_reader_says_what_the_full_path_says(store_url: str, tmp_path: Path) -> None:
+    job_id, env = _job_with_every_kind_of_item(store_url, tmp_path)
+    settings = load_settings(home=tmp_path / "home", db=store_url, env=env)
+    full = api.status(job_id, settings=settings)
+    quick = read_status(store_url, job_id)
+    assert quick is not None
+    assert render.status_json(quick) == render.status_json(full)
+    assert quick.counts.get("dead") and quick.counts.get("failed_permanent") and quick.dead
+    assert (quick.finished, quick.settled, quick.progress) == (full.finished, full.settled, full.progress)
+
+
+def test_anything_unusual_is_left_to_the_full_path(tmp_path: Path) -> None:
+    assert read_status(f"sqlite:///{tmp_path / 'none.db'}", "j1") is None  # no database yet: not created
+    assert not (tmp_path / "none.db").exists()
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    assert read_status(f"sqlite:///{tmp_path / 'junk.db'}", "j1") is None
+    assert read_status("mysql://somewhere/db", "j1") is None
+
+
+def test_status_cli_answers_without_sqlalchemy_and_errors_as_before(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMBULK_", "OPENAI_"))}
+    env.update(LLMBULK_HOME=str(tmp_path / "home"), LLMBULK_EMULATOR_SECONDS="0")
+    submitted = subprocess.run(
+        [sys.executable, "-m", "llmbulk", "run", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini",
+         "--prompt", "{{ text }}", "--emulate", "--json", "--out", str(tmp_path / "o.csv")],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = api_json(submitted.stdout)["job_id"]
+    probe = (
+        "import sys, runpy; sys.argv = ['llmbulk', 'status', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('llmbulk', run_name='__main__')\nexcept SystemExit as exit:\n"
+        "    print('heavy:', sorted(m for m in ('sqlalchemy', 'sqlmodel', 'openai', 'pyarrow') if m in sys.modules),"
+        " 'exit:', exit.code)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe, job_id], env=env, capture_output=True, text=True)
+    assert "heavy: [] exit: 0" in shown.stdout, shown.stdout + shown.stderr
+    assert f"{job_id}" in shown.stdout and "succeeded 50" in shown.stdout
+    missing = subprocess.run([sys.executable, "-m", "llmbulk", "status", "jnope1"], env=env, capture_output=True,
+                             text=True)  # fmt: skip
+    assert missing.returncode == 2 and "no job 'jnope1'" in missing.stderr
+
+
+def api_json(stdout: str) -> dict:
+    import json
+
+    return json.loads(stdout)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "LLMBULK_DB", "LLMBULK_HOME"):
+        monkeypatch.delenv(name, raising=False)
