@@ -23,7 +23,7 @@ from llmbulk import costs, providers, schemas
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.crashpoints import crashpoint
-from llmbulk.errors import BudgetError, ConfigError, InputError, QuotaError, UsageError
+from llmbulk.errors import BudgetError, ConfigError, InputError, ProviderError, QuotaError, UsageError
 from llmbulk.events import PROGRESS_EVERY, EventHooks, Events, every
 from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, SettledRowStream, write_output
@@ -39,6 +39,7 @@ from llmbulk.tasks import TaskSpec, iter_tasks
 from llmbulk.views import BatchView, JobStatus, batch_view  # noqa: F401 - BatchView re-exported
 
 EMULATOR_KEY = "llmbulk-emulator-key"
+TROUBLED_ROUNDS_MAX = 10  # rounds in a row whose provider calls failed after the SDK's retries
 
 
 # ---- options and results ---------------------------------------------------------------------
@@ -494,8 +495,12 @@ def _submit_unsent(session: Session, job: Job) -> tuple[list[str], int]:
             return created, len(unsent) - index
         try:
             batch = submit_shard(session.store, provider, job, shard, session.settings.home)
-        except QuotaError as exc:
-            session.events.emit("batch.requeued", job.id, shard_id=shard.id, reason=exc.message)
+        except ProviderError as exc:
+            if not exc.retryable:
+                raise
+            # A quota refusal, or a create whose answer was lost (reconciled before the next try).
+            name = "batch.requeued" if isinstance(exc, QuotaError) else "batch.create_unconfirmed"
+            session.events.emit(name, job.id, shard_id=shard.id, reason=exc.message)
             session.progress.note(f"{exc.message}; {len(unsent) - index} shard(s) stay queued")
             return created, len(unsent) - index
         if batch is not None:
@@ -973,6 +978,7 @@ def _run_loop(
         return _write(session, job, path, fmt)
 
     budget_stopped = False
+    troubled_rounds = 0
     while True:
         lease.check()
         job = session.store.get_job(job_id)
@@ -982,8 +988,18 @@ def _run_loop(
                 delay = None  # new batches: watch them closely at first
         # A batch ending does not reset the interval: the others run on their own clocks, and
         # polling all of them from 30 s again at each end would cost ~5 extra polls per batch.
-        if _poll_and_collect(session, job, refresh=True):
-            summary = write(job)
+        try:
+            if _poll_and_collect(session, job, refresh=True):
+                summary = write(job)
+            troubled_rounds = 0
+        except ProviderError as exc:
+            # The SDK has already retried the call; an outage longer than that is waited out
+            # (the job's state is intact: whatever was not recorded is asked again next round).
+            troubled_rounds += 1
+            if not exc.retryable or troubled_rounds > TROUBLED_ROUNDS_MAX:
+                raise
+            session.events.emit("job.provider_trouble", job.id, error=exc.message, round=troubled_rounds)
+            session.progress.note(f"{exc.message}; trying again ({troubled_rounds}/{TROUBLED_ROUNDS_MAX})")
         state = _job_status(session.store, job)
         retryable = state.counts.get(ItemState.FAILED_RETRYABLE.value, 0)
         if retry_failed and job.state != "cancelled" and retryable and not budget_stopped:

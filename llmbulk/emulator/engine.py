@@ -16,22 +16,43 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 ITEM_ERROR_KINDS = ("rate_limit", "server_error", "invalid_request", "timeout")
 
 
+HTTP_FAULT_ACTIONS = ("status", "reset", "timeout", "truncate", "corrupt")
+
+
 class HttpFault(BaseModel):
-    """Answer matching requests with an HTTP error, `times` times."""
+    """Spoil `times` requests matching `method` and `path_regex` (searched in the request path).
+
+    `status` answers with that HTTP error; `reset` drops the connection with no answer; `timeout`
+    holds the answer for `delay_ms`, then drops the connection; `truncate` cuts the response body
+    halfway; `corrupt` garbles a byte of the body so a JSON line no longer parses. With `after`,
+    `reset` and `timeout` happen once the request has been handled: the side effect (an upload, a
+    created batch) took place but its answer is lost, the case that makes creates unsafe to repeat.
+    """
 
     method: str | None = Field(default=None, description="HTTP method to match, or any.")
     path_regex: str = Field(description="Regular expression searched in the request path.")
-    status: int = Field(description="HTTP status to answer with.")
+    action: Literal["status", "reset", "timeout", "truncate", "corrupt"] = Field(
+        default="status", description="What happens to a matching request."
+    )
+    status: int | None = Field(default=None, description="HTTP status to answer with (action 'status').")
     times: int = Field(default=1, description="How many matching requests fail.")
     retry_after_ms: int | None = Field(default=None, description="retry-after-ms / retry-after to send.")
+    delay_ms: int = Field(default=2000, description="How long a 'timeout' holds the answer.")
+    after: bool = Field(default=False, description="reset/timeout after handling the request.")
+
+    @model_validator(mode="after")
+    def _status_given(self) -> HttpFault:
+        if self.action == "status" and self.status is None:
+            raise ValueError("an http fault with action 'status' needs a status")
+        return self
 
 
 class FaultPlan(BaseModel):
@@ -40,8 +61,16 @@ class FaultPlan(BaseModel):
     item_errors: dict[str, float] = Field(default_factory=dict, description="Per-item error rate by kind.")
     expire_batches: list[int] = Field(default_factory=list, description="Creation ordinals that expire.")
     expire_fraction: float = Field(default=0.5, description="Fraction of items finished before expiry.")
+    cancel_batches: list[int] = Field(
+        default_factory=list, description="Creation ordinals the provider cancels halfway through their run."
+    )
     fail_validation_batches: list[int] = Field(default_factory=list, description="Ordinals failing validation.")
     token_limit_batches: list[int] = Field(default_factory=list, description="Ordinals failing on token limit.")
+    late_results: int = Field(
+        default=0,
+        description="Reads of an ended batch that do not show its results yet (OpenAI output_file_id null, "
+        "Gemini no dest, Anthropic results_url answering 404).",
+    )
     http_faults: list[HttpFault] = Field(default_factory=list, description="HTTP errors to inject.")
     invalid_json_rate: float = Field(default=0.0, description="Fraction of schema answers that are not JSON.")
 
@@ -173,7 +202,9 @@ class Emulator:
                 "expire": ordinal in faults.expire_batches,
                 "fail_validation": ordinal in faults.fail_validation_batches,
                 "token_limit": ordinal in faults.token_limit_batches,
-                "cancel_requested_at": None,
+                # A provider-side cancel is a cancel request dated halfway through the run.
+                "cancel_requested_at": validated + (ran - validated) / 2 if ordinal in faults.cancel_batches else None,
+                "late_reads": faults.late_results,
                 "results": None,
             }
             self._write_json(self._batch_path(batch_id), record)
@@ -219,11 +250,34 @@ class Emulator:
             if not path.exists():
                 return None
             batch = orjson.loads(path.read_bytes())
-            if batch["cancel_requested_at"] is None and self.phase(batch) in ("validating", "running"):
+            not_cancelled = self.cancel_time(batch) is None
+            if not_cancelled and self.phase(batch) in ("validating", "running"):
                 batch["cancel_requested_at"] = self.config.clock()
                 self._write_json(path, batch)
                 self.audit("batch.cancelled", batch["provider"], batch_id)
         return self.get_batch(batch_id)
+
+    def cancel_time(self, batch: dict[str, Any], now: float | None = None) -> float | None:
+        """When the batch's cancel took effect, if it has by `now` (a provider cancel is dated ahead)."""
+        now = self.config.clock() if now is None else now
+        cancel_at = batch.get("cancel_requested_at")
+        return cancel_at if cancel_at is not None and now >= cancel_at else None
+
+    def results_hidden(self, batch_id: str) -> bool:
+        """Whether this read of an ended batch must not show its results yet (`late_results`)."""
+        if not self.config.faults.late_results:
+            return False
+        path = self._batch_path(batch_id)
+        with self.locked():
+            if not path.exists():
+                return False
+            batch = orjson.loads(path.read_bytes())
+            if batch.get("results") is None or batch.get("late_reads", 0) <= 0:
+                return False
+            batch["late_reads"] -= 1
+            self._write_json(path, batch)
+        self.audit("batch.results_hidden", batch["provider"], batch_id)
+        return True
 
     def delete_batch(self, batch_id: str) -> None:
         self._batch_path(batch_id).unlink(missing_ok=True)
@@ -234,7 +288,7 @@ class Emulator:
         """validating, failed, running, finalizing, ended, expired, cancelling or cancelled."""
         now = self.config.clock() if now is None else now
         cancel_at = batch.get("cancel_requested_at")
-        if cancel_at is not None:
+        if cancel_at is not None and now >= cancel_at:
             return "cancelling" if now < cancel_at + self.config.cancel_seconds else "cancelled"
         if now <= batch["created_at"] or now < batch["validated_at"]:
             return "validating"  # a create response always says validating, as the real APIs do

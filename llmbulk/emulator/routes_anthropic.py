@@ -120,6 +120,7 @@ def batch_json(emu: Emulator, batch: dict[str, Any], base: str, now: float | Non
     phase = emu.phase(batch, now)
     total = batch["total"]
     results = batch.get("results") or {}
+    cancel_at = emu.cancel_time(batch, now)
     ended = phase in ("ended", "expired", "cancelled", "failed")
     counts = {"processing": 0 if ended else total, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
     if results:
@@ -129,13 +130,13 @@ def batch_json(emu: Emulator, batch: dict[str, Any], base: str, now: float | Non
         "processing_status": "ended" if ended else ("canceling" if phase == "cancelling" else "in_progress"),
         "request_counts": counts, "ended_at": None, "created_at": rfc3339(batch["created_at"]),
         "expires_at": rfc3339(batch["created_at"] + 86400), "archived_at": None,
-        "cancel_initiated_at": rfc3339(batch["cancel_requested_at"]) if batch.get("cancel_requested_at") else None,
+        "cancel_initiated_at": rfc3339(cancel_at) if cancel_at else None,
         "results_url": None,
     }  # fmt: skip
     if ended:
         end = batch["ran_at"]
-        if batch.get("cancel_requested_at"):
-            end = batch["cancel_requested_at"] + emu.config.cancel_seconds
+        if cancel_at:
+            end = cancel_at + emu.config.cancel_seconds
         body["ended_at"] = rfc3339(end)
         body["results_url"] = f"{base}/v1/messages/batches/{batch['id']}/results"
     return body
@@ -248,6 +249,8 @@ def routes(emu: Emulator) -> list[Route]:
             return error(404, "not_found_error", f"No message batch found with id {request.path_params['batch_id']}")
         if not batch.get("results"):
             return error(400, "invalid_request_error", "Results are only available once the batch has ended.")
+        if emu.results_hidden(batch["id"]):  # seen at Anthropic: results_url 404s briefly after the end
+            return error(404, "not_found_error", f"No results found for message batch {batch['id']}")
         path = emu.file_path(batch["results"]["file"])
 
         def stream() -> Iterator[bytes]:

@@ -162,7 +162,9 @@ def operation_json(emu: Emulator, batch: dict[str, Any], now: float | None = Non
         "done": phase in ("ended", "failed", "expired", "cancelled"),
     }
     if body["done"]:
-        metadata["endTime"] = rfc3339(max(batch["ran_at"], batch.get("cancel_requested_at") or 0))
+        metadata["endTime"] = rfc3339(max(batch["ran_at"], emu.cancel_time(batch, now) or 0))
+    if results and emu.results_hidden(batch["id"]):  # SUCCEEDED before the output is visible
+        results = {}
     if results:
         output = {"responsesFile": results["file"]} if "file" in results else {
             "inlinedResponses": {"inlinedResponses": results["inlined"]}}  # fmt: skip

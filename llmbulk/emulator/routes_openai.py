@@ -231,9 +231,12 @@ def batch_json(emu: Emulator, batch: dict[str, Any], now: float | None = None) -
     status = STATUS[phase]
     created = int(batch["created_at"])
     results = batch.get("results") or {}
+    if results and emu.results_hidden(batch["id"]):  # seen at OpenAI: completed, output_file_id still null
+        results = {**results, "output_file_id": None, "error_file_id": None}
+    cancel_at = emu.cancel_time(batch, now)
     total = batch.get("total", 0)
     if phase in ("running", "cancelling"):
-        done = int(total * emu.fraction(batch, batch.get("cancel_requested_at")))
+        done = int(total * emu.fraction(batch, cancel_at))
         failed = int(done * sum(emu.config.faults.item_errors.values()))
         counts = {"total": total, "completed": done - failed, "failed": failed}
     elif results:
@@ -256,7 +259,7 @@ def batch_json(emu: Emulator, batch: dict[str, Any], now: float | None = None) -
         "output_file_id": results.get("output_file_id"), "error_file_id": results.get("error_file_id"),
         "created_at": created, "in_progress_at": stamp(batch["validated_at"]) if phase not in ("validating", "failed") else None,  # noqa: E501
         "expires_at": created + 86400, "finalizing_at": None, "completed_at": None, "failed_at": None,
-        "expired_at": None, "cancelling_at": stamp(batch.get("cancel_requested_at")), "cancelled_at": None,
+        "expired_at": None, "cancelling_at": stamp(cancel_at), "cancelled_at": None,
         "request_counts": counts, "metadata": batch.get("metadata"), "model": batch.get("model"), "usage": None,
     }  # fmt: skip
     if phase in ("finalizing", "ended"):
@@ -264,7 +267,7 @@ def batch_json(emu: Emulator, batch: dict[str, Any], now: float | None = None) -
     if phase in ended:
         when = batch["finalized_at"] if phase == "ended" else batch["validated_at"]
         if phase == "cancelled":
-            when = batch["cancel_requested_at"] + emu.config.cancel_seconds
+            when = (cancel_at or created) + emu.config.cancel_seconds
         if phase == "expired":
             when = batch["ran_at"]
         body[ended[phase]] = stamp(when) or created

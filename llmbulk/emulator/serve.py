@@ -1,13 +1,18 @@
 """The emulator's HTTP server: one Starlette app, each provider under its own prefix, on loopback only.
 
 `/openai/v1`, `/anthropic` and `/gemini` are separate mounts because OpenAI and Gemini share
-paths such as `/v1/batches`. Middleware counts calls per route and applies injected HTTP faults.
+paths such as `/v1/batches`. `FaultInjector` wraps the app: it counts calls per route and applies
+injected HTTP faults (error answers, dropped connections, timeouts, cut or garbled bodies).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import ipaddress
+import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -15,8 +20,6 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -66,7 +69,7 @@ def fault_response(prefix: str, fault: HttpFault) -> Response:
     return JSONResponse(body, status_code=fault.status, headers=headers)
 
 
-def build_app(emulator: Emulator, base_url: str = "") -> Starlette:
+def build_app(emulator: Emulator, base_url: str = "") -> FaultInjector:
     mounts: list[Any] = []
     for prefix, module_name in PROVIDER_MOUNTS:
         try:
@@ -78,21 +81,105 @@ def build_app(emulator: Emulator, base_url: str = "") -> Starlette:
     async def stats(_request: Request) -> Response:
         return JSONResponse({"calls": emulator.calls, "total": sum(emulator.calls.values())})
 
-    async def count_and_fault(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        key = f"{request.method} {path}"
-        emulator.calls[key] = emulator.calls.get(key, 0) + 1
-        fault = emulator.http_fault(request.method, path)
-        if fault is not None:
-            prefix = next((p for p, _ in PROVIDER_MOUNTS if path.startswith(p)), "")
-            return fault_response(prefix, fault)
-        return await call_next(request)
+    return FaultInjector(Starlette(routes=[Route("/_emulator/stats", stats), *mounts]), emulator)
 
-    app = Starlette(
-        routes=[Route("/_emulator/stats", stats), *mounts],
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=count_and_fault)],
-    )
-    return app
+
+class FaultInjector:
+    """ASGI wrapper outside the app: counts calls and applies injected HTTP faults.
+
+    It sits outside Starlette so that `send` is the server's own, whose transport can be aborted:
+    a reset or a cut body reaches the SDK as a real broken connection, not as an HTTP error.
+    """
+
+    def __init__(self, app: Any, emulator: Emulator) -> None:
+        self.app, self.emulator = app, emulator
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        key = f"{method} {path}"
+        self.emulator.calls[key] = self.emulator.calls.get(key, 0) + 1
+        fault = self.emulator.http_fault(method, path)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        self.emulator.audit("fault.http", _provider_of(path), key, action=fault.action, status=fault.status)
+        if fault.action == "status":
+            prefix = next((p for p, _ in PROVIDER_MOUNTS if path.startswith(p)), "")
+            await fault_response(prefix, fault)(scope, receive, send)
+        elif fault.action in ("reset", "timeout"):
+            if fault.after:
+                await self.app(scope, receive, _swallow)
+            if fault.action == "timeout":
+                await asyncio.sleep(fault.delay_ms / 1000)
+            _abort(send)
+        else:
+            await self.app(scope, receive, _spoiling(send, fault.action))
+
+
+async def _swallow(_message: dict[str, Any]) -> None:
+    """The handled request's answer, never sent."""
+
+
+def _spoiling(send: Any, action: str) -> Any:
+    """A `send` that cuts the body halfway (`truncate`) or garbles one byte of it (`corrupt`)."""
+    state = {"expected": None, "sent": 0, "done": False}
+
+    async def spoiled(message: dict[str, Any]) -> None:
+        if state["done"]:
+            return
+        if message["type"] == "http.response.start":
+            length = dict(message.get("headers") or []).get(b"content-length")
+            state["expected"] = int(length) if length else None
+            await send(message)
+            return
+        body: bytes = message.get("body", b"")
+        if action == "corrupt":
+            if body and not state["sent"]:
+                body = _garbled(body)
+            state["sent"] += len(body)
+            await send({**message, "body": body})
+            return
+        half = state["expected"] // 2 if state["expected"] else state["sent"] + len(body) // 2
+        if state["sent"] + len(body) >= half or not message.get("more_body"):
+            await send({"type": "http.response.body", "body": body[: max(0, half - state["sent"])], "more_body": True})
+            state["done"] = True
+            _abort(send)
+            return
+        state["sent"] += len(body)
+        await send(message)
+
+    return spoiled
+
+
+def _garbled(body: bytes) -> bytes:
+    """The body with the first `{` of its middle line replaced, so that line is no longer JSON."""
+    middle = body.find(b"\n", len(body) // 2)
+    start = middle + 1 if 0 <= middle < len(body) - 1 else 0
+    brace = body.find(b"{", start)
+    if brace < 0:
+        brace = body.find(b"{")
+    return body if brace < 0 else body[:brace] + b"#" + body[brace + 1 :]
+
+
+def _abort(send: Any) -> None:
+    """Drop the client's connection with a TCP reset (uvicorn's `send` is a method of its request cycle)."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ConnectionResetError("injected fault: connection dropped")  # the server answers 500 instead
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    cycle.disconnected = True  # so the server does not log the unanswered request as an app error
+
+
+def _provider_of(path: str) -> str:
+    return next((p.strip("/").split("/")[0] for p, _ in PROVIDER_MOUNTS if path.startswith(p)), "")
 
 
 class EmulatorServer:

@@ -19,7 +19,7 @@ import orjson
 from llmbulk import schemas
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError
 from llmbulk.models import CUSTOM_ID_RE, BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
-from llmbulk.providers.base import ProviderSettings, ShardInput, model_params
+from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, transport_errors
 
 OUTPUT_TOOL = "record_output"
 MAX_REQUESTS = 100_000
@@ -258,16 +258,22 @@ class AnthropicBatchProvider:
             raise QuotaError(f"Anthropic rate limit during {what}: {self._message(exc)}") from exc
         except anthropic.APIStatusError as exc:
             code = exc.status_code
+            # An ended batch's results_url can answer 404 for a short while: ask again later.
+            late_results = code == 404 and what == "download results"
             raise ProviderError(
                 f"Anthropic {what} failed: HTTP {code}: {self._message(exc)}",
-                retryable=code >= 500 or code in RETRYABLE_HTTP,
-                hint=_status_hint(code),
+                retryable=code >= 500 or code in RETRYABLE_HTTP or late_results,
+                hint="the results are not visible yet; collect again shortly" if late_results else _status_hint(code),
             ) from exc
         except anthropic.APIConnectionError as exc:
             raise ProviderError(
                 f"cannot reach Anthropic for {what} at {self.client.base_url}: {exc.__class__.__name__}",
                 retryable=True,
                 hint="check the network or ANTHROPIC_BASE_URL",
+            ) from exc
+        except transport_errors() as exc:  # the connection broke mid-body (the SDK retries only before it)
+            raise ProviderError(
+                f"connection to Anthropic broke during {what}: {exc.__class__.__name__}", retryable=True
             ) from exc
         except anthropic.AnthropicError as exc:  # e.g. results asked for before the batch has a results_url
             raise ProviderError(f"Anthropic {what} failed: {self._scrub(_first_line(str(exc)))}") from exc

@@ -97,3 +97,14 @@ def model_params(task: Task, defaults: dict[str, Any]) -> dict[str, Any]:
     merged = dict(defaults)
     merged.update(task.params)
     return merged
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection errors the SDKs let through raw, e.g. a body cut mid-stream (httpx2, or httpx)."""
+    classes: list[type[BaseException]] = []
+    for module in ("httpx2", "httpx"):
+        try:
+            classes.append(__import__(module).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(classes)

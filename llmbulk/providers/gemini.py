@@ -23,7 +23,7 @@ import orjson
 from llmbulk import schemas
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError, UsageError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
-from llmbulk.providers.base import ProviderSettings, ShardInput, model_params
+from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, transport_errors
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +401,7 @@ class GeminiBatchProvider:
             yield
         except errors.APIError as exc:
             raise self._api_error(what, exc) from exc
-        except _transport_errors() as exc:
+        except transport_errors() as exc:
             raise ProviderError(
                 f"cannot reach Gemini for {what}{self._where()}: {exc.__class__.__name__}",
                 retryable=True,
@@ -433,17 +433,6 @@ class GeminiBatchProvider:
             if key and key.strip():
                 text = text.replace(key.strip(), "***")
         return text
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Connection errors the SDK lets through raw (httpx2, or httpx when that is what it uses)."""
-    classes: list[type[BaseException]] = []
-    for module in ("httpx2", "httpx"):
-        try:
-            classes.append(__import__(module).TransportError)
-        except (ImportError, AttributeError):
-            continue
-    return tuple(classes)
 
 
 def _display_name(labels: dict[str, str]) -> str:

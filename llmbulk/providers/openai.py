@@ -17,7 +17,7 @@ import orjson
 from llmbulk import schemas
 from llmbulk.errors import ConfigError, ProviderError, QuotaError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
-from llmbulk.providers.base import ProviderSettings, ShardInput, model_params
+from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, transport_errors
 
 LIMITS = Limits(max_items=50_000, max_bytes=200 * 1024 * 1024, counts_live=True)
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
@@ -274,6 +274,10 @@ class OpenAIBatchProvider:
                 f"cannot reach OpenAI for {what} at {self.client.base_url}: {exc.__class__.__name__}",
                 retryable=True,
                 hint="check the network or OPENAI_BASE_URL",
+            ) from exc
+        except transport_errors() as exc:  # the connection broke mid-body (the SDK retries only before it)
+            raise ProviderError(
+                f"connection to OpenAI broke during {what}: {exc.__class__.__name__}", retryable=True
             ) from exc
 
 
