@@ -185,7 +185,10 @@ class Session:
             base_url = env.get(info.base_url_env) or None
         if inline and name != "gemini":
             raise UsageError("--gemini-inline applies to --provider gemini only")
-        settings = ProviderSettings(model=model, endpoint=endpoint, base_url=base_url, api_key=api_key, inline=inline)
+        settings = ProviderSettings(
+            model=model, endpoint=endpoint, base_url=base_url, api_key=api_key, inline=inline,
+            timeout=self.settings.http_timeout,
+        )  # fmt: skip
         return providers.create(name, settings)
 
     def _emulator_server(self) -> Any:
@@ -1008,7 +1011,12 @@ def _run_loop(
                 delay = None
                 continue
             budget_stopped = True
-        live = any(b.state in LIVE_STATES or b.state == BatchState.CREATING.value for b in state.batches)
+        live = any(
+            b.state in LIVE_STATES
+            or b.state == BatchState.CREATING.value
+            or (not b.collected and b.state != BatchState.REQUEUED.value)  # ended, results not yet fetched
+            for b in state.batches
+        )
         if not live and not state.unsent_shards and budget_stopped:
             # The job stays active: `run JOB --max-cost MORE` (or `retry`) resends what is left.
             return RunResult(job.id, False, False, summary, state, budget_stopped=True)

@@ -70,7 +70,11 @@ def submit_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
     crashpoint("after_intent")
     for old in pending:  # superseded intents whose create never happened
         store.update_batch(old.id, state=BatchState.REQUEUED.value, error="no batch found at the provider")
-    file_id = reusable_file or provider.upload(source, labels)
+    file_id = reusable_file
+    if file_id is None:
+        file_id = provider.upload(source, labels)
+        if file_id is not None:  # the SDK retries uploads: one whose answer was lost is a stray copy
+            _delete_stray_uploads(provider, shard, labels, batch.intent_at, keep=file_id)
     crashpoint("after_upload")
     if file_id is not None:
         store.update_batch(batch.id, input_file_id=file_id)
@@ -124,6 +128,19 @@ def _adopt_upload(provider: BatchProvider, shard: Shard, labels: dict[str, str],
         with contextlib.suppress(ProviderError):
             provider.delete_file(extra)
     return found[-1]
+
+
+def _delete_stray_uploads(
+    provider: BatchProvider, shard: Shard, labels: dict[str, str], since: float, keep: str
+) -> None:
+    try:
+        found = provider.find_uploads(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
+    except ProviderError:
+        return  # a stray copy costs storage, not money; the next run's search finds it again
+    for stray in found:
+        if stray != keep:
+            with contextlib.suppress(ProviderError):
+                provider.delete_file(stray)
 
 
 def poll_batches(store: Store, provider: BatchProvider, job: Job) -> list[tuple[Batch, BatchStatus]]:

@@ -2,6 +2,8 @@
 
 `LLMBULK_HOME` (default `./.llmbulk`) holds shards, downloaded results, logs and the emulator's
 state; `LLMBULK_DB` (default a SQLite file in the home) is any SQLAlchemy URL.
+`LLMBULK_POLL_INITIAL`/`LLMBULK_POLL_MAX` bound the poll interval (seconds; the emulated ones apply
+to `--emulate` jobs) and `LLMBULK_HTTP_TIMEOUT` is the provider SDKs' per-request timeout.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Settings:
     poll_max: float = 900.0
     emulated_poll_initial: float = 0.5
     emulated_poll_max: float = 5.0
+    http_timeout: float = 600.0
     env: dict[str, str] = field(default_factory=dict, repr=False)
 
     def job_dir(self, job_id: str) -> Path:
@@ -42,7 +45,18 @@ def load_settings(home: str | Path | None = None, db: str | None = None, env: di
         db_url = f"sqlite:///{Path(db_url).expanduser()}"
     poll_initial = float(environ.get("LLMBULK_POLL_INITIAL", 30.0))
     poll_max = float(environ.get("LLMBULK_POLL_MAX", 900.0))
-    return Settings(home=home_path, db_url=db_url, poll_initial=poll_initial, poll_max=poll_max, env=environ)
+    try:
+        emulated = (
+            float(environ.get("LLMBULK_EMULATED_POLL_INITIAL", 0.5)),
+            float(environ.get("LLMBULK_EMULATED_POLL_MAX", 5.0)),
+        )
+        http_timeout = float(environ.get("LLMBULK_HTTP_TIMEOUT", 600.0))
+    except ValueError as exc:
+        raise ConfigError(f"a LLMBULK_* setting is not a number: {exc}", hint="give seconds, e.g. 30") from exc
+    return Settings(
+        home=home_path, db_url=db_url, poll_initial=poll_initial, poll_max=poll_max,
+        emulated_poll_initial=emulated[0], emulated_poll_max=emulated[1], http_timeout=http_timeout, env=environ,
+    )  # fmt: skip
 
 
 def ensure_private_dir(path: Path) -> Path:

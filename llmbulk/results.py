@@ -17,7 +17,7 @@ import orjson
 from llmbulk import schemas
 from llmbulk.batches import requeue_batch, status_of
 from llmbulk.crashpoints import crashpoint
-from llmbulk.errors import ProviderError
+from llmbulk.errors import ProviderError, QuotaError
 from llmbulk.events import PROGRESS_EVERY, every
 from llmbulk.models import BatchState, ItemOutcome, Outcome
 from llmbulk.providers.base import BatchProvider
@@ -25,6 +25,11 @@ from llmbulk.store import Store
 from llmbulk.store.schema import Batch, Job
 
 REQUEUE_CODES = frozenset({"token_limit_exceeded", "quota", "RESOURCE_EXHAUSTED"})
+DOWNLOAD_TRIES = 3  # a cut or garbled download is fetched again at once, this many times in all
+
+
+class CorruptResultsError(ProviderError):
+    """A downloaded results file has a line that does not decode."""
 
 
 def results_path(job_dir: Path, batch: Batch) -> Path:
@@ -60,10 +65,10 @@ def decode_file(provider: BatchProvider, path: Path) -> Iterator[ItemOutcome]:
             try:
                 yield provider.decode(line)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise ProviderError(
+                raise CorruptResultsError(
                     f"corrupt result line {line_no} in {path}: {exc.__class__.__name__}",
                     retryable=True,
-                    hint="delete that file and run collect again to re-download it",
+                    hint="it is downloaded again by the next collect",
                 ) from exc
 
 
@@ -93,14 +98,23 @@ def collect_batch(
             job.max_attempts,
         )
         return {"lines": 0, "failed_batch": batch.total or 0}
-    path = download_results(provider, batch, results_path(job_dir, batch))
-    outcomes = decode_file(provider, path)
     schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
-    if schema is not None:
-        outcomes = validated(outcomes, schema)
-    if report is not None:
-        outcomes = every(outcomes, PROGRESS_EVERY, report)
-    return store.record_outcomes(job.id, batch, outcomes, job.max_attempts)
+    path = results_path(job_dir, batch)
+    for tries_left in range(DOWNLOAD_TRIES - 1, -1, -1):
+        try:
+            download_results(provider, batch, path)
+            outcomes = decode_file(provider, path)
+            if schema is not None:
+                outcomes = validated(outcomes, schema)
+            if report is not None:
+                outcomes = every(outcomes, PROGRESS_EVERY, report)
+            # One transaction: a corrupt line rolls back every outcome of the batch recorded before it.
+            return store.record_outcomes(job.id, batch, outcomes, job.max_attempts)
+        except ProviderError as exc:
+            if not exc.retryable or isinstance(exc, QuotaError) or not tries_left:
+                raise
+            path.unlink(missing_ok=True)  # garbled: fetch it again; cut short: nothing was kept
+    raise AssertionError("unreachable")
 
 
 def validated(outcomes: Iterator[ItemOutcome], schema: dict[str, Any]) -> Iterator[ItemOutcome]:

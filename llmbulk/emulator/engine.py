@@ -200,8 +200,9 @@ class Emulator:
                 "ran_at": ran,
                 "finalized_at": ran + cfg.finalizing_seconds * stretch,
                 "expire": ordinal in faults.expire_batches,
-                "fail_validation": ordinal in faults.fail_validation_batches,
-                "token_limit": ordinal in faults.token_limit_batches,
+                # Anthropic has no batch that fails as a whole: it refuses a bad create with a 400.
+                "fail_validation": ordinal in faults.fail_validation_batches and provider != "anthropic",
+                "token_limit": ordinal in faults.token_limit_batches and provider == "openai",
                 # A provider-side cancel is a cancel request dated halfway through the run.
                 "cancel_requested_at": validated + (ran - validated) / 2 if ordinal in faults.cancel_batches else None,
                 "late_reads": faults.late_results,
