@@ -14,10 +14,12 @@ import anthropic
 import httpx2
 import orjson
 import pytest
+from anthropic.types.json_output_format_param import JSONOutputFormatParam
 from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 from anthropic.types.messages.batch_create_params import Request
 from anthropic.types.shared.error_object import ErrorObject
+from pydantic import TypeAdapter
 
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError
 from llmbulk.models import BatchState, Outcome, Task, make_custom_id
@@ -124,6 +126,48 @@ def test_unsupported_roles_and_system_only_tasks_are_refused() -> None:
         _adapter().encode(_task([{"role": "system", "content": "only"}]), "j-1-1")
 
 
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "enum": ["positive", "negative"]},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "tags": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+    },
+    "required": ["label"],
+}
+
+
+def test_schema_becomes_native_output_config_accepted_by_the_sdk() -> None:
+    params = _line(_task(json_schema=SCHEMA))["params"]
+    assert "tools" not in params and "tool_choice" not in params
+    assert set(params["output_config"]) == {"format"}
+    fmt = params["output_config"]["format"]
+    assert set(fmt) == JSONOutputFormatParam.__required_keys__ | JSONOutputFormatParam.__optional_keys__
+    assert fmt["type"] == "json_schema"
+    # The SDK's own transform: every object closed, unsupported bounds moved into the description.
+    assert fmt["schema"] == anthropic.transform_schema(SCHEMA)
+    assert fmt["schema"]["additionalProperties"] is False
+    assert fmt["schema"]["properties"]["tags"]["items"]["additionalProperties"] is False
+    assert "minimum" not in fmt["schema"]["properties"]["score"]
+    assert fmt["schema"]["required"] == ["label"]
+    assert "additionalProperties" not in SCHEMA  # the job's schema (used to validate results) is untouched
+    # The whole request validates as the SDK's batch request type.
+    TypeAdapter(Request).validate_python(_line(_task(json_schema=SCHEMA)), strict=True)
+
+
+def test_output_config_effort_merges_with_the_schema_format() -> None:
+    for params in ({"output_config": {"effort": "low"}, "json_schema": SCHEMA},
+                   {"json_schema": SCHEMA, "output_config": {"effort": "low", "format": None}}):  # fmt: skip
+        config = _line(_task(**params))["params"]["output_config"]
+        assert config["effort"] == "low" and config["format"]["type"] == "json_schema"
+    assert _line(_task(output_config={"effort": "high"}))["params"]["output_config"] == {"effort": "high"}
+
+
+def test_schema_the_sdk_cannot_transform_is_refused() -> None:
+    with pytest.raises(InputError, match="structured outputs"):
+        _adapter().encode(_task(json_schema={"type": "object", "properties": {"any": {}}}), "j-1-1")
+
+
 # ---- decode ------------------------------------------------------------------------------------
 
 
@@ -172,7 +216,15 @@ def test_decode_success_without_cache_fields() -> None:
     assert (out.input_tokens, out.output_tokens, out.cached_tokens) == (11, 2, None)
 
 
+def test_decode_native_structured_output_is_the_json_text() -> None:
+    content = [{"type": "text", "text": '{"label": "positive", "score": 0.9}'}]
+    out = _adapter().decode(_result_line("j-1-1", {"type": "succeeded", "message": _message(content)}))
+    assert orjson.loads(out.output or "") == {"label": "positive", "score": 0.9}
+    assert out.finish_reason == "end_turn"
+
+
 def test_decode_tool_use_gives_its_input_as_json() -> None:
+    """Jobs submitted by older versions forced a tool call; their answers still decode."""
     content = [
         {"type": "text", "text": "Here you go"},
         {"type": "tool_use", "id": "toolu_1", "name": "answer", "input": {"label": "positive", "score": 0.9}},

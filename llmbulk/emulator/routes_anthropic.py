@@ -92,7 +92,11 @@ def _message(emu: Emulator, params: dict[str, Any], custom_id: str) -> dict[str,
     tools = params.get("tools") or []
     forced = (params.get("tool_choice") or {}).get("name")
     tool = next((t for t in tools if t.get("name") == forced), None)
-    schema = tool.get("input_schema") if tool else ((params.get("output_format") or {}).get("schema"))
+    native = _output_format(params)  # structured outputs: the JSON arrives as a text block
+    if native is not None:
+        schema, tool = native.get("schema"), None
+    else:
+        schema = tool.get("input_schema") if tool else ((params.get("output_format") or {}).get("schema"))
     request = NeutralRequest(
         params.get("model", ""), params.get("messages") or [], system, params.get("max_tokens"), schema
     )
@@ -114,6 +118,34 @@ def _message(emu: Emulator, params: dict[str, Any], custom_id: str) -> dict[str,
         "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
                   "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
     }  # fmt: skip
+
+
+def _output_format(params: dict[str, Any]) -> dict[str, Any] | None:
+    """`output_config.format` when set (checked at create), else None."""
+    config = params.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    return fmt if isinstance(fmt, dict) else None
+
+
+def _output_config_problem(params: dict[str, Any]) -> str | None:
+    """What the real API would reject in `output_config` (path relative to params), or None."""
+    if "output_config" not in params:
+        return None
+    config = params["output_config"]
+    if not isinstance(config, dict):
+        return "output_config: Input should be a valid dictionary"
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        return "output_config.format: Input should be a valid dictionary"
+    if fmt.get("type") != "json_schema":
+        return "output_config.format.type: Input should be 'json_schema'"
+    if "schema" not in fmt:
+        return "output_config.format.schema: Field required"
+    if not isinstance(fmt["schema"], dict):
+        return "output_config.format.schema: Input should be a valid dictionary"
+    return None
 
 
 def batch_json(emu: Emulator, batch: dict[str, Any], base: str, now: float | None = None) -> dict[str, Any]:
@@ -188,6 +220,8 @@ def routes(emu: Emulator) -> list[Route]:
                 )
             if params.get("stream"):
                 return error(400, "invalid_request_error", f"requests.{index}.params.stream: not allowed in batches")
+            if (problem := _output_config_problem(params)) is not None:
+                return error(400, "invalid_request_error", f"requests.{index}.params.{problem}")
         batch_id = new_id("msgbatch_")
         input_file = f"{batch_id}-requests"
         with open(emu.file_path(input_file), "wb") as out:

@@ -21,7 +21,6 @@ from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError
 from llmbulk.models import CUSTOM_ID_RE, BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, transport_errors
 
-OUTPUT_TOOL = "record_output"
 MAX_REQUESTS = 100_000
 # The create body is the shard's lines plus a comma per request and a 15-byte wrapper; the
 # shard's byte cap leaves room for that under the 256 MB body limit.
@@ -72,6 +71,7 @@ class AnthropicBatchProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self._client: Any = None
+        self._schema_cache: tuple[bytes, dict[str, Any]] | None = None
 
     @property
     def client(self) -> Any:
@@ -117,9 +117,15 @@ class AnthropicBatchProvider:
         for name, value in model_params(task, {}).items():
             if name == "max_tokens" or name in DROPPED_PARAMS:
                 continue
-            if name == schemas.PARAM:  # structured output through a forced tool call
-                params["tools"] = [{"name": OUTPUT_TOOL, "description": "Record the answer.", "input_schema": value}]
-                params["tool_choice"] = {"type": "tool", "name": OUTPUT_TOOL}
+            if name == schemas.PARAM:  # native structured output: the answer is a JSON text block
+                schema = self._output_schema(task, value)
+                params["output_config"] = {
+                    **params.get("output_config", {}),
+                    "format": {"type": "json_schema", "schema": schema},
+                }
+                continue
+            if name == "output_config" and isinstance(value, dict):  # e.g. effort; a --schema format wins
+                params["output_config"] = {**value, **params.get("output_config", {})}
                 continue
             if name in RESERVED_PARAMS:
                 raise InputError(
@@ -146,6 +152,28 @@ class AnthropicBatchProvider:
                 custom_id, Outcome.RETRYABLE, error_type="batch_error", error_code=kind, error_message=reason
             )
         raise ProviderError(f"Anthropic result for {custom_id!r} has unknown type {kind!r}", hint="upgrade llmbulk")
+
+    def _output_schema(self, task: Task, schema: Any) -> dict[str, Any]:
+        """The schema as Anthropic's structured outputs take it, through the SDK's own `transform_schema`.
+
+        Every object is closed (`additionalProperties: false`) and unsupported keywords (e.g. numeric
+        bounds) move into descriptions; results are still validated against the original schema.
+        One job has one schema, so the last transform is kept.
+        """
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        if self._schema_cache is not None and self._schema_cache[0] == key:
+            return self._schema_cache[1]
+        from anthropic import transform_schema
+
+        try:
+            transformed = transform_schema(schema)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InputError(
+                f"item {task.key!r}: the output schema cannot be used for Anthropic structured outputs ({exc})",
+                hint="give every property a type (or anyOf/enum/const)",
+            ) from exc
+        self._schema_cache = (key, transformed)
+        return transformed
 
     # ---- calls -------------------------------------------------------------------------------
 
@@ -361,7 +389,8 @@ def _decode_message(custom_id: str, message: dict[str, Any]) -> ItemOutcome:
         if block.get("type") == "text":
             texts.append(block.get("text") or "")
         elif block.get("type") == "tool_use" and not has_tool:
-            # Forced tool use carries structured output: its input is the answer.
+            # Jobs submitted before native structured outputs forced a `record_output` tool call:
+            # its input is the answer. Native structured output arrives as a plain JSON text block.
             has_tool, tool_input = True, block.get("input")
     usage = message.get("usage") or {}
     cache_read = usage.get("cache_read_input_tokens") or 0
