@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from llmbulk import costs, providers, schemas
+from llmbulk import costs, providers, restore, schemas
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.crashpoints import crashpoint
@@ -424,7 +424,7 @@ class _CharCounter:
 
 
 def _estimate(store: Store, job: Job, spec: TaskSpec, chars: int, n_items: int) -> costs.Estimate:
-    per_token, per_item = store.calibration(job.provider, job.model)
+    per_token, per_item = store.calibration(job.provider, job.model, job.emulated)
     return costs.estimate(
         job.provider,
         job.model,
@@ -690,7 +690,7 @@ def _retry(session: Session, job: Job) -> RetryResult:
     attempts = store.item_attempts(job.id, rows)
     wanted = set(rows)
     provider = session.provider(job)
-    table = InputTable(Path(job.input_path), None if job.input_format == "tasks" else job.input_format)
+    table = restore.input_table(job)
     spec = TaskSpec.from_json(orjson.loads(job.spec_json))
     limits = Limits(max_items=job.max_items, max_bytes=job.max_bytes)
     shard_dir = session.job_dir(job.id) / "shards"
@@ -783,7 +783,8 @@ def cost(job_id: str, *, settings: Settings | None = None) -> CostReport:
     with _session(settings, NO_PROGRESS) as session:
         job = session.store.get_job(job_id)
         tokens = session.store.token_totals(job_id)
-    batch, sync = costs.rates(job.provider, job.model, True), costs.rates(job.provider, job.model, False)
+    batch = costs.job_rates(job.provider, job.model, tokens, True)
+    sync = costs.job_rates(job.provider, job.model, tokens, False)
     usage = (tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"])
     return CostReport(
         job.id,
@@ -818,7 +819,7 @@ def stats(job_id: str | None = None, *, recent: int = 20, settings: Settings | N
         spend: list[float] = []
         for job in selected:
             tokens = session.store.token_totals(job.id)
-            found = costs.rates(job.provider, job.model)
+            found = costs.job_rates(job.provider, job.model, tokens)
             if found is not None:
                 spend.append(found.cost(tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"]))
     latencies = sorted(raw["latencies"])
@@ -1079,10 +1080,12 @@ def worker(
 def _within_budget(session: Session, job: Job, n_retry: int) -> bool:
     """Whether resubmitting `n_retry` items keeps spend (actual + their share of the estimate) under --max-cost."""
     max_cost = orjson.loads(job.spec_json).get("max_cost")
-    rates = costs.rates(job.provider, job.model)
-    if max_cost is None or rates is None or not job.n_items:
+    if max_cost is None or not job.n_items:
         return True
     tokens = session.store.token_totals(job.id)
+    rates = costs.job_rates(job.provider, job.model, tokens)
+    if rates is None:
+        return True
     spent = rates.cost(tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"])
     upper = (orjson.loads(job.estimate_json or "{}").get("batch_upper_usd") or 0.0) * n_retry / job.n_items
     if spent + upper <= max_cost:

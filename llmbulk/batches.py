@@ -17,10 +17,10 @@ from pathlib import Path
 import orjson
 
 from llmbulk.crashpoints import crashpoint
-from llmbulk.errors import ProviderError, QuotaError, StateError
+from llmbulk.errors import ProviderError, QuotaError
 from llmbulk.models import BatchState, BatchStatus
 from llmbulk.providers.base import BatchProvider, ShardInput
-from llmbulk.shards import verify_shard
+from llmbulk.restore import ensure_shard
 from llmbulk.store import Store
 from llmbulk.store.schema import Batch, Job, Shard
 
@@ -50,11 +50,7 @@ def submit_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
         if adopted is not None:
             return adopted
     source = shard_input(home, shard)
-    if not verify_shard(source.path, shard.sha256):
-        raise StateError(
-            f"shard {shard.id} at {source.path} is missing or changed since it was packed",
-            hint="restore the state directory, or resubmit the job",
-        )
+    ensure_shard(store, provider, job, shard, home)  # another runner's shard is rebuilt from the input
     reusable_file = next((b.input_file_id for b in pending if b.input_file_id), None)
     if reusable_file is None and pending:  # a crash may have come between an upload and its record
         reusable_file = _adopt_upload(provider, shard, labels, min(b.intent_at for b in pending))

@@ -1,8 +1,9 @@
 """Prices from a maintained library (genai-prices, offline snapshot with batch rates), estimates, actuals.
 
 No hand-kept price table. A model the library does not know gives `None` (shown as unknown,
-never $0). Per-token rates are looked up once per model and applied linearly, so pricing a
-million items costs a dictionary lookup each.
+never $0). Some models are priced in tiers set by one request's prompt size (e.g. above 200k
+input tokens), so per-token rates are looked up per model and prompt-size bucket and cached:
+pricing a million items costs a dictionary lookup each.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
-_PROBE = 1_000_000
 CHARS_PER_TOKEN = 4.0
+BUCKET = 1000  # prompt sizes are rounded up to this; exact for tiers that start at a multiple of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,34 +31,51 @@ class Rates:
         return (input_tokens - cached) * self.input + cached * self.cached_input + output_tokens * self.output
 
 
-@lru_cache(maxsize=64)
-def rates(provider: str, model: str, batch: bool = True) -> Rates | None:
-    """Per-token rates from genai-prices, or None when the library does not know the model."""
+def rates(provider: str, model: str, batch: bool = True, request_tokens: int | None = None) -> Rates | None:
+    """Per-token rates for requests of `request_tokens` input tokens, or None for a model the library lacks.
+
+    genai-prices puts a request in a tier when its input tokens exceed the tier's start, so a
+    size rounded up to a multiple of `BUCKET` falls in the same tier as the size itself.
+    """
+    size = max(BUCKET, -(-(request_tokens or 0) // BUCKET) * BUCKET)
+    return _rates(provider, model, batch, size)
+
+
+@lru_cache(maxsize=1024)
+def _rates(provider: str, model: str, batch: bool, probe: int) -> Rates | None:
     from genai_prices import Usage, calc_price
 
     context = {"processing": "batch"} if batch else None
     provider_id = PROVIDER_IDS.get(provider, provider)
     try:
-        price_in = calc_price(Usage(input_tokens=_PROBE), model, provider_id=provider_id, price_context=context)
-        price_out = calc_price(Usage(output_tokens=_PROBE), model, provider_id=provider_id, price_context=context)
+        price_in = calc_price(Usage(input_tokens=probe), model, provider_id=provider_id, price_context=context)
+        # Output rates can depend on the prompt's tier too: price the output of a `probe`-token prompt.
+        with_out = calc_price(
+            Usage(input_tokens=probe, output_tokens=probe), model, provider_id=provider_id, price_context=context
+        )
         price_cached = calc_price(
-            Usage(input_tokens=_PROBE, cache_read_tokens=_PROBE), model, provider_id=provider_id, price_context=context
+            Usage(input_tokens=probe, cache_read_tokens=probe), model, provider_id=provider_id, price_context=context
         )
     except LookupError:
         return None
-    return Rates(
-        float(price_in.total_price) / _PROBE,
-        float(price_out.total_price) / _PROBE,
-        float(price_cached.total_price) / _PROBE,
-    )
+    per_input = float(price_in.total_price) / probe
+    return Rates(per_input, float(with_out.total_price) / probe - per_input, float(price_cached.total_price) / probe)
+
+
+def job_rates(provider: str, model: str, tokens: dict[str, int], batch: bool = True) -> Rates | None:
+    """Rates for a job's summed usage, at the tier of its average request (jobs are rarely mixed)."""
+    average = tokens["input_tokens"] // tokens["n"] if tokens.get("n") else None
+    return rates(provider, model, batch, average)
 
 
 def item_cost(
     provider: str, model: str, input_tokens: int | None, output_tokens: int | None, cached_tokens: int | None
 ) -> float | None:
     """Actual batch cost of one result, or None for an unknown model or missing usage."""
-    found = rates(provider, model)
-    if found is None or input_tokens is None:
+    if input_tokens is None:
+        return None
+    found = rates(provider, model, True, input_tokens)
+    if found is None:
         return None
     return found.cost(input_tokens, output_tokens or 0, cached_tokens or 0)
 
@@ -95,7 +113,8 @@ def estimate(
     likely_per_item = past_output_per_item if past_output_per_item is not None else cap / 4
     likely_output = int(likely_per_item * n_items)
     upper_output = cap * n_items
-    batch, sync = rates(provider, model, True), rates(provider, model, False)
+    per_request = input_tokens // n_items if n_items else None
+    batch, sync = rates(provider, model, True, per_request), rates(provider, model, False, per_request)
     return Estimate(
         input_tokens,
         likely_output,

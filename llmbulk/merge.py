@@ -6,19 +6,19 @@ the output file appears only when complete (tmp + rename).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from llmbulk import costs, schemas
+from llmbulk import costs, restore, schemas
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import StateError, UsageError
 from llmbulk.store import Store
 from llmbulk.store.schema import Job
-from llmbulk.tables import InputTable, TableWriter
+from llmbulk.tables import TableWriter
 
 RESULT_COLUMNS = (
     "output",
@@ -60,7 +60,7 @@ class _Merged:
 
 
 def _merged(store: Store, job: Job, explode: str | None) -> _Merged:
-    table = InputTable(Path(job.input_path), None if job.input_format == "tasks" else job.input_format)
+    table = restore.input_table(job)
     columns = [c for c in table.columns() if c != "content"] if table.format == "files" else table.columns()
     names = result_names(columns)
     schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
@@ -69,7 +69,9 @@ def _merged(store: Store, job: Job, explode: str | None) -> _Merged:
     element_keys = _element_keys(schema, explode, fields, job)
     if explode and element_keys:
         out_columns += [f"out.{explode}.{key}" for key in element_keys]
-    rates = costs.rates(job.provider, job.model)
+
+    def price(in_tok: int | None, out_tok: int | None, cached: int | None) -> float | None:
+        return costs.item_cost(job.provider, job.model, in_tok, out_tok, cached)
 
     def rows() -> Iterator[tuple[int, list[dict[str, Any]]]]:
         items = store.merged_rows(job.id)
@@ -77,7 +79,7 @@ def _merged(store: Store, job: Job, explode: str | None) -> _Merged:
             record = next(items, None)
             if record is None or record[0] != index:
                 raise _changed(job)
-            merged = _merge_row(row, record, names, rates)
+            merged = _merge_row(row, record, names, price)
             if table.format == "files":
                 merged.pop("content", None)  # the file itself stays in the repository
             if fields:
@@ -177,7 +179,10 @@ def _exploded(
 
 
 def _merge_row(
-    row: dict[str, Any], record: tuple[Any, ...], names: dict[str, str], rates: costs.Rates | None
+    row: dict[str, Any],
+    record: tuple[Any, ...],
+    names: dict[str, str],
+    price: Callable[[int | None, int | None, int | None], float | None],
 ) -> dict[str, Any]:
     (_row, _key, state, attempts, output, finish, in_tok, out_tok, err_type, err_code, err_msg, cached) = record
     error = None
@@ -191,7 +196,7 @@ def _merge_row(
     merged[names["finish_reason"]] = finish
     merged[names["input_tokens"]] = in_tok
     merged[names["output_tokens"]] = out_tok
-    merged[names["cost_usd"]] = rates.cost(in_tok, out_tok or 0, cached or 0) if rates and in_tok is not None else None
+    merged[names["cost_usd"]] = price(in_tok, out_tok, cached)
     return merged
 
 

@@ -30,6 +30,32 @@ def test_item_cost_matches_the_price_library_including_cache(provider: str, mode
     assert ours < sync  # the batch discount
 
 
+TIERED = [("anthropic", "claude-sonnet-4-5", "anthropic"), ("gemini", "gemini-2.5-pro", "google")]
+
+
+@pytest.mark.parametrize(("provider", "model", "provider_id"), TIERED)
+@pytest.mark.parametrize("prompt_tokens", [1_200, 199_999, 200_000, 200_001, 350_000])
+def test_tiered_models_are_priced_at_the_tier_of_each_request(
+    provider: str, model: str, provider_id: str, prompt_tokens: int
+) -> None:
+    # These models cost more per token once one request's prompt passes 200k tokens.
+    usage = Usage(input_tokens=prompt_tokens, cache_read_tokens=prompt_tokens // 4, output_tokens=900)
+    batch = {"processing": "batch"}
+    expected = float(calc_price(usage, model, provider_id=provider_id, price_context=batch).total_price)
+    assert costs.item_cost(provider, model, prompt_tokens, 900, prompt_tokens // 4) == pytest.approx(expected, 1e-9)
+    small = costs.rates(provider, model, True, 1_000)
+    large = costs.rates(provider, model, True, 300_000)
+    assert large.input > small.input  # the library does tier these models: the test would see a flat rate
+    # A job's summed usage is priced at the tier of its average request.
+    tokens = {"input_tokens": prompt_tokens * 10, "output_tokens": 9_000, "cached_tokens": 0, "n": 10}
+    per_request = float(
+        calc_price(Usage(input_tokens=prompt_tokens, output_tokens=900), model, provider_id=provider_id,
+                   price_context=batch).total_price
+    )  # fmt: skip
+    job = costs.job_rates(provider, model, tokens)
+    assert job.cost(tokens["input_tokens"], tokens["output_tokens"]) == pytest.approx(per_request * 10, 1e-9)
+
+
 def test_unknown_model_is_unknown_not_zero() -> None:
     assert costs.rates("openai", "no-such-model-2099") is None
     assert costs.item_cost("openai", "no-such-model-2099", 100, 10, 0) is None

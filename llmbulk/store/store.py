@@ -187,6 +187,15 @@ class Store:
         for start in range(0, len(params), CHUNK):
             conn.execute(sql, params[start : start + CHUNK])
 
+    def shard_attempts(self, job_id: str, shard_id: str) -> dict[int, int]:
+        """Row → attempt of every item a shard carries (what its lines' custom ids hold)."""
+        with self.read() as conn:
+            rows = conn.execute(
+                text("SELECT row_index, attempts FROM items WHERE job_id = :j AND shard_id = :s ORDER BY row_index"),
+                {"j": job_id, "s": shard_id},
+            )
+            return {int(row): int(attempt) for row, attempt in rows}
+
     def retryable_rows(self, job_id: str) -> Iterator[int]:
         """Rows of failed-retryable items with attempts left, in input order."""
         with self.read() as conn:
@@ -397,20 +406,27 @@ class Store:
             )
             return result.rowcount or 0
 
-    def calibration(self, provider: str, model: str) -> tuple[float | None, float | None]:
-        """(chars per input token, mean output tokens per success) from this database's past jobs."""
+    def calibration(self, provider: str, model: str, emulated: bool) -> tuple[float | None, float | None]:
+        """(chars per input token, mean output tokens per success) from this database's past jobs.
+
+        Only jobs of the same kind count: the emulator's token counts are not a real tokenizer's.
+        Characters are per item and tokens per successful attempt, so retries and failures do not
+        skew the ratio.
+        """
         with self.read() as conn:
             row = conn.execute(
                 text(
-                    "SELECT SUM(j.prompt_chars), SUM(t.input_tokens), SUM(t.n_ok), SUM(t.output_tokens) FROM jobs j"
-                    " JOIN (SELECT job_id, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
-                    " COUNT(*) AS n_ok FROM attempts WHERE outcome = 'succeeded' GROUP BY job_id) t ON t.job_id = j.id"
-                    " WHERE j.provider = :p AND j.model = :m AND j.prompt_chars IS NOT NULL AND j.n_items > 0"
+                    "SELECT SUM(j.prompt_chars), SUM(j.n_items), SUM(t.input_tokens), SUM(t.n_ok), SUM(t.output_tokens)"
+                    " FROM jobs j JOIN (SELECT job_id, SUM(input_tokens) AS input_tokens,"
+                    " SUM(output_tokens) AS output_tokens, COUNT(*) AS n_ok FROM attempts"
+                    " WHERE outcome = 'succeeded' AND input_tokens IS NOT NULL GROUP BY job_id) t ON t.job_id = j.id"
+                    " WHERE j.provider = :p AND j.model = :m AND j.emulated = :e AND j.prompt_chars IS NOT NULL"
+                    " AND j.n_items > 0"
                 ),
-                {"p": provider, "m": model},
+                {"p": provider, "m": model, "e": emulated},
             ).one()
-        chars, tokens, n_ok, out_tokens = row
-        per_token = float(chars) / float(tokens) if chars and tokens else None
+        chars, n_items, tokens, n_ok, out_tokens = row
+        per_token = (float(chars) / n_items) / (float(tokens) / n_ok) if chars and n_items and tokens and n_ok else None
         per_item = float(out_tokens) / float(n_ok) if out_tokens is not None and n_ok else None
         return per_token, per_item
 
