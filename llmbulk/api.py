@@ -30,7 +30,7 @@ from llmbulk.merge import MergeSummary, SettledRowStream, write_output
 from llmbulk.models import BatchState, ItemState, Limits
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.providers.base import BatchProvider, ProviderSettings
-from llmbulk.results import collect_batch
+from llmbulk.results import REQUEUE_CODES, collect_batch
 from llmbulk.shards import PackedShard, write_shards
 from llmbulk.store import Store
 from llmbulk.store.schema import Job, Shard
@@ -644,6 +644,8 @@ def _poll(session: Session, job: Job) -> None:
     """Poll live batches and emit an event for every state change."""
     for before, status in poll_batches(session.store, session.provider(job), job):
         name = "ended" if status.state is BatchState.ENDED else status.state.value
+        if status.state is BatchState.FAILED and status.error_code in REQUEUE_CODES:
+            name = "requeued"  # a quota refusal: the shard goes back to the queue, no item failed
         latency = (status.ended_at - before.created_at) if status.ended_at and before.created_at else None
         session.events.emit(
             f"batch.{name}",
@@ -1032,7 +1034,9 @@ def _run_loop(
                 job.id,
                 counts=final.counts,
                 seconds=clock() - started,
+                job_seconds=time.time() - job.created_at,
                 usage=final.usage,
+                cost_usd=_spent(session.store, job),
                 output=str(path) if path else None,
             )
             return RunResult(job.id, True, False, summary, final)
@@ -1075,6 +1079,13 @@ def worker(
             continue
         (finished if result.finished else running).append(job.id)
     return WorkerResult(finished, running, skipped)
+
+
+def _spent(store: Store, job: Job) -> float | None:
+    """Actual batch spend of the job so far (every attempt billed), or None for an unpriced model."""
+    tokens = store.token_totals(job.id)
+    rates = costs.job_rates(job.provider, job.model, tokens)
+    return rates.cost(tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"]) if rates else None
 
 
 def _within_budget(session: Session, job: Job, n_retry: int) -> bool:

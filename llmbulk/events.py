@@ -28,10 +28,13 @@ PROGRESS_EVERY = 1_000  # items between progress lines in the job log
 NOTIFY_GROUPS: dict[str, tuple[str, ...]] = {
     "done": ("job.done",),
     "failed": ("job.done_with_failures", "job.error", "batch.failed", "batch.expired"),
-    "batch": ("batch.created", "batch.ended", "batch.failed", "batch.expired", "batch.cancelled", "batch.collected"),
+    "batch": ("batch.*",),  # every batch transition, requeues and state changes included
     "timeout": ("job.timeout",),
     "all": (),
 }
+# Events that end a run: always attempted, even at a target that failed earlier in the run, so a
+# receiver that was down for a moment still hears how the job ended.
+FINAL_EVENTS = frozenset(("job.done", "job.done_with_failures", "job.error", "job.timeout", "job.budget_reached"))
 
 
 class JobLog:
@@ -61,7 +64,11 @@ class EventHooks:
     def wants(self, name: str) -> bool:
         if not self.notify_on or "all" in self.notify_on:
             return True
-        return any(name in NOTIFY_GROUPS.get(group, (group,)) for group in self.notify_on)
+        return any(_matches(name, NOTIFY_GROUPS.get(group, (group,))) for group in self.notify_on)
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(name == p or (p.endswith(".*") and name.startswith(p[:-1])) for p in patterns)
 
 
 class Events:
@@ -104,13 +111,15 @@ class Events:
     def _deliver(self, record: dict[str, Any], log: JobLog | None) -> None:
         payload = orjson.dumps(record, default=str)
         for target, send in self._targets():
-            if target in self._given_up:
+            if target in self._given_up and record["event"] not in FINAL_EVENTS:
                 continue
             try:
                 send(payload)
             except Exception as exc:  # delivery problems are reported, never fatal
                 self._given_up.add(target)  # one dead receiver must not slow every later event
-                message = f"event delivery to {target} failed (no more attempts this run): {exc}"
+                message = (
+                    f"event delivery to {target} failed (later events skipped this run, but for the job's end): {exc}"
+                )
                 self.hooks.failures.append(message)
                 if log is not None:
                     log.write(
@@ -143,7 +152,8 @@ class Events:
                     last = RuntimeError(f"HTTP {response.status}")
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 last = exc
-            self.hooks.sleep(0.25 * 2**attempt)
+            if attempt + 1 < self.hooks.attempts:  # no pause after the last try
+                self.hooks.sleep(0.25 * 2**attempt)
         raise RuntimeError(str(last))
 
 

@@ -168,9 +168,13 @@ def estimate_line(estimate: Estimate | None) -> str:
 
 
 def cost_json(report: CostReport) -> dict[str, Any]:
+    estimate = report.estimate
+    if estimate is not None and "saving_usd" not in estimate:
+        batch, sync = estimate.get("batch_likely_usd"), estimate.get("sync_likely_usd")
+        estimate = {**estimate, "saving_usd": None if batch is None or sync is None else sync - batch}
     return {
         "job_id": report.job_id,
-        "estimate": report.estimate,
+        "estimate": estimate,
         "tokens": report.tokens,
         "actual_usd": report.actual_usd,
         "sync_usd": report.sync_usd,
