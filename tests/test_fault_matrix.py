@@ -149,6 +149,9 @@ def test_fault_cell(
     states = dict(db.execute("SELECT row_index, state FROM items WHERE job_id = ?", (job_id,)).fetchall())
     want = expected_states(plan, job_id, len(keys)) if "item_errors" in plan else dict.fromkeys(states, "succeeded")
     assert states == want
+    kept = db.execute("SELECT state, SUM(n) FROM item_counts WHERE job_id = ? GROUP BY state", (job_id,)).fetchall()
+    counted = db.execute("SELECT state, COUNT(*) FROM items WHERE job_id = ? GROUP BY state", (job_id,)).fetchall()
+    assert sorted(kept) == sorted(counted)  # the counts status reads were kept in step with every write
     assert [r["status"] for r in rows] == [want[i] for i in range(len(keys))]
     assert result.exit_code == (0 if set(want.values()) == {"succeeded"} else 4)
 

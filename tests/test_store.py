@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from llmbulk.errors import InputError
 from llmbulk.leases import JobLease
@@ -23,6 +24,27 @@ from llmbulk.store.schema import Batch, Job, Shard
 def store(store_url: str) -> Iterator[Store]:
     opened = Store.open(store_url)
     yield opened
+    # Whatever the test did, the counts `status` reads were kept in step with the items.
+    with opened.read() as conn:
+        counted = conn.execute(text("SELECT job_id, state, COUNT(*) FROM items GROUP BY job_id, state")).all()
+        kept = conn.execute(
+            text("SELECT job_id, state, SUM(n) FROM item_counts GROUP BY job_id, state HAVING SUM(n) > 0")
+        ).all()
+        errors = conn.execute(
+            text(
+                "SELECT i.job_id, i.state, COALESCE(a.error_code, a.error_type, ''), COUNT(*) FROM items i"
+                " JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index AND a.attempt = i.attempts"
+                " WHERE i.state IN ('failed_retryable', 'failed_permanent', 'dead') GROUP BY 1, 2, 3"
+            )
+        ).all()
+        kept_errors = conn.execute(
+            text(
+                "SELECT job_id, state, error_code, SUM(n) FROM item_counts WHERE state IN"
+                " ('failed_retryable', 'failed_permanent', 'dead') GROUP BY 1, 2, 3 HAVING SUM(n) > 0"
+            )
+        ).all()
+    assert sorted((j, s, int(n)) for j, s, n in kept) == sorted((j, s, int(n)) for j, s, n in counted)
+    assert sorted((*r[:3], int(r[3])) for r in kept_errors) == sorted((*r[:3], int(r[3])) for r in errors)
     opened.close()
 
 

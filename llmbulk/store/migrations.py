@@ -131,6 +131,34 @@ def _status_speed(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_items_job_state ON items (job_id, state, row_index)"))
 
 
+def _item_counts(conn: Connection) -> None:
+    """Item counts per shard, state and last error code, kept up to date by the store's writes.
+
+    `status` on a million-item job then sums a few rows per shard instead of counting every item
+    and joining every failed one to its last attempt; the store recounts a shard (an index range
+    on job, shard, state) whenever it changes that shard's items.
+    """
+    conn.execute(
+        text(
+            "CREATE TABLE item_counts (job_id VARCHAR NOT NULL, shard_id VARCHAR NOT NULL, state VARCHAR NOT NULL,"
+            " error_code VARCHAR NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (job_id, shard_id, state, error_code))"
+        )
+    )
+    conn.execute(text("DROP INDEX ix_items_job_shard"))
+    conn.execute(text("CREATE INDEX ix_items_job_shard ON items (job_id, shard_id, state)"))
+    conn.execute(text(f"INSERT INTO item_counts (job_id, shard_id, state, error_code, n) {item_counts_select('')}"))
+
+
+def item_counts_select(where: str) -> str:
+    """Items counted per (job, shard, state, last error code); `where` filters on i.job_id / i.shard_id."""
+    return (
+        "SELECT i.job_id, i.shard_id, i.state, COALESCE(a.error_code, a.error_type, ''), COUNT(*) FROM items i"
+        " LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index AND a.attempt = i.attempts"
+        " AND i.state IN ('failed_retryable', 'failed_permanent', 'dead')"
+        f"{where} GROUP BY i.job_id, i.shard_id, i.state, COALESCE(a.error_code, a.error_type, '')"
+    )
+
+
 # Recomputes a batch's usage columns from its attempts (ix_attempts_batch); `batches.id` is the batch.
 BATCH_USAGE_SET = (
     "input_tokens = (SELECT COALESCE(SUM(a.input_tokens), 0) FROM attempts a WHERE a.batch_id = batches.id),"
@@ -142,6 +170,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_job_estimates", _job_estimates),
     ("0003_status_speed", _status_speed),
+    ("0004_item_counts", _item_counts),
 ]
 
 

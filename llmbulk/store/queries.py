@@ -7,21 +7,20 @@ Portable SQL (SQLite and PostgreSQL) with `:name` parameters. Kept free of SQLAl
 from __future__ import annotations
 
 # The migrations a database must have applied, exactly, for these queries to apply as written.
-SCHEMA = ("0001_initial", "0002_job_estimates", "0003_status_speed")
+SCHEMA = ("0001_initial", "0002_job_estimates", "0003_status_speed", "0004_item_counts")
 
 JOB = "SELECT * FROM jobs WHERE id = :j"
 BATCHES = "SELECT * FROM batches WHERE job_id = :j"
 BATCHES_ORDER = " ORDER BY intent_at, id"
-ITEM_COUNTS = "SELECT state, COUNT(*) FROM items WHERE job_id = :j GROUP BY state"
+ITEM_COUNTS = "SELECT state, SUM(n) FROM item_counts WHERE job_id = :j GROUP BY state HAVING SUM(n) > 0"
 USAGE = (
     "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
     " COALESCE(SUM(attempts_recorded), 0) FROM batches WHERE job_id = :j"
 )
 ERROR_COUNTS = (
-    "SELECT i.state, COALESCE(a.error_code, a.error_type, ''), COUNT(*) FROM items i"
-    " JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
-    " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state IN"
-    " ('failed_retryable', 'failed_permanent', 'dead') GROUP BY i.state, 2 ORDER BY 3 DESC"
+    "SELECT state, error_code, SUM(n) FROM item_counts WHERE job_id = :j"
+    " AND state IN ('failed_retryable', 'failed_permanent', 'dead') GROUP BY state, error_code"
+    " HAVING SUM(n) > 0 ORDER BY 3 DESC, 1, 2"
 )
 ITEMS_IN_STATE = (
     "SELECT i.row_index, i.key, i.state, i.attempts, a.error_type, a.error_code, a.error_message"

@@ -7,7 +7,7 @@ and subtract them without dialect code.
 
 from __future__ import annotations
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -46,7 +46,7 @@ class Item(SQLModel, table=True):
     __table_args__ = (
         Index("ix_items_job_state", "job_id", "state", "row_index"),
         Index("ux_items_job_key", "job_id", "key", unique=True),
-        Index("ix_items_job_shard", "job_id", "shard_id"),
+        Index("ix_items_job_shard", "job_id", "shard_id", "state"),
     )
 
     job_id: str = Field(primary_key=True, description="Owning job.")
@@ -55,6 +55,18 @@ class Item(SQLModel, table=True):
     state: str = Field(default="queued", description="ItemState value.")
     attempts: int = Field(default=0, description="Attempts made so far (the current one included).")
     shard_id: str | None = Field(default=None, description="Shard holding the current attempt.")
+
+
+class ItemCount(SQLModel, table=True):
+    """How many of a shard's items are in each state, kept by the store as it writes (read by status)."""
+
+    __tablename__ = "item_counts"
+
+    job_id: str = Field(primary_key=True, description="Owning job.")
+    shard_id: str = Field(primary_key=True, description="Shard whose items are counted.")
+    state: str = Field(primary_key=True, description="ItemState value.")
+    error_code: str = Field(primary_key=True, description="Last attempt's error code (failed states), else ''.")
+    n: int = Field(sa_type=BigInteger, description="Items of the shard in that state.")
 
 
 class Shard(SQLModel, table=True):

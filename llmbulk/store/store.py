@@ -19,7 +19,7 @@ from llmbulk.errors import InputError, NotFoundError
 from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
 from llmbulk.store import queries
 from llmbulk.store.engine import READ_OPTION, open_engine
-from llmbulk.store.migrations import BATCH_USAGE_SET
+from llmbulk.store.migrations import BATCH_USAGE_SET, item_counts_select
 from llmbulk.store.schema import Batch, Job, Shard
 
 CHUNK = 20_000
@@ -147,6 +147,7 @@ class Store:
     def add_shard(self, conn: Connection, shard: Shard) -> None:
         """Record a packed shard in the caller's transaction (its items are added as it is packed)."""
         conn.execute(text(_insert_sql("shards", _SHARD_COLUMNS)), shard.model_dump())
+        _recount(conn, shard.job_id, shard.id)
 
     def add_items(self, conn: Connection, job_id: str, shard_id: str, items: Sequence[tuple[int, str]]) -> None:
         """Record new items (row, key) of a shard, each at attempt 1, in the caller's transaction."""
@@ -186,6 +187,7 @@ class Store:
         params = [{"s": ItemState.QUEUED.value, "sh": shard_id, "j": job_id, "r": r} for r in rows]
         for start in range(0, len(params), CHUNK):
             conn.execute(sql, params[start : start + CHUNK])
+        _recount(conn, job_id)  # the rows leave whichever shards held them
 
     def shard_attempts(self, job_id: str, shard_id: str) -> dict[int, int]:
         """Row → attempt of every item a shard carries (what its lines' custom ids hold)."""
@@ -254,6 +256,7 @@ class Store:
                 text("UPDATE items SET state = :s WHERE job_id = :j AND shard_id = :sh AND state = :q"),
                 {"s": ItemState.SUBMITTED.value, "j": job_id, "sh": shard_id, "q": ItemState.QUEUED.value},
             )
+            _recount(conn, job_id, shard_id)
 
     def requeue_batch(self, batch_id: str, job_id: str, shard_id: str) -> None:
         """The batch produced no work (quota): its shard's items wait in the queue again."""
@@ -266,6 +269,7 @@ class Store:
                 text("UPDATE items SET state = 'queued' WHERE job_id = :j AND shard_id = :sh AND state = 'submitted'"),
                 {"j": job_id, "sh": shard_id},
             )
+            _recount(conn, job_id, shard_id)
 
     def batches(self, job_id: str, states: Iterable[str] | None = None) -> list[Batch]:
         sql = queries.BATCHES
@@ -361,6 +365,7 @@ class Store:
             ),
             {**params, "m": max_attempts},
         )
+        _recount(conn, job_id, batch.shard_id)
 
     def fail_shard_items(
         self, job_id: str, batch: Batch, error_type: str, error_code: str, message: str, max_attempts: int
@@ -392,6 +397,7 @@ class Store:
                 ),
                 {**params, "m": max_attempts},
             )
+            _recount(conn, job_id, batch.shard_id)
             _mark_collected(conn, batch.id, now)
 
     def mark_dead(self, job_id: str, max_attempts: int) -> int:
@@ -404,7 +410,10 @@ class Store:
                 ),
                 {"j": job_id, "m": max_attempts},
             )
-            return result.rowcount or 0
+            changed = result.rowcount or 0
+            if changed:
+                _recount(conn, job_id)
+            return changed
 
     def calibration(self, provider: str, model: str, emulated: bool) -> tuple[float | None, float | None]:
         """(chars per input token, mean output tokens per success) from this database's past jobs.
@@ -573,3 +582,12 @@ def _mark_collected(conn: Connection, batch_id: str, now: float) -> None:
     conn.execute(
         text(f"UPDATE batches SET collected_at = :t, {BATCH_USAGE_SET} WHERE id = :b"), {"t": now, "b": batch_id}
     )
+
+
+def _recount(conn: Connection, job_id: str, shard_id: str | None = None) -> None:
+    """Bring `item_counts` up to date for one shard of a job (or the whole job) after its items changed."""
+    where = " WHERE job_id = :j" + (" AND shard_id = :sh" if shard_id is not None else "")
+    params = {"j": job_id, "sh": shard_id}
+    conn.execute(text(f"DELETE FROM item_counts{where}"), params)
+    counted = item_counts_select(where.replace("job_id", "i.job_id").replace("shard_id", "i.shard_id"))
+    conn.execute(text(f"INSERT INTO item_counts (job_id, shard_id, state, error_code, n) {counted}"), params)
