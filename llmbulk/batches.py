@@ -99,7 +99,10 @@ def _reconcile(
     store: Store, provider: BatchProvider, job: Job, shard: Shard, batch: Batch, labels: dict[str, str]
 ) -> Batch | None:
     since = datetime.fromtimestamp(batch.intent_at, UTC)
-    found = provider.find(labels, since, shard.n_items)
+    # A batch another shard already owns is never adopted: Anthropic's batches carry no labels, so
+    # a later shard of the same size created since this intent would otherwise match.
+    owned = {b.provider_batch_id for b in store.batches(job.id) if b.provider_batch_id}
+    found = [ref for ref in provider.find(labels, since, shard.n_items) if ref.batch_id not in owned]
     if not found:
         return None
     ref = found[-1]  # the oldest match: any later ones would be duplicates we must not adopt twice

@@ -75,6 +75,9 @@ FAULTS: dict[str, Callable[[str], dict[str, Any] | None]] = {
     "500_on_upload": http("upload", status=500, times=4),
     "reset_on_create": http("create", action="reset"),
     "reset_after_create": http("create", action="reset", after=True),
+    # The second shard's create is lost before it happens, just after a same-sized shard's batch was
+    # created: reconciliation must not adopt that batch (Anthropic's listing has no labels to tell).
+    "reset_on_second_create": http("create", action="reset", skip=1),
     "timeout_after_create": http("create", **TIMEOUT, after=True),
     "reset_after_upload": http("upload", action="reset", after=True),
     "reset_on_poll": http("poll", action="reset", times=4),
@@ -160,7 +163,9 @@ def test_fault_cell(
     audit = [orjson.loads(line) for line in (home / "emulator" / "audit.jsonl").read_bytes().splitlines()]
     created = {e["id"] for e in audit if e["event"] == "batch.created"}
     sql = "SELECT provider_batch_id, shard_id FROM batches WHERE job_id = ? AND provider_batch_id IS NOT NULL"
-    recorded = dict(db.execute(sql, (job_id,)).fetchall())
+    pairs = db.execute(sql, (job_id,)).fetchall()
+    recorded = dict(pairs)
+    assert len(recorded) == len(pairs), "one provider batch was adopted by two shards"
     assert created == set(recorded)
     failed_at_provider = {  # a token-limit failure is recorded as requeued: its shard goes again
         r[0] for r in db.execute("SELECT provider_batch_id FROM batches WHERE state IN ('failed', 'requeued')")

@@ -44,6 +44,7 @@ class HttpFault(BaseModel):
     )
     status: int | None = Field(default=None, description="HTTP status to answer with (action 'status').")
     times: int = Field(default=1, description="How many matching requests fail.")
+    skip: int = Field(default=0, description="Matching requests let through before the first one fails.")
     retry_after_ms: int | None = Field(default=None, description="retry-after-ms / retry-after to send.")
     delay_ms: int = Field(default=2000, description="How long a 'timeout' holds the answer.")
     after: bool = Field(default=False, description="reset/timeout after handling the request.")
@@ -121,6 +122,7 @@ class Emulator:
         self.calls: dict[str, int] = {}
         self.codecs: dict[str, Codec] = {}
         self._http_budget = [f.times for f in self.config.faults.http_faults]
+        self._http_skips = [f.skip for f in self.config.faults.http_faults]
 
     # ---- persistence ---------------------------------------------------------------------------
 
@@ -337,6 +339,9 @@ class Emulator:
             if fault.method and fault.method.upper() != method.upper():
                 continue
             if re.search(fault.path_regex, path):
+                if self._http_skips[index] > 0:
+                    self._http_skips[index] -= 1
+                    continue
                 self._http_budget[index] -= 1
                 return fault
         return None
