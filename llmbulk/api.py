@@ -205,6 +205,19 @@ class Session:
 
 
 @contextmanager
+def _logged(session: Session, job_id: str) -> Iterator[None]:
+    """Errors of a command on a job go to its log with their stack trace; Ctrl-C is logged too."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        session.events.emit("job.interrupted", job_id)
+        raise
+    except Exception as exc:
+        session.events.error(job_id, exc)
+        raise
+
+
+@contextmanager
 def _session(settings: Settings | None, progress: Progress, hooks: EventHooks | None = None) -> Iterator[Session]:
     session = Session(settings, progress, hooks)
     try:
@@ -609,7 +622,7 @@ def collect(
         session.explode = explode
         job = session.store.get_job(job_id)
         path, fmt = resolve_output(job, out, fmt)
-        with JobLease(session.store, job.id, wait=wait_lock):
+        with JobLease(session.store, job.id, wait=wait_lock), _logged(session, job.id):
             collected = _poll_and_collect(session, job, refresh)
             summary = _write(session, job, path, fmt)
         return CollectResult(job.id, collected, summary, _job_status(session.store, job))
@@ -676,7 +689,7 @@ def retry(
     """Resubmit only the failed-retryable items with attempts left; the rest become dead."""
     with _session(settings, progress) as session:
         job = session.store.get_job(job_id)
-        with JobLease(session.store, job.id, wait=wait_lock):
+        with JobLease(session.store, job.id, wait=wait_lock), _logged(session, job.id):
             return _retry(session, session.store.get_job(job_id))
 
 
@@ -735,7 +748,7 @@ def cancel(
     with _session(settings, progress) as session:
         job = session.store.get_job(job_id)
         provider = session.provider(job)
-        with JobLease(session.store, job.id, wait=wait_lock):
+        with JobLease(session.store, job.id, wait=wait_lock), _logged(session, job.id):
             cancel_batches(session.store, provider, job)
             session.store.update_job(job.id, state="cancelled")
             session.events.emit("job.cancelled", job.id)
@@ -952,12 +965,8 @@ def run(
             spec["max_cost"] = max_cost
             session.store.update_job(job.id, spec_json=orjson.dumps(spec).decode())
         path, fmt = resolve_output(job, out, fmt)
-        with JobLease(session.store, job.id, wait=wait_lock) as lease:
-            try:
-                return _run_loop(session, lease, job.id, path, fmt, timeout, retry_failed, started, sleep, clock)
-            except Exception as exc:
-                session.events.error(job.id, exc)
-                raise
+        with JobLease(session.store, job.id, wait=wait_lock) as lease, _logged(session, job.id):
+            return _run_loop(session, lease, job.id, path, fmt, timeout, retry_failed, started, sleep, clock)
 
 
 def _run_loop(

@@ -572,3 +572,21 @@ def test_a_quota_requeue_is_not_announced_as_a_failure(
     assert result.exit_code == 0, result.stderr
     assert [b["state"] for b in result.json()["batches"]] == ["requeued", "ended"]
     assert [e["event"] for e in receiver.events()] == []
+
+
+def test_a_failing_collect_is_logged_with_its_stack_trace(
+    llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path
+) -> None:
+    changed = tmp_path / "reviews.csv"
+    changed.write_bytes(QUICKSTART.read_bytes())
+    submitted = llmbulk("submit", str(changed), "-p", "openai", "-m", MODEL, "--prompt", PROMPT, "--id-column",
+                        "review_id", "--emulate", "--json")  # fmt: skip
+    assert submitted.exit_code == 0, submitted.stderr
+    job_id = submitted.json()["job_id"]
+    with open(changed, "a") as fh:
+        fh.write("r999,an extra row,5\n")
+    failed = llmbulk("collect", job_id, "--out", "out.csv")
+    assert failed.exit_code == 1 and "changed since job" in failed.stderr and "Traceback" not in failed.stderr
+    error = _log(home, job_id)[-1]
+    assert error["event"] == "job.error" and "changed since job" in error["error"]
+    assert "Traceback (most recent call last)" in error["traceback"] and "merge.py" in error["traceback"]
