@@ -46,7 +46,8 @@ def error(message: str) -> None:
 
 
 class RichProgress:
-    """Progress on stderr: one line per stage, with counts; quiet when not a terminal."""
+    """Progress on stderr: a live counter on a terminal, notes always; -q only errors, -v each
+    stage, -vv each stage with the time the previous one took and its count."""
 
     def __init__(self, verbose: int = 0) -> None:
         self.verbose = verbose
@@ -54,15 +55,21 @@ class RichProgress:
         self._done = 0
         self._total: int | None = None
         self._last = 0.0
+        self._started = time.monotonic()
 
     def stage(self, name: str, total: int | None = None) -> None:
         self._finish()
-        self._stage, self._done, self._total = name, 0, total
+        now = time.monotonic()
+        if self.verbose > 1 and self._stage:
+            err.print(f"[dim]  {escape(self._stage)}: {self._done:,} in {now - self._started:.2f} s[/]")
+        self._stage, self._done, self._total, self._started = name, 0, total, now
         if self.verbose > 0:
             err.print(f"[dim]{escape(name)}…[/]")
 
     def advance(self, n: int = 1) -> None:
         self._done += n
+        if self.verbose < 0:
+            return
         now = time.monotonic()
         if err.is_terminal and now - self._last > 0.2:
             self._last = now
