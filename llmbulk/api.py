@@ -13,7 +13,8 @@ import string
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from llmbulk import costs, providers, restore, schemas
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.crashpoints import crashpoint
-from llmbulk.errors import BudgetError, ConfigError, InputError, ProviderError, QuotaError, UsageError
+from llmbulk.errors import BudgetError, ConfigError, InputError, LlmbulkError, ProviderError, QuotaError, UsageError
 from llmbulk.events import PROGRESS_EVERY, EventHooks, Events, every
 from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, SettledRowStream, write_output
@@ -39,6 +40,7 @@ from llmbulk.tasks import TaskSpec, iter_tasks
 from llmbulk.views import BatchView, JobStatus, batch_view  # noqa: F401 - BatchView re-exported
 
 EMULATOR_KEY = "llmbulk-emulator-key"
+DOCTOR_TIMEOUT = 10.0  # seconds a doctor check waits for a provider
 TROUBLED_ROUNDS_MAX = 10  # rounds in a row whose provider calls failed after the SDK's retries
 
 
@@ -875,22 +877,40 @@ class Check:
 
 
 def doctor(*, settings: Settings | None = None, emulator: bool = True) -> list[Check]:
-    """Check keys, the state database, and that the emulator starts and answers."""
+    """Check keys, that each keyed provider's batch API answers, the state database, and the emulator."""
     settings = settings or load_settings()
     checks: list[Check] = []
+    keyed: list[str] = []
     for name, info in sorted(providers.REGISTRY.items()):
         present = [var for var in info.key_env if settings.env.get(var)]
         detail = f"{present[0]} is set" if present else f"no key ({' or '.join(info.key_env)}); --emulate still works"
         checks.append(Check(f"{name} key", bool(present), detail))
+        if present:
+            keyed.append(name)
     try:
-        with _session(settings, NO_PROGRESS) as session:
+        with _session(replace(settings, http_timeout=DOCTOR_TIMEOUT), NO_PROGRESS) as session:
             n_jobs = len(session.store.list_jobs(1000))
-        checks.append(Check("state database", True, f"{_redacted(settings.db_url)} migrated, {n_jobs} job(s)"))
+            checks.append(Check("state database", True, f"{_redacted(settings.db_url)} migrated, {n_jobs} job(s)"))
+            checks.extend(_check_provider(session, name) for name in keyed)
     except Exception as exc:
         checks.append(Check("state database", False, str(exc)))
     if emulator:
         checks.append(_check_emulator(settings))
     return checks
+
+
+def _check_provider(session: Session, name: str) -> Check:
+    """One listing call on the provider's batch API (read-only, nothing is created)."""
+    label = f"{name} batch API"
+    try:
+        adapter = session._make_provider(name, "doctor", None, emulated=False, need_key=True)
+        try:
+            adapter.find({"llmbulk_job": "doctor", "llmbulk_shard": "doctor"}, datetime.now(UTC), 0)
+        finally:
+            adapter.close()
+    except LlmbulkError as exc:
+        return Check(label, False, exc.message)
+    return Check(label, True, "answers a batch listing with this key")
 
 
 def _check_emulator(settings: Settings) -> Check:
