@@ -18,6 +18,7 @@ from llmbulk.errors import InputError
 from llmbulk.models import Limits, Task, make_custom_id
 
 ITEM_CHUNK = 10_000  # item keys handed to the sink at a time
+WRITE_BLOCK = 1 << 20  # bytes of lines gathered before one write (and hash update)
 
 ItemSink = Callable[[int, list[tuple[int, str]]], None]
 """Receives (shard seq, [(row, key), ...]) for items as their lines are written."""
@@ -45,21 +46,36 @@ class _ShardFile:
         self.n_items = 0
         self.sink = sink
         self.pending: list[tuple[int, str]] = []
+        # Lines not yet written: one write and one hash update per block instead of per line.
+        self.lines: list[bytes] = []
+        self.buffered = 0
 
     def add(self, line: bytes, row: int, key: str) -> None:
-        self.fh.write(line)
-        self.digest.update(line)
+        self.lines.append(line)
+        self.buffered += len(line)
         self.n_bytes += len(line)
         self.n_items += 1
         self.pending.append((row, key))
         if len(self.pending) >= ITEM_CHUNK:
+            self.flush_items()
+        elif self.buffered >= WRITE_BLOCK:
+            self.flush_lines()
+
+    def flush_lines(self) -> None:
+        block = b"".join(self.lines)
+        self.lines = []
+        self.buffered = 0
+        self.fh.write(block)
+        self.digest.update(block)
+
+    def flush_items(self) -> None:
+        self.flush_lines()
+        if self.pending:
             self.sink(self.seq, self.pending)
             self.pending = []
 
     def finish(self) -> PackedShard:
-        if self.pending:
-            self.sink(self.seq, self.pending)
-            self.pending = []
+        self.flush_items()
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
@@ -79,28 +95,32 @@ def write_shards(
     directory: Path,
     sink: ItemSink,
     first_seq: int = 1,
-    attempt_of: Callable[[int], int] = lambda _row: 1,
+    attempt_of: Callable[[int], int] | None = None,
 ) -> Iterator[PackedShard]:
     """Pack tasks into shards within `limits`, yielding each shard once it is on disk.
 
-    Every item's (row, key) reaches `sink` before its shard is yielded.
+    Every item's (row, key) reaches `sink` before its shard is yielded. `attempt_of(row)` gives
+    each item's attempt number (1 when not given).
     """
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     seq = first_seq
     current: _ShardFile | None = None
+    max_items, max_bytes = limits.max_items, limits.max_bytes
+    cap = _request_cap(limits)
     try:
         for task in tasks:
-            line = encode(task, make_custom_id(job_id, task.row_index, attempt_of(task.row_index))) + b"\n"
-            _check_request_size(task, line, limits)
-            if current is not None and (
-                current.n_items >= limits.max_items or current.n_bytes + len(line) > limits.max_bytes
-            ):
+            row = task.row_index
+            line = encode(task, make_custom_id(job_id, row, 1 if attempt_of is None else attempt_of(row))) + b"\n"
+            size = len(line)
+            if size > cap:
+                raise _too_large(task, size, cap)
+            if current is not None and (current.n_items >= max_items or current.n_bytes + size > max_bytes):
                 yield current.finish()
                 current = None
                 seq += 1
             if current is None:
                 current = _ShardFile(directory, seq, sink)
-            current.add(line, task.row_index, task.key)
+            current.add(line, row, task.key)
         if current is not None:
             yield current.finish()
             current = None
@@ -109,14 +129,17 @@ def write_shards(
             current.abort()
 
 
-def _check_request_size(task: Task, line: bytes, limits: Limits) -> None:
-    cap = min(limits.max_bytes, limits.max_request_bytes or limits.max_bytes)
-    if len(line) > cap:
-        raise InputError(
-            f"item {task.key!r} (row {task.row_index + 1}) is {len(line):,} bytes as a request, "
-            f"over the {cap:,}-byte limit per request",
-            hint="shorten that row's text, or raise --max-bytes-per-batch if a lower cap was set",
-        )
+def _request_cap(limits: Limits) -> int:
+    """The most bytes one request line may take."""
+    return min(limits.max_bytes, limits.max_request_bytes or limits.max_bytes)
+
+
+def _too_large(task: Task, size: int, cap: int) -> InputError:
+    return InputError(
+        f"item {task.key!r} (row {task.row_index + 1}) is {size:,} bytes as a request, "
+        f"over the {cap:,}-byte limit per request",
+        hint="shorten that row's text, or raise --max-bytes-per-batch if a lower cap was set",
+    )
 
 
 def verify_shard(path: Path, sha256: str) -> bool:

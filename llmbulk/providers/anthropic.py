@@ -72,6 +72,7 @@ class AnthropicBatchProvider:
         self.settings = settings
         self._client: Any = None
         self._schema_cache: tuple[bytes, dict[str, Any]] | None = None
+        self._params_cache: tuple[tuple[tuple[str, Any], ...], int, dict[str, Any]] | None = None
 
     @property
     def client(self) -> Any:
@@ -96,10 +97,10 @@ class AnthropicBatchProvider:
         messages: list[dict[str, Any]] = []
         for message in task.messages:
             role = message.get("role")
-            if role == "system":  # lifted: the top-level `system` is the portable place for it
-                system_parts.append(_text_of(message.get("content")))
-            elif role in MESSAGE_ROLES:
+            if role in MESSAGE_ROLES:
                 messages.append({"role": role, "content": message.get("content")})
+            elif role == "system":  # lifted: the top-level `system` is the portable place for it
+                system_parts.append(_text_of(message.get("content")))
             else:
                 raise InputError(
                     f"item {task.key!r}: message role {role!r} is not supported by Anthropic",
@@ -107,33 +108,48 @@ class AnthropicBatchProvider:
                 )
         if not messages:
             raise InputError(f"item {task.key!r} has no user or assistant message", hint="Anthropic needs at least one")
-        params: dict[str, Any] = {
-            "model": self.settings.model,
-            "max_tokens": _max_tokens(task),
-            "messages": messages,
-        }
+        cached = self._params_cache
+        if cached is not None and ((not task.params and not cached[0]) or _same_params(task.params, cached[0])):
+            max_tokens, extra = cached[1], cached[2]
+        else:
+            max_tokens, extra = self._params_of(task)
+        params: dict[str, Any] = {"model": self.settings.model, "max_tokens": max_tokens, "messages": messages}
         if system_parts:
             params["system"] = "\n\n".join(system_parts)
+        if extra:
+            # The same keys, values and order as assigning them one by one after `system`.
+            params.update(extra)
+        return orjson.dumps({"custom_id": custom_id, "params": params})
+
+    def _params_of(self, task: Task) -> tuple[int, dict[str, Any]]:
+        """`max_tokens` and the other request params of a task, remembered for the tasks after it.
+
+        A job's tasks share their params (usually the very same dict), so `encode` reuses the last
+        result while the params hold the same names, in the same order, bound to the same objects.
+        """
+        max_tokens = _max_tokens(task)
+        extra: dict[str, Any] = {}
         for name, value in model_params(task, {}).items():
             if name == "max_tokens" or name in DROPPED_PARAMS:
                 continue
             if name == schemas.PARAM:  # native structured output: the answer is a JSON text block
                 schema = self._output_schema(task, value)
-                params["output_config"] = {
-                    **params.get("output_config", {}),
+                extra["output_config"] = {
+                    **extra.get("output_config", {}),
                     "format": {"type": "json_schema", "schema": schema},
                 }
                 continue
             if name == "output_config" and isinstance(value, dict):  # e.g. effort; a --schema format wins
-                params["output_config"] = {**value, **params.get("output_config", {})}
+                extra["output_config"] = {**value, **extra.get("output_config", {})}
                 continue
             if name in RESERVED_PARAMS:
                 raise InputError(
                     f"item {task.key!r}: parameter {name!r} cannot be set here", hint=RESERVED_PARAMS[name]
                 )
             key = RENAMED_PARAMS.get(name, name)
-            params[key] = [value] if key == "stop_sequences" and isinstance(value, str) else value
-        return orjson.dumps({"custom_id": custom_id, "params": params})
+            extra[key] = [value] if key == "stop_sequences" and isinstance(value, str) else value
+        self._params_cache = (tuple(task.params.items()), max_tokens, extra)
+        return max_tokens, extra
 
     def decode(self, line: bytes) -> ItemOutcome:
         """One results line (`succeeded`, `errored`, `canceled` or `expired`) to an outcome."""
@@ -362,6 +378,19 @@ def write_create_body(shard_path: Path) -> Path:
                 separator = b",\n"
         out.write(b"]}")
     return body_path
+
+
+def _same_params(params: dict[str, Any], seen: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether `params` holds the same names, in the same order, bound to the very same objects.
+
+    Identity, not equality: `1 == 1.0 == True`, yet each is written (and validated) differently.
+    """
+    if len(params) != len(seen):
+        return False
+    for (name, value), (seen_name, seen_value) in zip(params.items(), seen):  # noqa: B905 - lengths checked
+        if value is not seen_value or name != seen_name:
+            return False
+    return True
 
 
 def _max_tokens(task: Task) -> int:

@@ -144,6 +144,7 @@ class GeminiBatchProvider:
         self._http_client = http_client  # an `httpx2.Client` (tests, emulator); the SDK owns one otherwise
         self._clock = clock
         self._client: Any = None
+        self._configs = _ConfigCache()
 
     @property
     def client(self) -> Any:
@@ -173,7 +174,7 @@ class GeminiBatchProvider:
 
     def encode(self, task: Task, custom_id: str) -> bytes:
         """One keyed JSONL line: `{"key", "request": GenerateContentRequest (REST camelCase)}`."""
-        return orjson.dumps({"key": custom_id, "request": _request(task)})
+        return orjson.dumps({"key": custom_id, "request": _request(task, self._configs)})
 
     def decode(self, line: bytes) -> ItemOutcome:
         """One result line (`response` or google.rpc.Status `error`) to an outcome."""
@@ -457,7 +458,17 @@ def _text(content: Any) -> str:
     return str(content)
 
 
-def _request(task: Task) -> dict[str, Any]:
+class _ConfigCache:
+    """The last task params seen and the `generationConfig` made of them (a job's tasks share theirs)."""
+
+    __slots__ = ("config", "seen")
+
+    def __init__(self) -> None:
+        self.seen: tuple[tuple[str, Any], ...] | None = None
+        self.config: dict[str, Any] = {}
+
+
+def _request(task: Task, configs: _ConfigCache | None = None) -> dict[str, Any]:
     """A GenerateContentRequest in REST JSON (camelCase), without the model."""
     system = [task.system] if task.system else []
     contents = []
@@ -466,18 +477,40 @@ def _request(task: Task) -> dict[str, Any]:
         if role == "system":
             system.append(_text(message["content"]))
             continue
-        if role not in ROLES:
+        gemini_role = ROLES.get(role)
+        if gemini_role is None:
             raise InputError(
                 f"row {task.row_index}: Gemini has no message role {role!r}", hint="use user, assistant or system"
             )
-        contents.append({"role": ROLES[role], "parts": [{"text": _text(message["content"])}]})
+        content = message["content"]
+        contents.append({"role": gemini_role, "parts": [{"text": content if type(content) is str else _text(content)}]})
     request: dict[str, Any] = {"contents": contents}
     if system:
         request["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
-    config = _generation_config(model_params(task, {}))
+    params = task.params
+    seen = configs.seen if configs is not None else None
+    if seen is not None and ((not params and not seen) or _same_params(params, seen)):
+        config = configs.config  # type: ignore[union-attr]
+    else:
+        config = _generation_config(model_params(task, {}))
+        if configs is not None:
+            configs.seen, configs.config = tuple(params.items()), config
     if config:
         request["generationConfig"] = config
     return request
+
+
+def _same_params(params: dict[str, Any], seen: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether `params` holds the same names, in the same order, bound to the very same objects.
+
+    Identity, not equality: `1 == 1.0 == True`, yet each is written differently.
+    """
+    if len(params) != len(seen):
+        return False
+    for (name, value), (seen_name, seen_value) in zip(params.items(), seen):  # noqa: B905 - lengths checked
+        if value is not seen_value or name != seen_name:
+            return False
+    return True
 
 
 def _generation_config(params: dict[str, Any]) -> dict[str, Any]:
