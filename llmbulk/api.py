@@ -24,7 +24,16 @@ from llmbulk import costs, providers, restore, schemas
 from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.crashpoints import crashpoint
-from llmbulk.errors import BudgetError, ConfigError, InputError, LlmbulkError, ProviderError, QuotaError, UsageError
+from llmbulk.errors import (
+    BudgetError,
+    ConfigError,
+    InputError,
+    LeaseError,
+    LlmbulkError,
+    ProviderError,
+    QuotaError,
+    UsageError,
+)
 from llmbulk.events import PROGRESS_EVERY, EventHooks, Events, every
 from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, SettledRowStream, write_output
@@ -208,11 +217,16 @@ class Session:
 
 @contextmanager
 def _logged(session: Session, job_id: str) -> Iterator[None]:
-    """Errors of a command on a job go to its log with their stack trace; Ctrl-C is logged too."""
+    """Errors of a command on a job go to its log with their stack trace; Ctrl-C is logged too.
+
+    A mistake in this command's own arguments (a bad --out, say) is not the job's: it is only shown.
+    """
     try:
         yield
     except KeyboardInterrupt:
         session.events.emit("job.interrupted", job_id)
+        raise
+    except (UsageError, InputError, LeaseError):
         raise
     except Exception as exc:
         session.events.error(job_id, exc)
@@ -1094,7 +1108,6 @@ def worker(
     clock: Callable[[], float] = time.monotonic,
 ) -> WorkerResult:
     """One pass over every job that needs attention, oldest first; jobs another runner holds are skipped."""
-    from llmbulk.errors import LeaseError
 
     finished, running, skipped = [], [], []
     with _session(settings, progress) as session:

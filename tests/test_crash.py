@@ -10,6 +10,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from llmbulk.emulator import EmulatorConfig, EmulatorServer, FaultPlan
 
 ROWS = 60
 POINTS = ["mid_pack", "after_intent", "after_upload", "after_create", "mid_download", "mid_record", "mid_merge"]
+MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
 FAKE_KEY = "sk-crash-test-key"
 
 
@@ -44,11 +46,15 @@ def _input(tmp_path: Path) -> Path:
 
 
 def _env(tmp_path: Path, server: EmulatorServer, crash_at: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMBULK_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "GOOGLE_", "LLMBULK_"))}
     env.update(
         LLMBULK_HOME=str(tmp_path / "state"),
         OPENAI_API_KEY=FAKE_KEY,
         OPENAI_BASE_URL=server.openai_base_url,
+        ANTHROPIC_API_KEY=FAKE_KEY,
+        ANTHROPIC_BASE_URL=server.anthropic_base_url,
+        GOOGLE_API_KEY=FAKE_KEY,
+        GOOGLE_GEMINI_BASE_URL=server.gemini_base_url,
         LLMBULK_POLL_INITIAL="0.05",
         LLMBULK_POLL_MAX="0.2",
     )
@@ -63,8 +69,8 @@ def _llmbulk(tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 6
     )
 
 
-def _run_args(input_path: Path) -> list[str]:
-    return ["run", str(input_path), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", "Label: {{ text }}",
+def _run_args(input_path: Path, provider: str = "openai") -> list[str]:
+    return ["run", str(input_path), "-p", provider, "-m", MODELS[provider], "--prompt", "Label: {{ text }}",
             "--id-column", "id", "--max-items-per-batch", "7", "--max-attempts", "6", "--out", "out.csv"]  # fmt: skip
 
 
@@ -73,11 +79,11 @@ def _job_ids(tmp_path: Path, env: dict[str, str]) -> list[str]:
     return [j["job_id"] for j in json.loads(listed.stdout)] if listed.returncode == 0 and listed.stdout else []
 
 
-def _finish(tmp_path: Path, env: dict[str, str], input_path: Path) -> None:
+def _finish(tmp_path: Path, env: dict[str, str], input_path: Path, provider: str = "openai") -> None:
     """Rerun until done: continue the job if it exists, else submit it again."""
     for _ in range(10):
         jobs = _job_ids(tmp_path, env)
-        args = ["run", jobs[0], "--out", "out.csv"] if jobs else _run_args(input_path)
+        args = ["run", jobs[0], "--out", "out.csv"] if jobs else _run_args(input_path, provider)
         result = _llmbulk(tmp_path, env, *args, "--wait-lock", "30")
         if result.returncode == 0:
             return
@@ -85,9 +91,12 @@ def _finish(tmp_path: Path, env: dict[str, str], input_path: Path) -> None:
     raise AssertionError(f"job did not finish: {result.stderr}")
 
 
-def _check(tmp_path: Path, server: EmulatorServer) -> Counter:
+def _check(tmp_path: Path, server: EmulatorServer, provider: str = "openai") -> Counter:
     jobs = _job_ids(tmp_path, _env(tmp_path, server))
     assert len(jobs) == 1, jobs  # a rerun after a crash never submitted a second job
+    _check_every_batch_owned_once(tmp_path, server, provider)
+    if provider != "openai":
+        return _check_output(tmp_path)
     created = [e for e in server.emulator.audit_events() if e["event"] == "batch.created"]
     per_shard = Counter((e.get("metadata") or {}).get("llmbulk_shard") for e in created)
     duplicates = {shard: n for shard, n in per_shard.items() if n > 1}
@@ -96,32 +105,50 @@ def _check(tmp_path: Path, server: EmulatorServer) -> Counter:
     uploads = Counter(f.get("filename") for f in server.emulator.list_files("openai") if f.get("purpose") == "batch")
     assert sorted(uploads) == sorted(f"{shard}.jsonl" for shard in per_shard), uploads
     assert set(uploads.values()) == {1}, uploads
+    _check_output(tmp_path)
+    return per_shard
+
+
+def _check_output(tmp_path: Path) -> Counter:
     with open(tmp_path / "out.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(ROWS)]
     assert {r["status"] for r in rows} == {"succeeded"}
-    return per_shard
+    return Counter(r["status"] for r in rows)
 
 
+def _check_every_batch_owned_once(tmp_path: Path, server: EmulatorServer, provider: str) -> None:
+    """Every batch the provider created is recorded for exactly one shard, and no shard has two that ran."""
+    created = {e["id"] for e in server.emulator.audit_events() if e["event"] == "batch.created"}
+    with sqlite3.connect(tmp_path / "state" / "llmbulk.db") as db:
+        rows = db.execute("SELECT provider_batch_id, shard_id, state FROM batches WHERE provider_batch_id IS NOT NULL")
+        recorded = rows.fetchall()
+    assert created == {b for b, _, _ in recorded}, "a batch the provider created was forgotten"
+    assert len(recorded) == len(created), "one provider batch is recorded for two shards"
+    ran = Counter(shard for _, shard, state in recorded if state not in ("failed", "requeued"))
+    assert set(ran.values()) <= {1}, f"shards created twice: {ran}"
+
+
+@pytest.mark.parametrize("provider", list(MODELS))
 @pytest.mark.parametrize("point", POINTS)
 def test_sigkill_at_each_transition_then_rerun_loses_nothing_and_pays_once(
-    point: str, tmp_path: Path, emulator: EmulatorServer
+    point: str, provider: str, tmp_path: Path, emulator: EmulatorServer
 ) -> None:
     input_path = _input(tmp_path)
-    crashed = _llmbulk(tmp_path, _env(tmp_path, emulator, crash_at=point), *_run_args(input_path))
+    crashed = _llmbulk(tmp_path, _env(tmp_path, emulator, crash_at=point), *_run_args(input_path, provider))
     assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr)
-    _finish(tmp_path, _env(tmp_path, emulator), input_path)
-    _check(tmp_path, emulator)
+    _finish(tmp_path, _env(tmp_path, emulator), input_path, provider)
+    _check(tmp_path, emulator, provider)
 
 
-def _random_kills(tmp_path: Path, server: EmulatorServer, kills: int, seed: int) -> int:
+def _random_kills(tmp_path: Path, server: EmulatorServer, kills: int, seed: int, provider: str = "openai") -> int:
     rng = random.Random(seed)
     input_path = _input(tmp_path)
     env = _env(tmp_path, server)
     done_kills = 0
     for _ in range(kills):
         jobs = _job_ids(tmp_path, env)
-        args = ["run", jobs[0], "--out", "out.csv"] if jobs else _run_args(input_path)
+        args = ["run", jobs[0], "--out", "out.csv"] if jobs else _run_args(input_path, provider)
         process = subprocess.Popen([sys.executable, "-m", "llmbulk", *args], cwd=tmp_path, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         time.sleep(rng.uniform(0.3, 1.5))
@@ -129,19 +156,22 @@ def _random_kills(tmp_path: Path, server: EmulatorServer, kills: int, seed: int)
             process.send_signal(signal.SIGKILL)
             done_kills += 1
         process.wait()
-    _finish(tmp_path, env, input_path)
-    _check(tmp_path, server)
+    _finish(tmp_path, env, input_path, provider)
+    _check(tmp_path, server, provider)
     return done_kills
 
 
-def test_random_sigkills_then_rerun(tmp_path: Path, emulator: EmulatorServer) -> None:
-    assert _random_kills(tmp_path, emulator, kills=4, seed=1) >= 1
+@pytest.mark.parametrize("provider", list(MODELS))
+def test_random_sigkills_then_rerun(provider: str, tmp_path: Path, emulator: EmulatorServer) -> None:
+    assert _random_kills(tmp_path, emulator, kills=4, seed=1, provider=provider) >= 1
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("provider", list(MODELS))
 @pytest.mark.parametrize("seed", range(20))
-def test_many_random_sigkills(seed: int, tmp_path: Path, emulator: EmulatorServer) -> None:
-    _random_kills(tmp_path, emulator, kills=8, seed=seed)
+def test_many_random_sigkills(seed: int, provider: str, tmp_path: Path, emulator: EmulatorServer) -> None:
+    kills = _random_kills(tmp_path, emulator, kills=8, seed=seed, provider=provider)
+    print(f"CRASH-HARNESS provider={provider} seed={seed} kills={kills}")
 
 
 def test_gemini_upload_lost_in_a_crash_is_reused(tmp_path: Path, emulator: EmulatorServer) -> None:
