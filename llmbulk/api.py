@@ -551,10 +551,10 @@ def _room_for(store: Store, job: Job, shard: Shard, pacing: dict[str, Any]) -> b
     if pacing.get("max_active_batches") and len(live) >= pacing["max_active_batches"]:
         return False
     limit = pacing.get("max_enqueued_tokens")
-    if limit and live:
-        sizes = {s.id: s.n_bytes for s in store.shards(job.id)}
-        enqueued = sum(sizes.get(b.shard_id, 0) for b in live) / costs.CHARS_PER_TOKEN
-        if enqueued + shard.n_bytes / costs.CHARS_PER_TOKEN > limit:
+    if limit:
+        # The provider's queue limit is per model, whichever job the batches belong to.
+        in_flight = store.enqueued_bytes(job.provider, job.model, [*LIVE_STATES, BatchState.CREATING.value])
+        if in_flight and (in_flight + shard.n_bytes) / costs.CHARS_PER_TOKEN > limit:
             return False
     return True
 

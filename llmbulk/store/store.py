@@ -282,6 +282,20 @@ class Store:
             rows = conn.execute(text(sql + queries.BATCHES_ORDER), params).mappings()
             return [Batch.model_validate(dict(r)) for r in rows]
 
+    def enqueued_bytes(self, provider: str, model: str, states: Sequence[str]) -> int:
+        """Bytes of the shards of every job's batches in `states` for this provider and model."""
+        marks = ", ".join(f":s{i}" for i in range(len(states)))
+        with self.read() as conn:
+            total = conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(s.n_bytes), 0) FROM batches b JOIN jobs j ON j.id = b.job_id"
+                    " JOIN shards s ON s.id = b.shard_id WHERE j.provider = :p AND j.model = :m"
+                    f" AND b.state IN ({marks})"
+                ),
+                {"p": provider, "m": model, **{f"s{i}": state for i, state in enumerate(states)}},
+            ).scalar()
+        return int(total or 0)
+
     def batch_attempt_count(self, shard_id: str) -> int:
         with self.read() as conn:
             return int(
