@@ -25,6 +25,7 @@ __all__ = [
     "__version__",
     "cancel",
     "collect",
+    "exit_status",
     "jobs",
     "read_status",
     "retry",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         submit,
     )
     from llmbulk.store.quick import read_status
+    from llmbulk.views import exit_status
 
 
 def __getattr__(name: str) -> Any:
@@ -58,6 +60,10 @@ def __getattr__(name: str) -> Any:
         from llmbulk.store.quick import read_status
 
         return read_status
+    if name == "exit_status":
+        from llmbulk.views import exit_status
+
+        return exit_status
     if name in __all__ and name != "__version__":
         from llmbulk import api
 

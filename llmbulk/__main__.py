@@ -1,5 +1,5 @@
 """`python -m llmbulk`."""
 
-from llmbulk.cli import main
+from llmbulk.entry import main
 
 main()

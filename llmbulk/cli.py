@@ -110,10 +110,9 @@ def _progress(verbose: int, quiet: bool) -> RichProgress:
 
 
 def _exit_for(status: api.JobStatus) -> ExitStatus:
-    if not status.finished:
-        return ExitStatus.RUNNING
-    failed = status.counts.get("failed_permanent", 0) + status.counts.get("dead", 0)
-    return ExitStatus.DONE_WITH_FAILURES if failed else ExitStatus.DONE
+    from llmbulk import exit_status
+
+    return exit_status(status)
 
 
 def _parse_params(

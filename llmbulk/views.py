@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from llmbulk.errors import ExitStatus
+
 OPEN_ITEM_STATES = ("pending", "queued", "submitted", "failed_retryable")
 SETTLED_ITEM_STATES = ("succeeded", "failed_permanent", "dead")
 TERMINAL_BATCH_STATES = frozenset({"ended", "failed", "expired", "cancelled", "requeued"})
@@ -94,3 +96,11 @@ class JobStatus:
     def progress(self) -> float | None:
         """Fraction of items with a final outcome."""
         return self.settled / self.job.n_items if self.job.n_items else None
+
+
+def exit_status(status: JobStatus) -> ExitStatus:
+    """What `status`, `collect` and `run` exit with: done, done with failed or dead items, or running."""
+    if not status.finished:
+        return ExitStatus.RUNNING
+    failed = status.counts.get("failed_permanent", 0) + status.counts.get("dead", 0)
+    return ExitStatus.DONE_WITH_FAILURES if failed else ExitStatus.DONE

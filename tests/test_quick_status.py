@@ -73,8 +73,8 @@ def test_status_cli_answers_without_sqlalchemy_and_errors_as_before(tmp_path: Pa
     probe = (
         "import sys, runpy; sys.argv = ['llmbulk', 'status', sys.argv[1]]\n"
         "try:\n    runpy.run_module('llmbulk', run_name='__main__')\nexcept SystemExit as exit:\n"
-        "    print('heavy:', sorted(m for m in ('sqlalchemy', 'sqlmodel', 'openai', 'pyarrow') if m in sys.modules),"
-        " 'exit:', exit.code)\n"
+        "    heavy = ('sqlalchemy', 'sqlmodel', 'openai', 'pyarrow', 'typer')\n"
+        "    print('heavy:', sorted(m for m in heavy if m in sys.modules), 'exit:', exit.code)\n"
     )
     shown = subprocess.run([sys.executable, "-c", probe, job_id], env=env, capture_output=True, text=True)
     assert "heavy: [] exit: 0" in shown.stdout, shown.stdout + shown.stderr
@@ -94,3 +94,25 @@ def api_json(stdout: str) -> dict:
 def _no_real_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "LLMBULK_DB", "LLMBULK_HOME"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "taken"),
+    [
+        (["status", "j1"], ("j1", False, None, None)),
+        (["status", "j1", "--json", "--db", "sqlite:///x.db", "--home", "h"], ("j1", True, "sqlite:///x.db", "h")),
+        (["status", "--json", "j1"], ("j1", True, None, None)),
+        (["status", "j1", "--refresh"], None),  # polls: the full path
+        (["status", "--help"], None),
+        (["status"], None),
+        (["status", "j1", "j2"], None),
+        (["status", "j1", "--db"], None),
+        (["status", "j1", "--db=sqlite:///x.db"], None),
+        (["collect", "j1"], None),
+        ([], None),
+    ],
+)
+def test_only_plain_status_skips_the_cli_framework(args: list[str], taken: tuple | None) -> None:
+    from llmbulk.entry import _plain_status
+
+    assert _plain_status(args) == taken

@@ -1,0 +1,64 @@
+"""The console entry point: `llmbulk status JOB` is answered before the CLI framework is imported.
+
+Cron jobs, CI steps and dashboards poll `status` often, and importing the CLI framework costs
+more than the queries of a million-item job. Only the plain forms are taken here (`status JOB`
+with `--json`, `--db URL`, `--home DIR`); anything else, and anything the quick reader leaves to
+the full path (no database yet, another schema), goes to the full CLI, which parses, migrates
+and explains exactly as before.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """Console-script entry point."""
+    plain = _plain_status(sys.argv[1:])
+    if plain is not None:
+        code = _quick_status(*plain)
+        if code is not None:
+            sys.exit(code)
+    from llmbulk.cli import main as cli_main
+
+    cli_main()
+
+
+def _plain_status(args: list[str]) -> tuple[str, bool, str | None, str | None] | None:
+    """(job, json, db, home) when the arguments are a plain `status JOB`, else None."""
+    if not args or args[0] != "status":
+        return None
+    job: str | None = None
+    as_json, db, home = False, None, None
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg == "--json":
+            as_json = True
+        elif arg in ("--db", "--home"):
+            value = next(rest, None)
+            if value is None or value.startswith("-"):
+                return None
+            db, home = (value, home) if arg == "--db" else (db, value)
+        elif arg.startswith("-") or job is not None:
+            return None  # --refresh, --help, a typo: the full CLI handles or explains it
+        else:
+            job = arg
+    return (job, as_json, db, home) if job else None
+
+
+def _quick_status(job: str, as_json: bool, db: str | None, home: str | None) -> int | None:
+    from llmbulk.config import load_settings
+    from llmbulk.errors import LlmbulkError
+    from llmbulk.store.quick import read_status
+
+    try:
+        status = read_status(load_settings(home=home, db=db).db_url, job)
+    except LlmbulkError:
+        return None
+    if status is None:
+        return None
+    from llmbulk import render
+    from llmbulk.views import exit_status
+
+    render.print_json(render.status_json(status)) if as_json else render.job_status(status)
+    return int(exit_status(status))
