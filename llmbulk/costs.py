@@ -9,6 +9,7 @@ pricing a million items costs a dictionary lookup each.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -78,6 +79,22 @@ def item_cost(
     if found is None:
         return None
     return found.cost(input_tokens, output_tokens or 0, cached_tokens or 0)
+
+
+def pricer(provider: str, model: str) -> Callable[[int | None, int | None, int | None], float | None]:
+    """`item_cost` for one job's model, with its rates looked up once per prompt-size bucket."""
+    found: dict[int, Rates | None] = {}
+
+    def price(input_tokens: int | None, output_tokens: int | None, cached_tokens: int | None) -> float | None:
+        if input_tokens is None:
+            return None
+        bucket = -(-input_tokens // BUCKET)
+        if bucket not in found:
+            found[bucket] = rates(provider, model, True, input_tokens)
+        rate = found[bucket]
+        return None if rate is None else rate.cost(input_tokens, output_tokens or 0, cached_tokens or 0)
+
+    return price
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,8 +70,7 @@ def _merged(store: Store, job: Job, explode: str | None) -> _Merged:
     if explode and element_keys:
         out_columns += [f"out.{explode}.{key}" for key in element_keys]
 
-    def price(in_tok: int | None, out_tok: int | None, cached: int | None) -> float | None:
-        return costs.item_cost(job.provider, job.model, in_tok, out_tok, cached)
+    price = costs.pricer(job.provider, job.model)
 
     def rows() -> Iterator[tuple[int, list[dict[str, Any]]]]:
         items = store.merged_rows(job.id)

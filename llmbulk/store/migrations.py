@@ -146,16 +146,27 @@ def _item_counts(conn: Connection) -> None:
     )
     conn.execute(text("DROP INDEX ix_items_job_shard"))
     conn.execute(text("CREATE INDEX ix_items_job_shard ON items (job_id, shard_id, state)"))
-    conn.execute(text(f"INSERT INTO item_counts (job_id, shard_id, state, error_code, n) {item_counts_select('')}"))
+    counted = item_counts_select(" WHERE job_id IS NOT NULL")
+    conn.execute(text(f"INSERT INTO item_counts (job_id, shard_id, state, error_code, n) {counted}"))
+
+
+FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
 
 
 def item_counts_select(where: str) -> str:
-    """Items counted per (job, shard, state, last error code); `where` filters on i.job_id / i.shard_id."""
+    """Items counted per (job, shard, state, last error code); `where` filters on job_id / shard_id.
+
+    Two parts, so that only failed items are joined to their last attempt: the rest are counted
+    from the (job, shard, state) index alone.
+    """
+    joined = where.replace("job_id", "i.job_id").replace("shard_id", "i.shard_id")
     return (
-        "SELECT i.job_id, i.shard_id, i.state, COALESCE(a.error_code, a.error_type, ''), COUNT(*) FROM items i"
+        f"SELECT job_id, shard_id, state, '', COUNT(*) FROM items{where} AND state NOT IN {FAILED_STATES}"
+        " GROUP BY job_id, shard_id, state UNION ALL"
+        " SELECT i.job_id, i.shard_id, i.state, COALESCE(a.error_code, a.error_type, ''), COUNT(*) FROM items i"
         " LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index AND a.attempt = i.attempts"
-        " AND i.state IN ('failed_retryable', 'failed_permanent', 'dead')"
-        f"{where} GROUP BY i.job_id, i.shard_id, i.state, COALESCE(a.error_code, a.error_type, '')"
+        f"{joined} AND i.state IN {FAILED_STATES}"
+        " GROUP BY i.job_id, i.shard_id, i.state, COALESCE(a.error_code, a.error_type, '')"
     )
 
 

@@ -559,8 +559,8 @@ class Store:
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{READ_OPTION: True}, stream_results=True, yield_per=5000)
             with conn.begin():
-                for row in conn.execute(sql, {"j": job_id}):
-                    yield tuple(row)
+                for chunk in conn.execute(sql, {"j": job_id}).partitions():
+                    yield from chunk
 
 
 def _dup(key: str, first_row: int, second_row: int) -> InputError:
@@ -603,5 +603,5 @@ def _recount(conn: Connection, job_id: str, shard_id: str | None = None) -> None
     where = " WHERE job_id = :j" + (" AND shard_id = :sh" if shard_id is not None else "")
     params = {"j": job_id, "sh": shard_id}
     conn.execute(text(f"DELETE FROM item_counts{where}"), params)
-    counted = item_counts_select(where.replace("job_id", "i.job_id").replace("shard_id", "i.shard_id"))
+    counted = item_counts_select(where)
     conn.execute(text(f"INSERT INTO item_counts (job_id, shard_id, state, error_code, n) {counted}"), params)
