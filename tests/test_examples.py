@@ -44,6 +44,9 @@ def test_example_command_runs_as_written(example: str, llmbulk: Callable[..., Ou
     assert rows and {r["status"] for r in rows} == {"succeeded"}
     if EXPECTED_ROWS.get(example):
         assert len(rows) == EXPECTED_ROWS[example]
+    if example == "sentiment":  # structured: a label from the enum and a confidence in [0, 1] per post
+        assert {r["out.label"] for r in rows} <= {"positive", "negative", "neutral"}
+        assert all(0 <= float(r["out.confidence"]) <= 1 for r in rows)
     if "--explode" in args:
         field = args[args.index("--explode") + 1]
         assert any(r.get(f"out.{field}") for r in rows)
