@@ -29,7 +29,8 @@ def test_light_constants_match_the_models() -> None:
 def _job_with_every_kind_of_item(store_url: str, tmp_path: Path) -> tuple[str, dict[str, str]]:
     env = {
         "LLMBULK_EMULATOR_SECONDS": "0",
-        "LLMBULK_EMULATOR_FAULTS": '{"item_errors": {"rate_limit": 0.3, "invalid_request": 0.1}}',
+        # High enough that dead and permanently failed items both occur whatever the job id (p > 0.9998).
+        "LLMBULK_EMULATOR_FAULTS": '{"item_errors": {"rate_limit": 0.4, "invalid_request": 0.2}}',
     }
     settings = load_settings(home=tmp_path / "home", db=store_url, env=env)
     options = api.SubmitOptions(input=QUICKSTART, provider="anthropic", model="claude-haiku-4-5",
