@@ -10,17 +10,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from llmbulk.emulator import EmulatorConfig, EmulatorServer
-
-PG_URL = os.environ.get("LLMBULK_TEST_POSTGRES_URL")
 
 
 @pytest.fixture
@@ -30,21 +26,10 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
         yield server
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("LLMBULK_TEST_POSTGRES_URL is not set")
-    schema = f"llmbulk_conc_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+@pytest.fixture
+def db_url(store_url: str) -> str:
+    """The shared state database: conftest's SQLite file or fresh PostgreSQL schema."""
+    return store_url
 
 
 def _env(home: Path, server: EmulatorServer, db: str) -> dict[str, str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 from llmbulk.emulator import EmulatorConfig, EmulatorServer, FaultPlan
 
 KEYS = {
-    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "sk-LLMBULKSECRET-openai-1234567890abcdef"),
-    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "sk-ant-LLMBULKSECRET-anthropic-0987654321"),
-    "gemini": ("GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "AIzaLLMBULKSECRET-gemini-abcdefghijklmnop"),
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "fake-key-LLMBULKSECRET-openai"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "fake-key-LLMBULKSECRET-anthropic"),
+    "gemini": ("GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "fake-key-LLMBULKSECRET-gemini"),
 }
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
 QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "quickstart" / "reviews.csv"

@@ -19,7 +19,7 @@ import orjson
 from llmbulk import schemas
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError
 from llmbulk.models import CUSTOM_ID_RE, BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
-from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, transport_errors
+from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, same_params, transport_errors
 
 MAX_REQUESTS = 100_000
 # The create body is the shard's lines plus a comma per request and a 15-byte wrapper; the
@@ -109,7 +109,7 @@ class AnthropicBatchProvider:
         if not messages:
             raise InputError(f"item {task.key!r} has no user or assistant message", hint="Anthropic needs at least one")
         cached = self._params_cache
-        if cached is not None and ((not task.params and not cached[0]) or _same_params(task.params, cached[0])):
+        if cached is not None and ((not task.params and not cached[0]) or same_params(task.params, cached[0])):
             max_tokens, extra = cached[1], cached[2]
         else:
             max_tokens, extra = self._params_of(task)
@@ -378,19 +378,6 @@ def write_create_body(shard_path: Path) -> Path:
                 separator = b",\n"
         out.write(b"]}")
     return body_path
-
-
-def _same_params(params: dict[str, Any], seen: tuple[tuple[str, Any], ...]) -> bool:
-    """Whether `params` holds the same names, in the same order, bound to the very same objects.
-
-    Identity, not equality: `1 == 1.0 == True`, yet each is written (and validated) differently.
-    """
-    if len(params) != len(seen):
-        return False
-    for (name, value), (seen_name, seen_value) in zip(params.items(), seen):  # noqa: B905 - lengths checked
-        if value is not seen_value or name != seen_name:
-            return False
-    return True
 
 
 def _max_tokens(task: Task) -> int:

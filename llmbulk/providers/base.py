@@ -108,3 +108,17 @@ def transport_errors() -> tuple[type[BaseException], ...]:
         except (ImportError, AttributeError):
             continue
     return tuple(classes)
+
+
+def same_params(params: dict[str, Any], seen: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether `params` holds the same names, in the same order, bound to the very same objects.
+
+    Lets an adapter reuse per-job encoding work across tasks. Identity, not equality:
+    `1 == 1.0 == True`, yet each is written (and validated) differently.
+    """
+    if len(params) != len(seen):
+        return False
+    for (name, value), (seen_name, seen_value) in zip(params.items(), seen):  # noqa: B905 - lengths checked
+        if value is not seen_value or name != seen_name:
+            return False
+    return True

@@ -23,7 +23,7 @@ import orjson
 from llmbulk import schemas
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError, UsageError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
-from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, transport_errors
+from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, same_params, transport_errors
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +489,7 @@ def _request(task: Task, configs: _ConfigCache | None = None) -> dict[str, Any]:
         request["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
     params = task.params
     seen = configs.seen if configs is not None else None
-    if seen is not None and ((not params and not seen) or _same_params(params, seen)):
+    if seen is not None and ((not params and not seen) or same_params(params, seen)):
         config = configs.config  # type: ignore[union-attr]
     else:
         config = _generation_config(model_params(task, {}))
@@ -498,19 +498,6 @@ def _request(task: Task, configs: _ConfigCache | None = None) -> dict[str, Any]:
     if config:
         request["generationConfig"] = config
     return request
-
-
-def _same_params(params: dict[str, Any], seen: tuple[tuple[str, Any], ...]) -> bool:
-    """Whether `params` holds the same names, in the same order, bound to the very same objects.
-
-    Identity, not equality: `1 == 1.0 == True`, yet each is written differently.
-    """
-    if len(params) != len(seen):
-        return False
-    for (name, value), (seen_name, seen_value) in zip(params.items(), seen):  # noqa: B905 - lengths checked
-        if value is not seen_value or name != seen_name:
-            return False
-    return True
 
 
 def _generation_config(params: dict[str, Any]) -> dict[str, Any]:
