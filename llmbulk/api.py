@@ -643,7 +643,8 @@ def _room_for(store: Store, job: Job, shard: Shard, pacing: dict[str, Any]) -> b
     """Whether submitting this shard now stays within --max-active-batches and --max-enqueued-tokens."""
     if not pacing:
         return True
-    live = [b for b in store.batches(job.id, [*LIVE_STATES, BatchState.CREATING.value])]
+    # An open intent of this very shard is the shard itself, not another batch in flight.
+    live = [b for b in store.batches(job.id, [*LIVE_STATES, BatchState.CREATING.value]) if b.shard_id != shard.id]
     if pacing.get("max_active_batches") and len(live) >= pacing["max_active_batches"]:
         return False
     limit = pacing.get("max_enqueued_tokens")
