@@ -72,6 +72,8 @@ def _read_json(path: Path, label: str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg:  # orjson stops at 1,024 nested levels
+            raise UsageError(f"{label}: the schema is nested too deeply to check", hint="flatten it") from exc
         raise UsageError(f"{label}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
 
 
