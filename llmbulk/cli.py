@@ -124,7 +124,7 @@ def _parse_params(
     provider: str | None = None,
 ) -> dict[str, Any]:
     """The job's model parameters from the options; each refused value names its option."""
-    from llmbulk.params import check_param, parse_param
+    from llmbulk import params as rules
 
     params: dict[str, Any] = {}
     given: dict[str, str] = {}  # parameter name -> the option that set it
@@ -135,13 +135,13 @@ def _parse_params(
         ("seed", "--seed", seed),
     ):
         if value is not None:
-            check_param(name, value, provider, label=f"{option} {value}")
+            rules.check_param(name, value, provider, label=f"{option} {value}")
             params[name], given[name] = value, option
     for item in param:
-        name, value = parse_param(item)
+        name, value = rules.parse_param(item)
         if name in given:
             raise UsageError(f"--param {item}: {name} is already set by {given[name]}", hint="give each parameter once")
-        check_param(name, value, provider, label=f"--param {item}")
+        rules.check_param(name, value, provider, label=f"--param {item}")
         params[name], given[name] = value, f"--param {name}=…"
     return params
 
@@ -176,9 +176,9 @@ def _submit_options(
     if prompt is not None and not prompt.strip():
         raise UsageError("--prompt is empty", hint="give the prompt template, e.g. --prompt 'Summarise: {{ text }}'")
     if prompt_file is not None:
-        from llmbulk.tables import not_regular_file
+        from llmbulk import tables
 
-        problem = not_regular_file(prompt_file)
+        problem = tables.not_regular_file(prompt_file)
         if problem is not None:  # a FIFO would block the read, /dev/zero never end it
             raise UsageError(f"cannot read --prompt-file {prompt_file}: it {problem}", hint="pass a text file")
         try:
