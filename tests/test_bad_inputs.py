@@ -119,8 +119,6 @@ def run(input_: str, *extra: str) -> tuple[str, ...]:
 
 USAGE, CONFIG = 2, 1
 # Checks the lead wires in api.py (see the h-safety report); strict, so they fail once they pass.
-WIRE_SCHEMA = "api._submit must pass options.provider to schemas.load_schema for the provider's own schema rules"
-WIRE_FORMAT = "api.check_output must call tables.check_format_matches(out, fmt)"
 
 # fmt: off
 CASES = [
@@ -230,9 +228,9 @@ CASES = [
     case("schema-is-a-fifo", sub("valid.csv", "--schema", "pipe.json"), USAGE, "pipe.json", "FIFO", keys=True, setup=("fifo:pipe.json",), proc=True),  # noqa: E501
     case("schema-links-to-dev-zero", sub("valid.csv", "--schema", "zero.json"), USAGE, "zero.json", "character device", keys=True, setup=("symlink:zero.json=/dev/zero",), proc=True),  # noqa: E501
     case("run-schema-dangling-ref", run("valid.csv", "--schema", "schema_dangling_ref.json", "--out", "out.csv"), USAGE, "'#/$defs/missing'", setup=("emulator",)),  # noqa: E501
-    case("schema-openai-strict-recursion-without-stop", sub("valid.csv", "--schema", "schema_recursive_optional.json"), USAGE, "OpenAI strict mode", "/properties/next/$ref", keys=True, xfail=WIRE_SCHEMA),  # noqa: E501
-    case("schema-anthropic-recursive", sub("valid.csv", "--schema", "schema_recursive_optional.json", provider="anthropic"), USAGE, "recursive", "Anthropic", keys=True, xfail=WIRE_SCHEMA),  # noqa: E501
-    case("schema-anthropic-type-list", sub("valid.csv", "--schema", "schema_type_list.json", provider="anthropic"), USAGE, "schema_type_list.json", "Anthropic", keys=True, xfail=WIRE_SCHEMA),  # noqa: E501
+    case("schema-openai-strict-recursion-without-stop", sub("valid.csv", "--schema", "schema_recursive_optional.json"), USAGE, "OpenAI strict mode", "/properties/next/$ref", keys=True),  # noqa: E501
+    case("schema-anthropic-recursive", sub("valid.csv", "--schema", "schema_recursive_optional.json", provider="anthropic"), USAGE, "recursive", "Anthropic", keys=True),  # noqa: E501
+    case("schema-anthropic-type-list", sub("valid.csv", "--schema", "schema_type_list.json", provider="anthropic"), USAGE, "schema_type_list.json", "Anthropic", keys=True),  # noqa: E501
     # ---- --param and the sampling options ------------------------------------------------------
     case("param-messages", sub("valid.csv", "--param", "messages=[]"), USAGE, "--param messages=[]", "'messages'"),
     case("param-model", sub("valid.csv", "--param", 'model="gpt-4o"'), USAGE, "'model'", "--model"),
@@ -271,8 +269,8 @@ CASES = [
     case("input-links-to-dev-zero", sub("zero.jsonl"), USAGE, "zero.jsonl", "character device", keys=True, setup=("symlink:zero.jsonl=/dev/zero",), proc=True),  # noqa: E501
     case("prompt-file-is-a-fifo", sub("valid.csv", "--prompt-file", "pipe.j2", prompt=None), USAGE, "pipe.j2", "FIFO", keys=True, setup=("fifo:pipe.j2",), proc=True),  # noqa: E501
     case("prompt-file-dev-zero", sub("valid.csv", "--prompt-file", "/dev/zero", prompt=None), USAGE, "/dev/zero", "character device", keys=True, proc=True),  # noqa: E501
-    case("run-out-format-contradicts-extension", run("valid.csv", "--out", "o.csv", "--format", "parquet"), USAGE, "o.csv", "parquet", setup=("emulator",), xfail=WIRE_FORMAT),  # noqa: E501
-    case("collect-out-format-contradicts-extension", ("collect", "{job}", "--out", "o.jsonl", "--format", "csv"), USAGE, "o.jsonl", "csv", setup=("job",), xfail=WIRE_FORMAT),  # noqa: E501
+    case("run-out-format-contradicts-extension", run("valid.csv", "--out", "o.csv", "--format", "parquet"), USAGE, "o.csv", "parquet", setup=("emulator",)),  # noqa: E501
+    case("collect-out-format-contradicts-extension", ("collect", "{job}", "--out", "o.jsonl", "--format", "csv"), USAGE, "o.jsonl", "csv", setup=("job",)),  # noqa: E501
     # ---- hooks ---------------------------------------------------------------------------------------
     case("run-webhook-not-http", run("valid.csv", "--webhook", "file:///etc/passwd", "--out", "out.csv"), USAGE, "--webhook file:///etc/passwd", "http", setup=("emulator",)),  # noqa: E501
     case("run-webhook-without-host", run("valid.csv", "--webhook", "https://hookuser:s3cretpw@/hook?token=t0psecret", "--out", "out.csv"), USAGE, "--webhook https://***@/hook?token=***", "no host", absent=("s3cretpw", "t0psecret", "hookuser"), setup=("emulator",)),  # noqa: E501

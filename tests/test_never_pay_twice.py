@@ -285,7 +285,7 @@ def test_anthropic_never_adopts_a_same_sized_batch_of_another_job(home: Path, tm
 @pytest.mark.parametrize("args, message", [
     (["--out", str(QUICKSTART)], "is the input file"),
     (["--out", "missing/out.csv"], "does not exist"),
-    (["--out", "o.csv", "--format", "parquet"], "--format is parquet"),
+    (["--out", "o.csv", "--format", "parquet"], "not --format parquet"),
 ])  # fmt: skip
 def test_a_bad_out_is_refused_before_anything_is_sent(
     args: list[str], message: str, llmbulk: Callable[..., Outcome], home: Path

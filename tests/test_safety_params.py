@@ -126,7 +126,6 @@ def test_check_params_for_library_callers() -> None:
         params.check_params({1: 2})  # type: ignore[dict-item]
 
 
-@pytest.mark.xfail(strict=True, reason="api._submit must call params.check_params(options.params, options.provider)")
 def test_api_submit_refuses_the_same_params_as_the_cli(tmp_path: Path) -> None:
     from llmbulk import api
     from llmbulk.config import load_settings
