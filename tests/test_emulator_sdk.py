@@ -228,7 +228,7 @@ def test_anthropic_every_route(server: EmulatorServer) -> None:
     assert sorted(r.custom_id for r in lines) == sorted(f"j1-{i}-1" for i in range(25))
     assert [r.custom_id for r in lines] != [f"j1-{i}-1" for i in range(25)]  # any order, not input order
     with httpx2.Client() as raw:
-        body = raw.get(ended.results_url, headers={"x-api-key": KEY}).content
+        body = raw.get(ended.results_url, headers={"x-api-key": KEY, "anthropic-version": "2026-10-21"}).content
     assert b"\n\n" not in body
     for line in body.splitlines():
         MessageBatchIndividualResponse.model_validate(orjson.loads(line))
@@ -296,12 +296,13 @@ def test_gemini_every_route(server: EmulatorServer, version: str) -> None:
     assert done.display_name == "llmbulk-j1-s1"
     results = client.files.download(file=done.dest.file_name).splitlines()
     keys = [orjson.loads(line)["key"] for line in results]
-    assert sorted(keys) == sorted(x["key"] for x in lines) and keys != [x["key"] for x in lines]
+    assert keys == [x["key"] for x in lines]  # Gemini documents input order (batch-mode docs)
     listed = list(client.batches.list(config={"page_size": 1}))
     assert [b.name for b in listed] == [job.name]
     inline = client.batches.create(
         model="gemini-2.5-flash",
         src=[{"contents": [{"role": "user", "parts": [{"text": "x"}]}], "metadata": {"key": "k1"}}],  # type: ignore[list-item]
+        config={"display_name": "inline-1"},
     )
     got = client.batches.get(name=inline.name or "")
     assert got.dest and got.dest.inlined_responses and got.dest.inlined_responses[0].metadata == {"key": "k1"}
@@ -323,9 +324,10 @@ def test_gemini_multi_chunk_upload_without_key_on_chunks(server: EmulatorServer)
 
 
 def test_gemini_rejects_missing_key(server: EmulatorServer) -> None:
+    """Source: Google API error model — no key is 403 PERMISSION_DENIED (a wrong key is 400, see test_emulator_rules)."""
     with httpx2.Client() as raw:
         response = raw.get(f"{server.gemini_base_url}/v1/batches")
-    assert response.status_code == 400 and response.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert response.status_code == 403 and response.json()["error"]["status"] == "PERMISSION_DENIED"
 
 
 def test_openai_adapter_polls_many_batches_through_one_list_call(server: EmulatorServer) -> None:
