@@ -324,7 +324,7 @@ def test_gemini_multi_chunk_upload_without_key_on_chunks(server: EmulatorServer)
 
 
 def test_gemini_rejects_missing_key(server: EmulatorServer) -> None:
-    """Source: Google API error model — no key is 403 PERMISSION_DENIED (a wrong key is 400, see test_emulator_rules)."""
+    """Source: Google API error model: no key is 403 PERMISSION_DENIED (a wrong key: test_emulator_rules)."""
     with httpx2.Client() as raw:
         response = raw.get(f"{server.gemini_base_url}/v1/batches")
     assert response.status_code == 403 and response.json()["error"]["status"] == "PERMISSION_DENIED"

@@ -221,7 +221,8 @@ def _response_object(emu: Emulator, body: dict[str, Any], custom_id: str, create
         "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools", []),
         "top_p": body.get("top_p", 1.0), "truncation": body.get("truncation", "disabled"), "user": None,
         "metadata": body.get("metadata") or {},
-        "usage": {"input_tokens": reply.input_tokens, "input_tokens_details": {"cached_tokens": 0},
+        "usage": {"input_tokens": reply.input_tokens,
+                  "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                   "output_tokens": reply.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                   "total_tokens": reply.input_tokens + reply.output_tokens},
     }  # fmt: skip

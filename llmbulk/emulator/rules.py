@@ -116,9 +116,10 @@ def _openai_value(name: str, value: Any, reasoning: bool) -> Problem | None:
     word = "integer" if integer else "decimal"
     if value > high or value < low:
         side, bound, sign = ("above maximum", high, "<=") if value > high else ("below minimum", low, ">=")
+        short = "above_max" if value > high else "below_min"
         message = (f"Invalid '{name}': {word} {side} value. Expected a value {sign} {_num(bound)}, "
                    f"but got {_num(value)} instead.")  # fmt: skip
-        return Problem(400, "invalid_request_error", message, name, f"{word}_{side.replace(' ', '_')}_value")
+        return Problem(400, "invalid_request_error", message, name, f"{word}_{short}_value")
     if reasoning and name == "temperature" and value != 1:
         message = f"Unsupported value: 'temperature' does not support {_num(value)} with this model. Only the default (1) value is supported."  # noqa: E501
         return Problem(400, "invalid_request_error", message, name, "unsupported_value")
