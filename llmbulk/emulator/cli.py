@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,12 @@ def serve(
         config.extra_models = {**config.extra_models, **models_from(models, "--models")}
     config.api_key = api_key or None
     server = _server(host, port, state_dir, config)
-    key = api_key or "emulator"
+    key = shlex.quote(api_key or "emulator")
+    q = shlex.quote  # an IPv6 URL's brackets would be a glob to the shell
     console.print(f"llmbulk emulator on {server.url} (state in {state_dir}); Ctrl-C to stop. Point clients at it:")
-    console.print(f"export OPENAI_BASE_URL={server.openai_base_url} OPENAI_API_KEY={key}")
-    console.print(f"export ANTHROPIC_BASE_URL={server.anthropic_base_url} ANTHROPIC_API_KEY={key}")
-    console.print(f"export GOOGLE_GEMINI_BASE_URL={server.gemini_base_url} GOOGLE_API_KEY={key}")
+    console.print(f"export OPENAI_BASE_URL={q(server.openai_base_url)} OPENAI_API_KEY={key}")
+    console.print(f"export ANTHROPIC_BASE_URL={q(server.anthropic_base_url)} ANTHROPIC_API_KEY={key}")
+    console.print(f"export GOOGLE_GEMINI_BASE_URL={q(server.gemini_base_url)} GOOGLE_API_KEY={key}")
     console.print(f"calls served: {server.url}/_emulator/stats")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve()

@@ -62,12 +62,14 @@ def _seconds(value: float | str) -> float:
 
 
 def _fault_plan(plan: str) -> FaultPlan:
-    where = f"the fault plan file {plan[1:]}" if plan.startswith("@") else "LLMBULK_EMULATOR_FAULTS"
+    where = f"LLMBULK_EMULATOR_FAULTS (file {plan[1:]})" if plan.startswith("@") else "LLMBULK_EMULATOR_FAULTS"
     try:
         text = Path(plan[1:]).read_text(encoding="utf-8") if plan.startswith("@") else plan
         return FaultPlan.model_validate_json(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {where}: {exc.__class__.__name__}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the fault plan: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: the fault plan is not UTF-8 text") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         place = ".".join(str(p) for p in first.get("loc", ())) or "the plan"
