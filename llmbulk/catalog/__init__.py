@@ -108,6 +108,7 @@ def parse_models(text: str | Iterable[str]) -> dict[str, dict[str, frozenset[str
     return parsed
 
 
+@cache
 def output_limit(provider: str, model: str) -> int | None:
     """The most `max_tokens` the model may be asked for, when its family is in `OUTPUT_LIMITS`."""
     limits = OUTPUT_LIMITS.get(provider, {})
@@ -121,6 +122,7 @@ def request_params(provider: str, endpoint: str) -> frozenset[str]:
     return _params(provider, endpoint)
 
 
+@cache
 def required_params(provider: str, endpoint: str) -> frozenset[str]:
     return frozenset(snapshot.REQUIRED.get(provider, {}).get(endpoint, ()))
 

@@ -84,7 +84,7 @@ def _openai_params(endpoint: str, body: dict[str, Any], model: str) -> Problem |
             plural = "s" if len(unknown) > 1 else ""
             return Problem(400, "invalid_request_error", f"Unrecognized request argument{plural} supplied: "
                            + ", ".join(unknown))  # fmt: skip
-    for name in sorted(catalog.required_params("openai", endpoint)):
+    for name in catalog.required_params("openai", endpoint):
         if name not in body:
             return Problem(400, "invalid_request_error", f"Missing required parameter: '{name}'.", name,
                            "missing_required_parameter")  # fmt: skip
@@ -176,7 +176,7 @@ def anthropic_params(cat: Catalog, params: Any, version: str, verdicts: dict[str
     accepted = catalog.request_params("anthropic", catalog.ANTHROPIC_MESSAGES)
     if version < "2026-10-21":
         accepted = accepted | SAMPLING.keys()
-    for name in sorted(catalog.required_params("anthropic", catalog.ANTHROPIC_MESSAGES)):
+    for name in ("model", "max_tokens", "messages"):  # catalog.required_params, in the API's reporting order
         if name not in params:
             return Problem(400, "invalid_request_error", f"{name}: Field required")
     for name in params:
@@ -271,6 +271,7 @@ GEMINI_RANGES = {
     "candidateCount": (1, 8, True), "maxOutputTokens": (1, 2**31, True),
 }  # fmt: skip
 GEMINI_ROLES = ("user", "model")
+_SNAKE = {name: "".join(f"_{c.lower()}" if c.isupper() else c for c in name) for name in GEMINI_RANGES}
 
 
 def gemini_unknown_field(request: Any) -> str | None:
@@ -322,7 +323,7 @@ def gemini_request(request: Any, model: str) -> Problem | None:
 
 def _gemini_config(config: dict[str, Any], model: str) -> Problem | None:
     for name, (low, high, integer) in GEMINI_RANGES.items():
-        value = config.get(name, config.get(_snake(name)))
+        value = config.get(name, config.get(_SNAKE[name]))
         if value is None:
             continue
         if not _is_number(value, integer):
