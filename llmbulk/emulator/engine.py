@@ -130,6 +130,10 @@ class Codec(Protocol):
         """Generate result file(s) for a terminal batch; returns fields to store on the batch record."""
         ...
 
+    def http_error(self, status: int, message: str) -> Any:
+        """An HTTP error response in the provider's shape (for injected faults)."""
+        ...
+
 
 class Emulator:
     """Files, batches and their lifecycle, persisted under `state_dir`."""

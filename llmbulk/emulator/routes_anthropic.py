@@ -40,6 +40,13 @@ ITEM_ERRORS = {
 }
 
 
+HTTP_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    409: "conflict_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+    504: "timeout_error", 529: "overloaded_error",
+}  # fmt: skip
+
+
 def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -90,6 +97,10 @@ class AnthropicCodec:
     whole_batch_failures = False  # a bad create is a 400; no batch fails as a whole
     token_limits = False
     input_order = False  # "results may be in any order" (Message Batches docs): join on custom_id
+
+    def http_error(self, status: int, message: str) -> Response:
+        """An injected HTTP fault with the error type Anthropic's errors page gives that status."""
+        return error(status, HTTP_ERROR_TYPES.get(status, "api_error"), message)
 
     def results(self, emu: Emulator, batch: dict[str, Any], done: float, reason: str) -> dict[str, Any]:
         path = emu.file_path(f"{batch['id']}-results")

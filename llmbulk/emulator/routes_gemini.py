@@ -42,6 +42,10 @@ ITEM_ERRORS = {
     "invalid_request": (3, "Request contains an invalid argument."),
     "timeout": (4, "Deadline exceeded."),
 }
+HTTP_STATUSES = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}  # fmt: skip
 CHUNK = 8 * 1024 * 1024
 FILE_PAGE = (10, 100)  # files.list pageSize: default 10, at most 100 (Gemini API reference, files.list)
 BATCH_PAGE = (50, 1000)
@@ -102,6 +106,10 @@ class GeminiCodec:
     whole_batch_failures = True
     token_limits = False
     input_order = True  # "in the same order as the input" (batch-mode docs)
+
+    def http_error(self, status: int, message: str) -> Response:
+        """An injected HTTP fault with the canonical status name for that HTTP code."""
+        return error(status, message, HTTP_STATUSES.get(status, "UNKNOWN"))
 
     def results(self, emu: Emulator, batch: dict[str, Any], done: float, reason: str) -> dict[str, Any]:
         out_id = f"files/batch-{batch['id'].split('/')[-1]}"

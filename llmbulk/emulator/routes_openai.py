@@ -86,6 +86,12 @@ class OpenAICodec:
     token_limits = True
     input_order = False  # "not guaranteed": join on custom_id (OpenAI Batch guide)
 
+    def http_error(self, status: int, message: str) -> Response:
+        """An injected HTTP fault in OpenAI's shape (a 429 is type "requests", code "rate_limit_exceeded")."""
+        if status == 429:
+            return error(status, message, "requests", "rate_limit_exceeded")
+        return error(status, message, "server_error" if status >= 500 else "invalid_request_error")
+
     def results(self, emu: Emulator, batch: dict[str, Any], done: float, reason: str) -> dict[str, Any]:
         out_id, err_id = new_id("file-"), new_id("file-")
         counts = {"completed": 0, "failed": 0}

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 
-from llmbulk.emulator.engine import Emulator, EmulatorConfig, HttpFault, new_id
+from llmbulk.emulator.engine import Emulator, EmulatorConfig, HttpFault
 from llmbulk.emulator.http import RequestIds
 
 # (prefix, module with ROUTES, CODEC and REQUEST_ID_HEADER), mounted when the module exists.
@@ -47,27 +47,16 @@ def check_loopback(host: str) -> None:
     raise ValueError(f"the emulator binds loopback addresses only (127.0.0.1, ::1, localhost), not {host!r}")
 
 
-def fault_response(prefix: str, fault: HttpFault) -> Response:
-    headers = {}
-    if fault.retry_after_ms is not None:
-        headers = {
-            "retry-after-ms": str(fault.retry_after_ms),
-            "retry-after": str(max(1, fault.retry_after_ms // 1000)),
-        }
+def fault_response(emulator: Emulator, provider: str, fault: HttpFault) -> Response:
+    """The injected error in the provider's own shape (its codec's `http_error`), with retry hints."""
     message = f"Injected fault: HTTP {fault.status}"
-    if prefix.startswith("/anthropic"):
-        kind = {429: "rate_limit_error", 529: "overloaded_error", 500: "api_error"}.get(fault.status, "api_error")
-        request_id = new_id("req_")
-        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
-        headers["request-id"] = request_id
-    elif prefix.startswith("/gemini"):
-        status = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 500: "INTERNAL"}.get(fault.status, "UNKNOWN")
-        body = {"error": {"code": fault.status, "message": message, "status": status}}
-    else:  # a 429 is type "requests", code "rate_limit_exceeded", like the API's own rate-limit errors
-        kind, code = ("requests", "rate_limit_exceeded") if fault.status == 429 else ("server_error", None)
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-        headers["x-request-id"] = new_id("req_")
-    return JSONResponse(body, status_code=fault.status, headers=headers)
+    codec = emulator.codecs.get(provider)
+    status = fault.status or 500
+    response = codec.http_error(status, message) if codec else JSONResponse({"error": message}, status_code=status)
+    if fault.retry_after_ms is not None:
+        response.headers["retry-after-ms"] = str(fault.retry_after_ms)
+        response.headers["retry-after"] = str(max(1, fault.retry_after_ms // 1000))
+    return response
 
 
 def build_app(emulator: Emulator, base_url: str = "") -> FaultInjector:
@@ -117,8 +106,7 @@ class FaultInjector:
             return
         self.emulator.audit("fault.http", _provider_of(path), key, action=fault.action, status=fault.status)
         if fault.action == "status":
-            prefix = next((p for p, _ in PROVIDER_MOUNTS if path.startswith(p)), "")
-            await fault_response(prefix, fault)(scope, receive, send)
+            await fault_response(self.emulator, _provider_of(path), fault)(scope, receive, send)
         elif fault.action in ("reset", "timeout"):
             if fault.after:
                 await self.app(scope, receive, _swallow)
