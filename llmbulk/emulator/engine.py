@@ -271,8 +271,8 @@ class Emulator:
                     done = {"ended": 1.0, "expired": self.config.faults.expire_fraction}.get(phase)
                     if done is None:
                         done = self.fraction(batch, batch["cancel_requested_at"])
-                    batch["results"] = self.codecs[batch["provider"]].results(self, batch, done, phase)
-                    batch["results"]["done_fraction"] = done
+                    results = self.codecs[batch["provider"]].results(self, batch, done, phase)
+                    batch["results"] = {**results, "done_fraction": done}
                     self._write_json(path, batch)
         return batch
 

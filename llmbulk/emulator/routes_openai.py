@@ -179,7 +179,8 @@ def _answer(emu: Emulator, endpoint: str, data: dict[str, Any], custom_id: str) 
     model = body.get("model", "")
     created = int(emu.config.clock())
     if endpoint == "/v1/embeddings":
-        text = body.get("input") if isinstance(body.get("input"), str) else str(body.get("input"))
+        given = body.get("input")
+        text = given if isinstance(given, str) else str(given)
         vector = [round(((hash_bytes(text) >> i) & 0xFF) / 255 - 0.5, 4) for i in range(0, 64, 8)]
         tokens = max(1, len(text) // 4)
         return {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": vector}], "model": model,

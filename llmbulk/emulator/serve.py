@@ -123,7 +123,7 @@ async def _swallow(_message: dict[str, Any]) -> None:
 
 def _spoiling(send: Any, action: str) -> Any:
     """A `send` that cuts the body halfway (`truncate`) or garbles one byte of it (`corrupt`)."""
-    state = {"expected": None, "sent": 0, "done": False}
+    state: dict[str, Any] = {"expected": None, "sent": 0, "done": False}
 
     async def spoiled(message: dict[str, Any]) -> None:
         if state["done"]:
@@ -164,7 +164,7 @@ def _garbled(body: bytes) -> bytes:
 
 def _abort(send: Any) -> None:
     """Drop the client's connection with a TCP reset (uvicorn's `send` is a method of its request cycle)."""
-    cycle = getattr(send, "__self__", None)
+    cycle: Any = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
     if transport is None:
         raise ConnectionResetError("injected fault: connection dropped")  # the server answers 500 instead
