@@ -483,9 +483,9 @@ def test_stats_for_one_job_and_across_jobs_match_the_database(
     assert one.exit_code == 0, one.stderr
     expected = _expected_stats(home, [job_a])
     assert expected["retries"] > 0 and expected["latencies"][-1] > 0 and expected["items_per_hour"]
-    # OpenAI's codes: "requests" for a rate limit, "server_error", "400" for an invalid request.
+    # OpenAI's codes: "rate_limit_exceeded" for a rate limit, "500" (code null), "400" for an invalid request.
     assert {(o, c) for o, c, _ in expected["failures"]} == {
-        ("failed_retryable", "requests"), ("failed_retryable", "server_error"), ("failed_permanent", "400"),
+        ("failed_retryable", "rate_limit_exceeded"), ("failed_retryable", "500"), ("failed_permanent", "400"),
     }  # fmt: skip
     assert one.json()["jobs"] == [job_a]
     _check_stats(one.json(), expected)
