@@ -832,9 +832,16 @@ def emulator_serve(
     batch_seconds: Annotated[float, typer.Option("--batch-seconds", help="How long an emulated batch runs.")] = 2.0,
     faults: Annotated[Path | None, typer.Option("--faults", help="Fault plan JSON file.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for deterministic faults and responses.")] = 0,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="Accept only this key (default: any key).")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Extra models the emulator serves: provider:model[@endpoint],…"),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Serve the local emulator of the OpenAI, Anthropic and Gemini batch APIs in the foreground.
+
+    Exits 8 when the port is in use (checked before anything is printed).
 
     Example: llmbulk emulator serve --port 8765   (then export the printed variables)
     """
@@ -851,6 +858,8 @@ def emulator_serve(
             faults,
             seed,
             render.out,
+            api_key=api_key,
+            models=models,
         )
 
     _guard(body)

@@ -42,6 +42,14 @@ RESERVED: dict[str, str] = {
     "max_output_tokens": _TOKENS_HINT,
     "maxOutputTokens": _TOKENS_HINT,
 }
+# Parameters a provider's current API refuses for every request. Anthropic's API version
+# 2026-10-21 (the one the installed anthropic SDK sends) removed the sampling parameters: a
+# request with any of them, even at its default, ends `invalid_request_error` (Anthropic's
+# migration notes for 2026-10-21). Refused here so a job never pays for requests certain to fail.
+UNSUPPORTED = {"anthropic": frozenset({"temperature", "top_p", "top_k"})}
+UNSUPPORTED_WHY = {
+    "anthropic": "Anthropic's API version 2026-10-21 (sent by the anthropic SDK) removed sampling parameters; drop it"
+}
 # The most a sampling temperature may be, per provider (documented ranges); others: 2.
 MAX_TEMPERATURE = {"anthropic": 1.0}
 
@@ -156,6 +164,8 @@ def check_param(name: str, value: Any, provider: str | None = None, *, label: st
         raise UsageError(f"{label}: {name!r} is not a parameter name", hint="names look like top_k or stop")
     if name in RESERVED:
         raise UsageError(f"{label}: {name!r} cannot be set as a parameter", hint=RESERVED[name])
+    if name in UNSUPPORTED.get(provider or "", ()):
+        raise UsageError(f"{label}: {provider} does not accept {name}", hint=UNSUPPORTED_WHY[provider or ""])
     problem = value_problem(name, value, provider)
     if problem is not None:
         raise UsageError(f"{label}: {name} {problem}")

@@ -154,7 +154,6 @@ def test_serve_with_api_key_accepts_only_that_key(tmp_path: Path, stop: list[sub
         openai.OpenAI(api_key="other", base_url=exports["OPENAI_BASE_URL"], max_retries=0).batches.list()
 
 
-@pytest.mark.xfail(reason="needs the --api-key/--models options on `emulator serve` in llmbulk/cli.py (lead)")
 def test_cli_api_key_option(tmp_path: Path, stop: list[subprocess.Popen[str]]) -> None:
     proc = _serve("--port", "0", "--state-dir", str(tmp_path / "emu"), "--api-key", "s3cret")
     stop.append(proc)

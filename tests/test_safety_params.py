@@ -116,7 +116,11 @@ def test_value_rules(name: str, value: Any, provider: str | None, ok: bool) -> N
 
 
 def test_check_params_for_library_callers() -> None:
-    params.check_params({"temperature": 0.2, "top_k": 40, "stop": ["END"]}, "anthropic")
+    params.check_params({"temperature": 0.2, "top_k": 40, "stop": ["END"]}, "gemini")
+    params.check_params({"stop_sequences": ["END"], "max_tokens": 10}, "anthropic")
+    for sampling in ("temperature", "top_p", "top_k"):  # removed by Anthropic's API version 2026-10-21
+        with pytest.raises(UsageError, match=f"anthropic does not accept {sampling} .*2026-10-21"):
+            params.check_params({sampling: 1}, "anthropic")
     for bad in ({"messages": []}, {"model": "gpt-4o"}, {"max_tokens": -5}, {"temperature": math.nan}, {"": 1}):
         with pytest.raises(UsageError, match="parameter"):
             params.check_params(bad, "openai")

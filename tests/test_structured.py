@@ -200,32 +200,6 @@ def test_emulator_still_answers_forced_tool_requests(tmp_path: Path) -> None:
     assert schemas.validate_output(outcome.output, SCHEMA) is None  # older jobs' tool answers still decode
 
 
-@pytest.mark.parametrize(
-    ("output_config", "problem"),
-    [
-        ({"format": {"type": "json_schema"}}, "output_config.format.schema: Field required"),
-        ({"format": {"type": "json_object", "schema": SCHEMA}}, "output_config.format.type"),
-        ({"format": {"type": "json_schema", "schema": "{}"}}, "output_config.format.schema"),
-        ({"format": "json"}, "output_config.format"),
-        ("json", "output_config"),
-    ],
-)
-def test_emulator_rejects_malformed_output_config_at_create(
-    tmp_path: Path, output_config: object, problem: str
-) -> None:
-    request = _anthropic_requests(1)[0]
-    request["params"]["output_config"] = output_config
-    config = EmulatorConfig(validating_seconds=0, running_seconds=0, finalizing_seconds=0, cancel_seconds=0, jitter=0)
-    with EmulatorServer(tmp_path / "emu", config) as server:
-        client = anthropic.Anthropic(api_key="k", base_url=server.anthropic_base_url, max_retries=0)
-        with pytest.raises(anthropic.BadRequestError) as bad:
-            client.messages.batches.create(requests=[request])  # type: ignore[list-item]
-        assert not list(client.messages.batches.list())
-    body = bad.value.body
-    assert isinstance(body, dict) and body["error"]["type"] == "invalid_request_error"
-    assert body["error"]["message"].startswith(f"requests.0.params.{problem}")
-
-
 # ---- the schema is checked completely when it is loaded, before anything is sent ---------------------
 
 RECURSIVE_OPTIONAL = {"type": "object", "properties": {"v": {"type": "string"}, "next": {"$ref": "#"}}}

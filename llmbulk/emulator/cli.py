@@ -1,6 +1,6 @@
 """`llmbulk emulator serve`: the emulator in the foreground, printing how to point clients at it.
 
-Exit codes beyond the common ones: `PORT_IN_USE_EXIT` (8) when the port is taken; this is checked
+Exit codes beyond the common ones: `ExitStatus.PORT_IN_USE` (8) when the port is taken; this is checked
 (by binding) before anything is printed, so no `export` line ever names a server that is not there.
 """
 
@@ -15,15 +15,13 @@ from typing import Any
 
 from llmbulk.emulator.serve import EmulatorServer
 from llmbulk.emulator.settings import config_from_env, models_from
-from llmbulk.errors import ConfigError, LlmbulkError, UsageError
-
-PORT_IN_USE_EXIT = 8
+from llmbulk.errors import ConfigError, ExitStatus, LlmbulkError, UsageError
 
 
 class PortInUseError(LlmbulkError):
     """The address is taken by another process (exit 8, documented in `emulator serve --help`)."""
 
-    exit_status = PORT_IN_USE_EXIT  # type: ignore[assignment]  # ExitStatus gains PORT_IN_USE = 8 on main
+    exit_status = ExitStatus.PORT_IN_USE
 
 
 def serve(
