@@ -116,7 +116,7 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
             continue
         # `_row_key` and `_render` inlined for the common case (a non-empty string id, no error).
         value = row.get(id_column) if id_column is not None else None
-        key = value if type(value) is str and value else _row_key(table, id_column, row, index)
+        key = value if type(value) is str and value and "\0" not in value else _row_key(table, id_column, row, index)
         try:
             prompt = render_prompt(row)
         except Exception as exc:
@@ -166,7 +166,13 @@ def _row_key(table: InputTable, id_column: str | None, row: dict[str, Any], inde
             f"{table.path}: row {index + 1} has an empty id in column {id_column!r}",
             hint="every row needs an id, or drop --id-column to use row numbers",
         )
-    return str(value)
+    key = str(value)
+    if "\0" in key:  # PostgreSQL text cannot hold it, and no provider round-trips it
+        raise InputError(
+            f"{table.path}: row {index + 1}: the id in column {id_column!r} holds a NUL byte",
+            hint="clean the id column (NUL bytes are not allowed in ids)",
+        )
+    return key
 
 
 def _chat_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | None) -> Iterator[Task]:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -310,3 +314,49 @@ def test_a_bad_duration_setting_is_one_line(
         "unset it or give seconds, e.g. " + {"LLMBULK_POLL_INITIAL": "30", "LLMBULK_LEASE_TTL": "60",
                                              "LLMBULK_HTTP_TIMEOUT": "600"}[variable]
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_run_is_one_line_naming_the_job_and_the_same_command_continues(
+    signum: int, home: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "LLMBULK_EMULATOR_SECONDS": "60", "LLMBULK_EMULATED_POLL_INITIAL": "0.2"}
+    args = [sys.executable, "-m", "llmbulk", *_run_args("openai", "--out", "out.csv")]
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(_created(home)) < 3 and time.monotonic() < deadline:  # every shard sent: now it polls
+        time.sleep(0.1)
+    process.send_signal(signum)
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    (job,) = [j["job_id"] for j in json.loads(subprocess.run(
+        [sys.executable, "-m", "llmbulk", "jobs", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
+    ).stdout)]  # fmt: skip
+    word = "interrupted" if signum == signal.SIGINT else "terminated"
+    assert err.strip().splitlines()[-1] == (
+        f"error: {word}; job {job} is safe to continue: llmbulk run {job} (or rerun the same command)"
+    )
+    env["LLMBULK_EMULATOR_SECONDS"] = "0"
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"continuing job {job}" in again.stderr
+    assert len(_created(home)) == 3  # the same three batches, collected
+    assert len(_rows(tmp_path / "out.csv")) == 50
+
+
+def test_a_nul_byte_in_an_id_is_refused_before_anything_is_recorded(
+    llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path
+) -> None:
+    table = tmp_path / "nul.csv"
+    table.write_bytes(b"id,text\nr1,fine\nr\x002,bad\n")
+    result = llmbulk("run", str(table), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", PROMPT, "--id-column", "id",
+                     "--emulate", "--out", "o.csv")  # fmt: skip
+    assert result.exit_code == 2 and "row 2" in result.stderr and "NUL" in result.stderr
+    assert _jobs(llmbulk) == [] and not _created(home)
+
+
+def test_db_in_a_missing_folder_is_an_error_not_a_new_database(llmbulk: Callable[..., Outcome], tmp_path: Path) -> None:
+    result = llmbulk("jobs", "--db", str(tmp_path / "nowhere" / "state.db"))
+    assert result.exit_code == 1 and "no folder" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
