@@ -939,7 +939,8 @@ def cancel(
             return _job_status(session.store, job)
         with lease, _logged(session, job.id):
             _cancel_job(session, job, provider, lease)
-            _poll(session, job)
+            # Batches that ended before the cancel reached them (409) are harvested like the rest.
+            _poll_and_collect(session, session.store.get_job(job.id), True, lease)
         return _job_status(session.store, job)
 
 

@@ -360,3 +360,48 @@ def test_db_in_a_missing_folder_is_an_error_not_a_new_database(llmbulk: Callable
     result = llmbulk("jobs", "--db", str(tmp_path / "nowhere" / "state.db"))
     assert result.exit_code == 1 and "no folder" in result.stderr
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_several_jobs_in_a_row_on_one_database(store_url: str, tmp_path: Path) -> None:
+    """A finished job, then more on the same and another model: calibration reads the finished ones."""
+    settings = load_settings(env={"LLMBULK_HOME": str(tmp_path / "home"), "LLMBULK_DB": store_url,
+                                  "LLMBULK_EMULATOR_SECONDS": "0"})  # fmt: skip
+    common = dict(input=QUICKSTART, provider="openai", id_column="review_id", emulate=True)
+    ids = []
+    for model, prompt in (("gpt-4o-mini", PROMPT), ("gpt-4o-mini", "Topic: {{ text }}"), ("gpt-4o", PROMPT)):
+        options = api.SubmitOptions(model=model, prompt=prompt, **common)  # type: ignore[arg-type]
+        result = api.run(None, options, out=tmp_path / f"{len(ids)}.csv", settings=settings)
+        assert result.finished and result.status.counts == {"succeeded": 50}
+        ids.append(result.job_id)
+    assert len(set(ids)) == 3
+    estimate = api.submit(api.SubmitOptions(model="gpt-4o-mini", prompt="Again: {{ text }}", **common),  # type: ignore[arg-type]
+                          dry_run=True, settings=settings).estimate  # fmt: skip
+    assert estimate is not None and estimate.input_tokens > 0
+
+
+def test_a_file_size_limit_is_one_line_and_loses_nothing(store_url: str, tmp_path: Path) -> None:
+    """`ulimit -f`: shards and outputs cannot be written (a SQLite state cannot either: one line too)."""
+    import resource
+
+    from llmbulk.emulator import EmulatorConfig, EmulatorServer
+
+    def limit() -> None:  # too small for the first shard
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+
+    with EmulatorServer(tmp_path / "emulator", EmulatorConfig(validating_seconds=0, running_seconds=0,
+                                                              finalizing_seconds=0)) as server:  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMBULK_", "OPENAI_"))}
+        env.update(LLMBULK_HOME=str(tmp_path / ".llmbulk"), LLMBULK_DB=store_url, OPENAI_API_KEY="k",
+                   OPENAI_BASE_URL=server.openai_base_url, LLMBULK_POLL_INITIAL="0.1")  # fmt: skip
+        args = [sys.executable, "-m", "llmbulk", *[a for a in _run_args("openai", "--out", "out.csv")
+                                                    if a != "--emulate"]]  # fmt: skip
+        failed = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                                preexec_fn=limit)  # fmt: skip
+        assert failed.returncode == 1, failed.stderr
+        assert "Traceback" not in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
+        assert ("File too large" if store_url.startswith("postgresql") else "disk I/O error") in failed.stderr
+        again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        created = [e for e in server.emulator.audit_events() if e["event"] == "batch.created"]
+        assert len(created) == 3
+    assert len(_rows(tmp_path / "out.csv")) == 50
