@@ -165,7 +165,7 @@ def check_param(name: str, value: Any, provider: str | None = None, *, label: st
     if name in RESERVED:
         raise UsageError(f"{label}: {name!r} cannot be set as a parameter", hint=RESERVED[name])
     if name in UNSUPPORTED.get(provider or "", ()):
-        raise UsageError(f"{label}: {provider} does not accept {name}", hint=UNSUPPORTED_WHY[provider or ""])
+        raise UsageError(f"{label}: {name} is not accepted by {provider}", hint=UNSUPPORTED_WHY[provider or ""])
     problem = value_problem(name, value, provider)
     if problem is not None:
         raise UsageError(f"{label}: {name} {problem}")

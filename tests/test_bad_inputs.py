@@ -248,7 +248,7 @@ CASES = [
     case("temperature-nan", sub("valid.csv", "--temperature", "nan"), USAGE, "--temperature nan", "from 0 to 2"),
     case("temperature-infinite", sub("valid.csv", "--temperature", "inf"), USAGE, "--temperature inf"),
     case("temperature-negative", sub("valid.csv", "--temperature", "-0.5"), USAGE, "--temperature -0.5"),
-    case("temperature-anthropic", sub("valid.csv", "--temperature", "0.5", provider="anthropic"), USAGE, "--temperature", "anthropic does not accept temperature"),  # noqa: E501
+    case("temperature-anthropic", sub("valid.csv", "--temperature", "0.5", provider="anthropic"), USAGE, "--temperature", "temperature is not accepted by anthropic"),  # noqa: E501
     case("top-p-over-1", sub("valid.csv", "--top-p", "1.5"), USAGE, "--top-p 1.5", "from 0 to 1"),
     case("top-p-negative", sub("valid.csv", "--top-p", "-0.1"), USAGE, "--top-p -0.1"),
     case("prompt-empty", sub("valid.csv", prompt=""), USAGE, "--prompt is empty"),

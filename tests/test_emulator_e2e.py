@@ -42,10 +42,19 @@ def test_unknown_gemini_model_is_refused_at_create(llmbulk: Callable[..., Outcom
     assert "404 NOT_FOUND" in result.stderr and "gemini-nonexistent-9" in result.stderr
 
 
+def test_anthropic_sampling_parameters_are_refused_before_anything_is_sent(
+    llmbulk: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    """Anthropic API version 2026-10-21 (the SDK's) rejects temperature even at 1.0: llmbulk refuses it first."""
+    result, rows = _run(llmbulk, tmp_path, "-p", "anthropic", "-m", "claude-nonexistent-9", "--temperature", "7")
+    assert result.exit_code == 2 and not rows
+    assert "temperature is not accepted by anthropic" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (("-m", "claude-nonexistent-9", "--temperature", "7", "--param", "frobnicate=true"), "invalid_request_error"),
+        (("-m", "claude-nonexistent-9", "--param", "frobnicate=true"), "invalid_request_error"),
         (("-m", "claude-nonexistent-9"), "not_found_error: model: claude-nonexistent-9"),
     ],
 )

@@ -20,9 +20,8 @@ import openai
 import pytest
 
 from llmbulk.emulator import EmulatorConfig, EmulatorServer
-from llmbulk.emulator.cli import PORT_IN_USE_EXIT
 from llmbulk.emulator.settings import config_from_env
-from llmbulk.errors import ConfigError
+from llmbulk.errors import ConfigError, ExitStatus
 
 LLMBULK = [sys.executable, "-m", "llmbulk"]
 
@@ -100,7 +99,7 @@ def test_busy_port_fails_before_printing_with_its_own_exit_code(tmp_path: Path) 
             [*LLMBULK, "emulator", "serve", "--port", str(port), "--state-dir", str(tmp_path / "emu")],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
-    assert result.returncode == PORT_IN_USE_EXIT == 8
+    assert result.returncode == int(ExitStatus.PORT_IN_USE) == 8
     assert "export" not in result.stdout and result.stdout == ""
     assert "already in use" in result.stderr and str(port) in result.stderr and "Traceback" not in result.stderr
 

@@ -133,7 +133,7 @@ def _sink_events(sink: Path) -> list[dict[str, Any]]:
 def _run(llmbulk: Callable[..., Outcome], *extra: str, out: str = "out.csv") -> Outcome:
     return llmbulk(
         "run", str(QUICKSTART), "-p", "openai", "-m", MODEL, "--prompt", PROMPT, "--id-column", "review_id",
-        "--out", out, "--emulate", "--json", *extra,
+        "--out", out, "--emulate", "--json", "--new-job", *extra,
     )  # fmt: skip
 
 

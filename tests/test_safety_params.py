@@ -119,7 +119,7 @@ def test_check_params_for_library_callers() -> None:
     params.check_params({"temperature": 0.2, "top_k": 40, "stop": ["END"]}, "gemini")
     params.check_params({"stop_sequences": ["END"], "max_tokens": 10}, "anthropic")
     for sampling in ("temperature", "top_p", "top_k"):  # removed by Anthropic's API version 2026-10-21
-        with pytest.raises(UsageError, match=f"anthropic does not accept {sampling} .*2026-10-21"):
+        with pytest.raises(UsageError, match=f"{sampling} is not accepted by anthropic .*2026-10-21"):
             params.check_params({sampling: 1}, "anthropic")
     for bad in ({"messages": []}, {"model": "gpt-4o"}, {"max_tokens": -5}, {"temperature": math.nan}, {"": 1}):
         with pytest.raises(UsageError, match="parameter"):

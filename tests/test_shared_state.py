@@ -69,7 +69,7 @@ def test_worker_continues_every_active_job(tmp_path: Path) -> None:
         ids = []
         for _ in range(2):
             submitted = llmbulk("submit", str(input_path), "-p", "openai", "-m", "gpt-4o-mini", "--prompt",
-                                "{{ text }}", "--json")  # fmt: skip
+                                "{{ text }}", "--json", "--new-job")  # fmt: skip
             assert submitted.returncode == 0, submitted.stderr
             ids.append(json.loads(submitted.stdout)["job_id"])
         passed = llmbulk("worker", "--json")
