@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     )
     from llmbulk.costs import Estimate
     from llmbulk.store.schema import Job
+    from llmbulk.views import JobRecord
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -88,7 +89,7 @@ class RichProgress:
 # ---- payloads for --json -----------------------------------------------------------------------
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def job_json(job: JobRecord) -> dict[str, Any]:
     return {
         "job_id": job.id,
         "created_at": job.created_at,

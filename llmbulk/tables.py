@@ -115,19 +115,18 @@ class InputTable:
 
     def __init__(self, path: Path, fmt: str | None = None) -> None:
         self.path = path
+        self.sha256: str | None = None  # set once the input has been read in full
         if not path.exists():
             raise InputError(f"input file {path} does not exist", hint="check the path")
         if path.is_dir():
             if fmt not in (None, "files"):
                 raise InputError(f"input {path} is a directory", hint="pass a CSV, JSONL or Parquet file")
             self.format = "files"
-            self.sha256 = None
             return
         problem = not_regular_file(path)
         if problem is not None:
             raise InputError(f"input {path} {problem}", hint="save the rows to a CSV, JSONL or Parquet file first")
         self.format = detect_format(path, fmt)
-        self.sha256: str | None = None
 
     def columns(self) -> list[str]:
         """Column names, from the header, the first object, or the Parquet schema."""
@@ -317,7 +316,7 @@ class TableWriter:
             except OSError as exc:
                 raise UsageError(f"cannot write output {path}: {exc.strerror}", hint="choose another --out") from exc
         if fmt == "csv":
-            self._csv = csv.writer(self._fh)
+            self._csv = csv.writer(self._fh)  # type: ignore[arg-type]  # opened in text mode for CSV
             self._csv.writerow(self.columns)
 
     def write(self, row: dict[str, Any]) -> None:
@@ -344,8 +343,7 @@ class TableWriter:
             return
         columns = {c: [r.get(c) for r in self._pending] for c in self.columns}
         if self._parquet_writer is None:
-            table = pa.table(columns) if self._arrow_schema is None else None
-            schema = self._arrow_schema or _nullable_strings(table.schema)
+            schema = self._arrow_schema or _nullable_strings(pa.table(columns).schema)
             self._arrow_schema = schema
             self._parquet_writer = pq.ParquetWriter(self._fh, schema)
         table = pa.Table.from_pydict(columns, schema=self._arrow_schema)

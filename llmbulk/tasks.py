@@ -73,7 +73,10 @@ class _Templates:
             try:
                 parsed = env.parse(source)
                 for node in parsed.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
-                    tag, target = _LOADING_TAGS[type(node).__name__], getattr(node.template, "value", "…")
+                    tag, target = (
+                        _LOADING_TAGS[type(node).__name__],
+                        getattr(getattr(node, "template", None), "value", "…"),
+                    )
                     raise InputError(
                         f"{label}: {{% {tag} {target!r} %}} is not supported (line {node.lineno})",
                         hint=f"templates cannot load other files; paste the text of {target} into the template",
@@ -109,6 +112,7 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
     if spec.id_column is not None and columns and spec.id_column not in columns:
         raise InputError(f"{table.path} has no id column {spec.id_column!r}", hint=f"columns are: {', '.join(columns)}")
     templates = _Templates(spec, columns, str(table.path))
+    assert templates.prompt is not None  # not tasks mode: there is a prompt
     render_prompt = templates.prompt.render
     id_column, params = spec.id_column, spec.params
     for index, row in enumerate(table.rows()):

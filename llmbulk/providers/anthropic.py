@@ -7,6 +7,7 @@ Results stream from the batch's absolute `results_url` and are joined on `custom
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -220,9 +221,8 @@ class AnthropicBatchProvider:
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
         """Retrieve each batch and normalize its status."""
-        return [
-            self._status(self._call("poll", lambda b=b: self.client.messages.batches.retrieve(b))) for b in batch_ids
-        ]
+        retrieve = self.client.messages.batches.retrieve
+        return [self._status(self._call("poll", functools.partial(retrieve, b))) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         """Stream the results JSONL of an ended batch, one raw line at a time."""

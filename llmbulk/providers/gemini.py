@@ -239,7 +239,8 @@ class GeminiBatchProvider:
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
         """Current status of each batch, in the same order."""
-        return [self._status(self._call("poll", lambda b=b: self.client.batches.get(name=b)), b) for b in batch_ids]
+        get = self.client.batches.get
+        return [self._status(self._call("poll", functools.partial(get, name=b)), b) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         """Stream every result line: the result file by name, or the job's inlined responses."""
@@ -477,7 +478,7 @@ def _request(task: Task, configs: _ConfigCache | None = None) -> dict[str, Any]:
         if role == "system":
             system.append(_text(message["content"]))
             continue
-        gemini_role = ROLES.get(role)
+        gemini_role = ROLES.get(role) if isinstance(role, str) else None
         if gemini_role is None:
             raise InputError(
                 f"row {task.row_index}: Gemini has no message role {role!r}", hint="use user, assistant or system"

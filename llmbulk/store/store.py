@@ -207,7 +207,7 @@ class Store:
             try:
                 with conn.begin_nested():
                     _bulk(conn, sql, chunk)
-            except (IntegrityError, *_driver_integrity_errors()) as exc:
+            except (IntegrityError, *_driver_integrity_errors()) as exc:  # type: ignore[misc]  # a runtime tuple
                 keyed = [{"k": key, "r": row} for (_job, row, key, _s, _sh) in chunk]
                 raise self._duplicate_error(conn, job_id, keyed) from exc
 
