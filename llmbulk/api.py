@@ -1295,6 +1295,10 @@ class _Runner:
     def finish(self, job: Job) -> RunResult:
         store, events = self.store, self.session.events
         store.mark_dead(job.id, job.max_attempts)
+        if job.state != "cancelled" and store.item_counts(job.id).get(ItemState.FAILED_RETRYABLE.value):
+            # Nothing in flight, but items wait to be retried (`collect --follow`, --no-retry): not done.
+            self.summary = self.write(job, final=True)
+            return RunResult(job.id, False, False, self.summary, _job_status(store, job))
         if job.state != "cancelled":
             store.update_job(job.id, state="done")
         self.summary = self.write(job, final=True)

@@ -801,7 +801,7 @@ def items(
             render.print_json(result)
         elif out is None:
             render.items_table(result)
-        else:
+        elif str(out) != "-":
             render.err.print(f"wrote {len(result):,} item(s) to {out}", markup=False)
 
     _guard(body)

@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from llmbulk.views import LIVE_BATCH_STATES, TERMINAL_BATCH_STATES
+
 if TYPE_CHECKING:
     from llmbulk.api import (
         BatchView,
@@ -243,31 +245,55 @@ def submit_result(result: SubmitResult) -> None:
     )
 
 
-def job_status(status: JobStatus) -> None:
+def job_status(status: JobStatus, console: Console | None = None) -> None:
+    """The job's summary and batches; on stderr when stdout carries machine output (`--out -`)."""
+    show = console or out
     job = status.job
     progress = status.progress
     done = f"{progress:.0%}" if progress is not None else "unknown"
     emulated = " (emulated)" if job.emulated else ""
-    out.print(
+    show.print(
         f"[bold]{job.id}[/]  {escape(job.provider)}/{escape(job.model)}{emulated}  {job.n_items:,} items  "
         f"state {job.state}  settled {status.settled:,}/{job.n_items:,} ({done})"
     )
     counts = "  ".join(f"{s} {status.counts[s]:,}" for s in STATE_ORDER if status.counts.get(s))
-    out.print(f"items: {counts or 'none'}")
+    show.print(f"items: {counts or 'none'}")
     if status.batches:
-        out.print(batches_table(status.batches))
+        show.print(batches_table(status.batches))
     if status.unsent_shards:
-        out.print(f"{status.unsent_shards} shard(s) not yet submitted (quota or interrupted): `llmbulk run {job.id}`")
+        show.print(f"{status.unsent_shards} shard(s) not yet submitted (quota or interrupted): `llmbulk run {job.id}`")
     if status.errors:
         shown = ", ".join(f"{code or '?'} ×{n:,} ({state})" for state, code, n in status.errors[:6])
-        out.print(f"errors: {shown}", markup=False)
+        show.print(f"errors: {shown}", markup=False)
     if status.dead:
         keys = ", ".join(str(d["key"]) for d in status.dead[:10])
         more = " …" if status.counts.get("dead", 0) > len(status.dead[:10]) else ""
-        out.print(f"dead items (out of attempts): {keys}{more}", markup=False)
+        show.print(f"dead items (out of attempts): {keys}{more}", markup=False)
     usage = status.usage
     if usage.get("attempts"):
-        out.print(f"tokens: {usage['input_tokens']:,} in / {usage['output_tokens']:,} out")
+        show.print(f"tokens: {usage['input_tokens']:,} in / {usage['output_tokens']:,} out")
+    hint = next_step(status)
+    if hint:
+        show.print(f"next: {hint}", markup=False)
+
+
+RESULT_STATES = TERMINAL_BATCH_STATES - {"requeued"}
+
+
+def next_step(status: JobStatus) -> str | None:
+    """What to run next, when the job waits on the user rather than on the provider."""
+    job = status.job
+    if job.state == "cancelled":
+        return f"the job is cancelled; `llmbulk resume {job.id}` continues it"
+    in_flight = any(b.state in LIVE_BATCH_STATES for b in status.batches)
+    uncollected = [b for b in status.batches if b.state in RESULT_STATES and not b.collected]
+    if uncollected and not in_flight:
+        n_ended = len(uncollected)
+        return f"{n_ended} batch(es) ended with results to fetch: `llmbulk collect {job.id}` or `llmbulk run {job.id}`"
+    if status.counts.get("failed_retryable") and not in_flight and not status.unsent_shards:
+        n = status.counts["failed_retryable"]
+        return f"{n:,} item(s) can be retried: `llmbulk retry {job.id}` or `llmbulk run {job.id}`"
+    return None
 
 
 def batches_table(batches: list[BatchView]) -> Table:
@@ -310,7 +336,8 @@ def collect_result(result: CollectResult) -> None:
         err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})", markup=False)
     if result.collected_batches:
         err.print(f"collected {len(result.collected_batches)} batch(es)")
-    job_status(result.status)
+    to_stdout = result.output is not None and result.output.path is None
+    job_status(result.status, err if to_stdout else out)
 
 
 def retry_result(result: RetryResult) -> None:
@@ -335,7 +362,8 @@ def run_result(result: RunResult) -> None:
             f"retries stopped at --max-cost; job {result.job_id} stays open — continue with "
             f"`llmbulk run {result.job_id} --max-cost MORE`"
         )
-    job_status(result.status)
+    to_stdout = result.output is not None and result.output.path is None
+    job_status(result.status, err if to_stdout else out)
 
 
 def jobs_table(jobs: list[Job]) -> None:

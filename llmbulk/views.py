@@ -14,6 +14,7 @@ from llmbulk.errors import ExitStatus
 OPEN_ITEM_STATES = ("pending", "queued", "submitted", "failed_retryable")
 SETTLED_ITEM_STATES = ("succeeded", "failed_permanent", "dead")
 TERMINAL_BATCH_STATES = frozenset({"ended", "failed", "expired", "cancelled", "requeued"})
+LIVE_BATCH_STATES = frozenset({"creating", "validating", "running", "finalizing", "cancelling"})
 
 
 class JobRecord(Protocol):
