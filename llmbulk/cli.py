@@ -83,7 +83,8 @@ app.add_typer(emulator_app, name="emulator")
 
 DbOpt = Annotated[str | None, typer.Option("--db", envvar="LLMBULK_DB", help="State database URL or SQLite path.")]
 HomeOpt = Annotated[
-    Path | None, typer.Option("--home", envvar="LLMBULK_HOME", help="State directory (default ./.llmbulk).")
+    Path | None,
+    typer.Option("--home", envvar="LLMBULK_HOME", help="State directory (default: nearest .llmbulk/ up from here)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr.")]
@@ -763,16 +764,21 @@ def jobs(
     json: JsonOpt = False,
     db: DbOpt = None,
     home: HomeOpt = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
-    """List jobs, newest first.
+    """List jobs, newest first (-v also says which state database is in use).
 
     Example: llmbulk jobs --json
     """
 
     def body() -> None:
         from llmbulk import api, render
+        from llmbulk.store.engine import _redact
 
-        result = api.jobs(limit, settings=_settings(home, db))
+        settings = _settings(home, db)
+        if verbose:
+            render.err.print(f"state: {_redact(settings.db_url)} (home {settings.home.resolve()})", markup=False)
+        result = api.jobs(limit, settings=settings)
         render.print_json([render.job_json(j) for j in result]) if json else render.jobs_table(result)
 
     _guard(body)

@@ -1,6 +1,7 @@
 """Settings resolved from the environment: where state lives and how often to poll.
 
-`LLMBULK_HOME` (default `./.llmbulk`) holds shards, downloaded results, logs and the emulator's
+`LLMBULK_HOME` (default: the nearest `.llmbulk/` here or in a parent folder of the same git
+repository, else `./.llmbulk`) holds shards, downloaded results, logs and the emulator's
 state; `LLMBULK_DB` (default a SQLite file in the home) is any SQLAlchemy URL.
 `LLMBULK_POLL_INITIAL`/`LLMBULK_POLL_MAX` bound the poll interval (seconds; the emulated ones apply
 to `--emulate` jobs), `LLMBULK_HTTP_TIMEOUT` is the provider SDKs' per-request timeout,
@@ -50,7 +51,7 @@ class Settings:
 def load_settings(home: str | Path | None = None, db: str | None = None, env: dict[str, str] | None = None) -> Settings:
     """Settings from arguments, then `LLMBULK_*` variables, then defaults."""
     environ = dict(os.environ if env is None else env)
-    home_path = Path(home or environ.get("LLMBULK_HOME") or ".llmbulk").expanduser()
+    home_path = Path(home or environ.get("LLMBULK_HOME") or discover_home()).expanduser()
     db_url = db or environ.get("LLMBULK_DB") or f"sqlite:///{home_path / 'llmbulk.db'}"
     if "://" not in db_url:  # a bare path means a SQLite file
         db_url = f"sqlite:///{Path(db_url).expanduser()}"
@@ -66,6 +67,29 @@ def load_settings(home: str | Path | None = None, db: str | None = None, env: di
         inflight_window=None if window is None else _seconds(environ, "LLMBULK_INFLIGHT_WINDOW", 0.0),
         env=environ,
     )  # fmt: skip
+
+
+def discover_home(cwd: Path | None = None) -> Path:
+    """The nearest `.llmbulk/` in the working directory or a parent, within the same project.
+
+    As git finds `.git`: a command run from a sub-folder of a project uses the project's state.
+    The search stops at the project's root (the nearest folder holding `.git`), so a stray
+    `.llmbulk` in /tmp or a home folder never captures unrelated work; outside a repository only
+    the working directory counts. Where none is found, a new `./.llmbulk` is made here.
+    """
+    start = (cwd or Path.cwd()).resolve()
+    chain = [start]
+    for folder in (start, *start.parents):
+        if folder != start:
+            chain.append(folder)
+        if (folder / ".git").exists():
+            break
+    else:
+        chain = [start]  # not in a repository: no project root to stop at
+    for folder in chain:
+        if (folder / ".llmbulk").is_dir():
+            return Path(".llmbulk") if folder == start else folder / ".llmbulk"
+    return Path(".llmbulk")
 
 
 def _check_db_folder(path: Path) -> None:

@@ -57,3 +57,21 @@ def test_status_after_the_provider_finished_says_to_collect(llmbulk: Callable[..
     status = llmbulk("status", job, "--refresh")
     assert status.exit_code == 3
     assert f"`llmbulk collect {job}`" in status.stdout
+
+
+def test_state_is_found_from_a_sub_folder(
+    llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("LLMBULK_HOME")
+    (tmp_path / ".git").mkdir()  # a project: state is looked for up to its root
+    monkeypatch.chdir(tmp_path)
+    job = _run(llmbulk, "--out", "o.csv", "--json").json()["job_id"]
+    deeper = tmp_path / "notebooks" / "week1"
+    deeper.mkdir(parents=True)
+    monkeypatch.chdir(deeper)
+    listed = llmbulk("jobs", "--json", "-v")
+    assert [j["job_id"] for j in listed.json()] == [job]
+    assert f"home {home.resolve()}" in listed.stderr
+    assert not (deeper / ".llmbulk").exists()
+    (tmp_path / ".git").rmdir()  # outside a repository only the working directory counts
+    assert llmbulk("jobs", "--json").json() == []
