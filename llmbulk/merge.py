@@ -84,7 +84,7 @@ def _merged(store: Store, job: Job, explode: str | None) -> _Merged:
                 merged.pop("content", None)  # the file itself stays in the repository
             if fields:
                 merged.update(schemas.flatten(merged[names["output"]], fields))
-            yield index, list(_exploded(merged, names["output"], explode, element_keys))
+            yield index, list(_exploded(merged, names, explode, element_keys))
             if index == 10:
                 crashpoint("mid_merge")
         if next(items, None) is not None or (job.input_sha256 and table.sha256 != job.input_sha256):
@@ -165,21 +165,27 @@ def _element_keys(schema: dict[str, Any] | None, explode: str | None, fields: li
     return list(items.get("properties") or {})
 
 
+# What an item was billed: on the first of its exploded rows only, so a column sums to the job's total.
+PER_ITEM_COLUMNS = ("input_tokens", "output_tokens", "cost_usd")
+
+
 def _exploded(
-    merged: dict[str, Any], output_column: str, explode: str | None, element_keys: list[str]
+    merged: dict[str, Any], names: dict[str, str], explode: str | None, element_keys: list[str]
 ) -> Iterator[dict[str, Any]]:
     if explode is None:
         yield merged
         return
     try:
-        elements = orjson.loads(merged[output_column] or "null").get(explode)
+        elements = orjson.loads(merged[names["output"]] or "null").get(explode)
     except (orjson.JSONDecodeError, AttributeError):
         elements = None
     if not isinstance(elements, list) or not elements:
         yield merged
         return
-    for element in elements:
+    for position, element in enumerate(elements):
         row = dict(merged)
+        if position:
+            row.update((names[column], None) for column in PER_ITEM_COLUMNS)
         row[f"out.{explode}"] = orjson.dumps(element).decode() if isinstance(element, dict | list) else element
         if isinstance(element, dict):
             for key in element_keys:

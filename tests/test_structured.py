@@ -136,7 +136,13 @@ def test_explode_gives_one_row_per_list_element(llmbulk: Callable[..., Outcome],
     assert len(rows) == 100
     assert [r["review_id"] for r in rows[:4]] == ["R1001", "R1001", "R1002", "R1002"]
     assert all(r["out.pairs.question"] and r["out.pairs.answer"] for r in rows)
-    bad = llmbulk("collect", result.stdout.split()[0], "--explode", "label", "--out", "x.csv")
+    # Each item's cost and tokens are on its first row only: the column sums to the job's cost.
+    assert all(r["cost_usd"] == "" and r["output_tokens"] == "" for r in rows[1::2])
+    job_id = result.stdout.split()[0]
+    cost = llmbulk("cost", job_id, "--json").json()
+    assert abs(sum(float(r["cost_usd"]) for r in rows[::2]) - cost["actual_usd"]) < 1e-9
+    assert sum(int(r["output_tokens"]) for r in rows[::2]) == cost["tokens"]["output_tokens"]
+    bad = llmbulk("collect", job_id, "--explode", "label", "--out", "x.csv")
     assert bad.exit_code == 2 and "not a list field" in bad.stderr
 
 
