@@ -25,13 +25,19 @@ __all__ = [
     "__version__",
     "cancel",
     "collect",
+    "cost",
+    "doctor",
     "exit_status",
+    "items",
     "jobs",
     "read_status",
+    "resume",
     "retry",
     "run",
+    "stats",
     "status",
     "submit",
+    "worker",
 ]
 
 if TYPE_CHECKING:
@@ -44,11 +50,17 @@ if TYPE_CHECKING:
         SubmitResult,
         cancel,
         collect,
+        cost,
+        doctor,
+        items,
         jobs,
+        resume,
         retry,
         run,
+        stats,
         status,
         submit,
+        worker,
     )
     from llmbulk.store.quick import read_status
     from llmbulk.views import exit_status

@@ -773,11 +773,11 @@ def jobs(
 
     def body() -> None:
         from llmbulk import api, render
-        from llmbulk.store.engine import _redact
+        from llmbulk.events import redact_url
 
         settings = _settings(home, db)
         if verbose:
-            render.err.print(f"state: {_redact(settings.db_url)} (home {settings.home.resolve()})", markup=False)
+            render.err.print(f"state: {redact_url(settings.db_url)} (home {settings.home.resolve()})", markup=False)
         result = api.jobs(limit, settings=settings)
         render.print_json([render.job_json(j) for j in result]) if json else render.jobs_table(result)
 

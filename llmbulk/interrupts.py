@@ -35,8 +35,8 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
 def message() -> str:
     """The one line: what stopped, and the job and command that continue the work."""
     what = "terminated" if signal.SIGTERM in _received else "interrupted"
-    api = sys.modules.get("llmbulk.api")
-    job_id = api.current_job.get() if api is not None else None
+    session = sys.modules.get("llmbulk.session")  # loaded only once a command works on a job
+    job_id = session.current_job.get() if session is not None else None
     if job_id is None:
         return what
     return f"{what}; job {job_id} is safe to continue: llmbulk run {job_id} (or rerun the same command)"

@@ -1,12 +1,14 @@
 """Input rows + each item's current outcome → output rows, in input order, every row once.
 
 Streams the input table and the items (ordered by row) side by side, so memory stays flat;
-the output file appears only when complete (tmp + rename).
+the output file appears only when complete (tmp + rename). Also where outputs go: the output
+path and format a command resolves, checked before anything is sent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import OutputError, StateError, UsageError
 from llmbulk.store import Store
 from llmbulk.store.schema import Job
-from llmbulk.tables import TableWriter
+from llmbulk.tables import FORMATS, TableWriter, check_format_matches, detect_format
 
 RESULT_COLUMNS = (
     "output",
@@ -220,3 +222,49 @@ def _changed(job: Job) -> StateError:
         f"input {job.input_path} changed since job {job.id} was submitted",
         hint="restore the original file; outputs are joined to it row by row",
     )
+
+
+def default_output(job: Job, fmt: str | None) -> tuple[Path, str]:
+    if job.out_path:
+        path = Path(job.out_path)
+        return path, fmt or detect_format(path)
+    fmt = fmt or "csv"
+    return Path(f"llmbulk-{job.id}.{fmt}"), fmt
+
+
+def resolve_output(job: Job, out: Path | None, fmt: str | None) -> tuple[Path | None, str]:
+    """Where and in what format to write the output table (`-` = stdout, JSONL)."""
+    check_output(out, fmt)
+    if out is None:
+        return default_output(job, fmt)
+    if str(out) == "-":
+        return None, "jsonl"
+    return out, fmt or detect_format(out)
+
+
+def check_output(out: Path | None, fmt: str | None, input_path: Path | None = None) -> None:
+    """Refuse a bad --format or --out before anything is sent; needs no job, so it can run first.
+
+    The output must be in a known format that agrees with its extension, must not be the input,
+    and its folder must exist and be writable.
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if out is None:
+        return
+    if str(out) == "-":
+        if fmt not in (None, "jsonl"):
+            raise UsageError("only --format jsonl can be written to stdout")
+        return
+    if fmt is None:
+        detect_format(out)
+    check_format_matches(out, fmt)
+    if input_path is not None and out.resolve() == input_path.resolve():
+        raise UsageError(f"--out {out} is the input file", hint="write the output to another file")
+    folder = out.resolve().parent
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory", hint="name a file, e.g. results.csv")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write --out {out}: folder {folder} does not exist", hint="create it first")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UsageError(f"cannot write --out {out}: permission denied", hint="choose a writable location")

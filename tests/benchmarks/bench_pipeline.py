@@ -138,6 +138,12 @@ def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any
     """
     from llmbulk import api
     from llmbulk.config import load_settings
+    from llmbulk.jobs import submit as submit_mod
+    from llmbulk.jobs.collect import poll_and_collect, write_table
+    from llmbulk.jobs.pack import pack_new_job
+    from llmbulk.jobs.send import send_unsent
+    from llmbulk.store.schema import Job
+    from llmbulk.tasks import TaskSpec
 
     settings = load_settings(home=work / "home", env=dict(os.environ))
     options = api.SubmitOptions(
@@ -150,9 +156,9 @@ def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any
     figures: dict[str, Any] = {}
     with api.Session(settings) as session:
         started = time.perf_counter()
-        table = api._input_table(options)
-        spec = api.TaskSpec(options.prompt, None, options.id_column, {})
-        job = api.Job(
+        table = submit_mod.input_table_of(options)
+        spec = TaskSpec(options.prompt, None, options.id_column, {})
+        job = Job(
             id=api.new_job_id(),
             created_at=time.time(),
             provider=provider,
@@ -165,15 +171,16 @@ def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any
             max_items=10**9,
             max_bytes=10**12,
         )
-        limits = api._limits(options)
+        limits = submit_mod.limits_of(options)
         job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
-        adapter = session._make_provider(provider, job.model, None, False, need_key=True)
-        plans, _ = api._pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
+        adapter = session.make_provider(provider, job.model, None, False, need_key=True)
+        plans, _ = pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
         figures["pack"] = {"seconds": time.perf_counter() - started, "bytes": sum(p.n_bytes for p in plans)}
         figures["shards"] = len(plans)
-        session._providers[job.id] = adapter
+        session.use_provider(job.id, adapter)
         started = time.perf_counter()
-        api._submit_unsent(session, session.store.get_job(job.id))
+        with session.lease(job.id) as lease:
+            send_unsent(session, session.store.get_job(job.id), lease)
         figures["submit"] = {"seconds": time.perf_counter() - started, "bytes": figures["pack"]["bytes"]}
         figures["submit_rss_mb"] = peak_rss_mb()
         job = session.store.get_job(job.id)
@@ -181,10 +188,11 @@ def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any
         while not all(status.state.terminal for status in adapter.poll(batch_ids)):
             time.sleep(0.2)
         started = time.perf_counter()
-        api._poll_and_collect(session, job, refresh=True)
+        with session.lease(job.id) as lease:
+            poll_and_collect(session, job, True, lease)
         figures["collect"] = {"seconds": time.perf_counter() - started}
         started = time.perf_counter()
-        summary = api._write(session, job, work / "out.parquet", "parquet")
+        summary = write_table(session, job, work / "out.parquet", "parquet")
         figures["merge"] = {"seconds": time.perf_counter() - started, "rows": summary.rows}
         counts = session.store.item_counts(job.id)
         if counts.get("succeeded") != summary.rows:

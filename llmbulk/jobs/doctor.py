@@ -1,0 +1,76 @@
+"""`doctor`: keys, each keyed provider's batch API, the state database and the emulator."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from llmbulk import providers
+from llmbulk.config import Settings, load_settings
+from llmbulk.errors import (
+    LlmbulkError,
+)
+from llmbulk.jobs.types import Check
+from llmbulk.progress import NO_PROGRESS
+from llmbulk.session import EMULATOR_KEY, Session, open_session
+
+DOCTOR_TIMEOUT = 10.0  # seconds a doctor check waits for a provider
+
+
+def doctor(*, settings: Settings | None = None, emulator: bool = True) -> list[Check]:
+    """Check keys, that each keyed provider's batch API answers, the state database, and the emulator."""
+    settings = settings or load_settings()
+    checks: list[Check] = []
+    keyed: list[str] = []
+    for name, info in sorted(providers.REGISTRY.items()):
+        present = [var for var in info.key_env if settings.env.get(var)]
+        detail = f"{present[0]} is set" if present else f"no key ({' or '.join(info.key_env)}); --emulate still works"
+        checks.append(Check(f"{name} key", bool(present), detail))
+        if present:
+            keyed.append(name)
+    try:
+        with open_session(replace(settings, http_timeout=DOCTOR_TIMEOUT), NO_PROGRESS) as session:
+            n_jobs = len(session.store.list_jobs(1000))
+            checks.append(Check("state database", True, f"{redacted(settings.db_url)} migrated, {n_jobs} job(s)"))
+            checks.extend(check_provider(session, name) for name in keyed)
+    except Exception as exc:
+        checks.append(Check("state database", False, str(exc)))
+    if emulator:
+        checks.append(check_emulator(settings))
+    return checks
+
+
+def check_provider(session: Session, name: str) -> Check:
+    """One listing call on the provider's batch API (read-only, nothing is created)."""
+    label = f"{name} batch API"
+    try:
+        adapter = session.make_provider(name, "doctor", None, emulated=False, need_key=True)
+        try:
+            adapter.find({"llmbulk_job": "doctor", "llmbulk_shard": "doctor"}, datetime.now(UTC), 0)
+        finally:
+            adapter.close()
+    except LlmbulkError as exc:
+        return Check(label, False, exc.message)
+    return Check(label, True, "answers a batch listing with this key")
+
+
+def check_emulator(settings: Settings) -> Check:
+    try:
+        import openai
+
+        from llmbulk.emulator import EmulatorServer
+        from llmbulk.emulator.settings import config_from_env
+
+        with EmulatorServer(settings.emulator_dir, config_from_env(settings.env)) as server:
+            client = openai.OpenAI(api_key=EMULATOR_KEY, base_url=server.openai_base_url, max_retries=0)
+            client.batches.list(limit=1)
+            client.close()
+        return Check("emulator", True, "starts on 127.0.0.1 and answers the OpenAI SDK")
+    except Exception as exc:
+        return Check("emulator", False, f"{exc.__class__.__name__}: {exc}")
+
+
+def redacted(url: str) -> str:
+    from llmbulk.store.engine import _redact
+
+    return _redact(url)

@@ -1,0 +1,130 @@
+"""Packing a new job: tasks into shards, items and shards recorded in one transaction, the estimate."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from llmbulk import costs
+from llmbulk.crashpoints import crashpoint
+from llmbulk.errors import (
+    InputError,
+)
+from llmbulk.events import PROGRESS_EVERY, every
+from llmbulk.jobs.budget import check_budget, estimate_for, estimate_json
+from llmbulk.jobs.types import ShardPlan
+from llmbulk.models import Limits
+from llmbulk.providers.base import BatchProvider
+from llmbulk.session import Session
+from llmbulk.shards import PackedShard, write_shards
+from llmbulk.store.schema import Job, Shard
+from llmbulk.tables import InputTable
+from llmbulk.tasks import TaskSpec, iter_tasks
+
+
+def pack_new_job(
+    session: Session,
+    job: Job,
+    table: InputTable,
+    spec: TaskSpec,
+    adapter: BatchProvider,
+    limits: Limits,
+    dry_run: bool,
+    max_cost: float | None = None,
+) -> tuple[list[ShardPlan], costs.Estimate]:
+    store, home = session.store, session.settings.home
+    shard_dir = session.job_dir(job.id) / "shards"
+    plans: list[ShardPlan] = []
+    counter = CharCounter()
+    session.progress.stage("packing")
+    try:
+        with store.tx() as conn:
+            store.add_job(conn, job)
+            tasks = every(counter.count(iter_tasks(table, spec)), PROGRESS_EVERY, reporter(session, job.id, "pack"))
+
+            def add_items(seq: int, items: list[tuple[int, str]]) -> None:
+                store.add_items(conn, job.id, shard_id_for(job.id, seq), items)
+
+            for packed in write_shards(tasks, adapter.encode, job.id, limits, shard_dir, add_items):
+                shard = shard_row(job.id, packed, home, round_=1)
+                store.add_shard(conn, shard)
+                plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
+                crashpoint("mid_pack")
+            if not plans:
+                raise InputError(f"{table.path} has no rows", hint="nothing to submit")
+            n_items = sum(p.n_items for p in plans)
+            estimate = estimate_for(store, job, spec, counter.chars, n_items)
+            check_budget(estimate, max_cost, job)
+            store.update_job_in(
+                conn,
+                job.id,
+                n_items=n_items,
+                input_sha256=table.sha256,
+                state="active",
+                prompt_chars=counter.chars,
+                estimate_json=orjson.dumps(estimate_json(estimate)).decode(),
+            )
+            if dry_run:
+                raise DryRun()
+    except DryRun:
+        shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
+        raise
+    return plans, estimate
+
+
+def reporter(session: Session, job_id: str, stage: str, total: int | None = None) -> Callable[[int], None]:
+    """Advances the console progress and logs a progress line, from running item counts."""
+    reported = 0
+
+    def report(done: int) -> None:
+        nonlocal reported
+        session.progress.advance(done - reported)
+        reported = done
+        session.events.progress(job_id, stage, done, total)
+
+    return report
+
+
+class CharCounter:
+    """Counts rendered prompt characters on the way through (for the cost estimate)."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+
+    def count(self, tasks: Iterator[Any]) -> Iterator[Any]:
+        for task in tasks:
+            messages = task.messages
+            if len(messages) == 1 and type(content := messages[0].get("content")) is str:
+                self.chars += len(content) + len(task.system or "")
+            else:
+                self.chars += sum(len(str(m.get("content", ""))) for m in messages) + len(task.system or "")
+            yield task
+
+
+class DryRun(Exception):
+    """Rolls back the packing transaction of a dry run."""
+
+
+def shard_id_for(job_id: str, seq: int) -> str:
+    return f"{job_id}-s{seq:04d}"
+
+
+def shard_row(job_id: str, packed: PackedShard, home: Path, round_: int) -> Shard:
+    return Shard(
+        id=shard_id_for(job_id, packed.seq),
+        job_id=job_id,
+        seq=packed.seq,
+        round=round_,
+        path=str(packed.path.relative_to(home)) if packed.path.is_relative_to(home) else str(packed.path),
+        sha256=packed.sha256,
+        n_items=packed.n_items,
+        n_bytes=packed.n_bytes,
+        created_at=time.time(),
+    )

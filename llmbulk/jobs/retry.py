@@ -1,0 +1,92 @@
+"""`retry`: resend only the failed-retryable items of a job, in new shards."""
+
+from __future__ import annotations
+
+import orjson
+
+from llmbulk import restore
+from llmbulk.config import Settings
+from llmbulk.errors import (
+    InputError,
+)
+from llmbulk.jobs.cancel import cancelled_error, reactivate
+from llmbulk.jobs.pack import shard_id_for, shard_row
+from llmbulk.jobs.send import send_unsent
+from llmbulk.jobs.types import RetryResult, ShardPlan
+from llmbulk.leases import JobLease
+from llmbulk.models import Limits
+from llmbulk.progress import NO_PROGRESS, Progress
+from llmbulk.session import Session, current_job, logged, open_session
+from llmbulk.shards import write_shards
+from llmbulk.store.schema import Job
+from llmbulk.tasks import TaskSpec, iter_tasks
+
+
+def retry(
+    job_id: str,
+    *,
+    resume: bool = False,
+    wait_lock: float = 0.0,
+    settings: Settings | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> RetryResult:
+    """Resubmit only the failed-retryable items with attempts left; the rest become dead.
+
+    A cancelled job stays cancelled unless `resume` says to continue it.
+    """
+    with open_session(settings, progress) as session:
+        job = session.store.get_job(job_id)
+        current_job.set(job.id)
+        with session.lease(job.id, wait=wait_lock) as lease, logged(session, job.id):
+            job = session.store.get_job(job_id)
+            if job.state == "cancelled":
+                if not resume:
+                    raise cancelled_error(job.id, "retry does not reactivate it")
+                reactivate(session, job.id)
+            return retry_in(session, session.store.get_job(job_id), lease)
+
+
+def retry_in(session: Session, job: Job, lease: JobLease) -> RetryResult:
+    store = session.store
+    dead = store.mark_dead(job.id, job.max_attempts)
+    rows = list(store.retryable_rows(job.id))
+    if not rows:
+        batch_ids, _ = send_unsent(session, job, lease) if store.unsent_shards(job.id) else ([], 0)
+        return RetryResult(job.id, 0, [], batch_ids, dead)
+    attempts = store.item_attempts(job.id, rows)
+    wanted = set(rows)
+    provider = session.provider(job)
+    table = restore.input_table(job)
+    spec = TaskSpec.from_json(orjson.loads(job.spec_json))
+    limits = Limits(max_items=job.max_items, max_bytes=job.max_bytes)
+    shard_dir = session.job_dir(job.id) / "shards"
+    plans: list[ShardPlan] = []
+    session.progress.stage("packing retries", len(rows))
+    with store.tx() as conn:
+        first_seq = store.next_shard_seq(conn, job.id)
+        round_ = 1 + max((s.round for s in store.shards(job.id)), default=1)
+
+        def requeue(seq: int, items: list[tuple[int, str]]) -> None:
+            store.requeue_items(conn, job.id, shard_id_for(job.id, seq), [row for row, _ in items])
+
+        packed_iter = write_shards(
+            iter_tasks(table, spec, only_rows=wanted),
+            provider.encode,
+            job.id,
+            limits,
+            shard_dir,
+            requeue,
+            first_seq=first_seq,
+            attempt_of=lambda row: attempts[row] + 1,
+        )
+        for packed in packed_iter:
+            shard = shard_row(job.id, packed, session.settings.home, round_)
+            store.add_shard(conn, shard)
+            plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
+        if job.input_sha256 and table.sha256 and table.sha256 != job.input_sha256:
+            raise InputError(
+                f"input {job.input_path} changed since job {job.id} was submitted",
+                hint="restore the original file to retry its items",
+            )
+    batch_ids, _ = send_unsent(session, store.get_job(job.id), lease)
+    return RetryResult(job.id, len(rows), plans, batch_ids, dead)

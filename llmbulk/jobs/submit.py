@@ -1,0 +1,212 @@
+"""`submit`: a new job from an input and options, or the unfinished job the same command made."""
+
+from __future__ import annotations
+
+import importlib
+import secrets
+import string
+import time
+from pathlib import Path
+
+import orjson
+
+from llmbulk import fingerprint, providers, schemas
+from llmbulk.config import Settings
+from llmbulk.errors import (
+    CancelledError,
+    UsageError,
+)
+from llmbulk.jobs.pack import pack_new_job
+from llmbulk.jobs.send import send_unsent
+from llmbulk.jobs.types import ShardPlan, SubmitOptions, SubmitResult
+from llmbulk.models import Limits
+from llmbulk.params import check_params
+from llmbulk.progress import NO_PROGRESS, Progress
+from llmbulk.session import Session, current_job, open_session
+from llmbulk.store.schema import Job
+from llmbulk.tables import InputTable
+from llmbulk.tasks import TaskSpec
+
+
+def new_job_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "j" + "".join(secrets.choice(alphabet) for _ in range(5))
+
+
+def submit(
+    options: SubmitOptions,
+    *,
+    dry_run: bool = False,
+    settings: Settings | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> SubmitResult:
+    """Pack the input into shards and create a batch per shard; returns the job id at once."""
+    with open_session(settings, progress) as session:
+        return submit_in(session, options, dry_run)
+
+
+def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitResult:
+    limits = limits_of(options)
+    check_endpoint(options.provider, options.endpoint)
+    if options.max_attempts < 1:
+        raise UsageError("--max-attempts must be at least 1")
+    table = input_table_of(options)
+    params = dict(options.params)
+    check_params(params, options.provider)
+    if options.schema:
+        params[schemas.PARAM] = schemas.load_schema(options.schema, options.provider)
+    spec = TaskSpec(options.prompt, options.system, options.id_column, params, prompt_source=options.prompt_source)
+    if spec.tasks_mode and table.format != "jsonl":
+        raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
+    job_print = fingerprint_of(options, spec, table)
+    if not dry_run and not options.new_job:
+        earlier = same_job(session, job_print, table)
+        if earlier is not None:
+            return continue_job(session, earlier)
+    job = Job(
+        id=new_job_id(),
+        created_at=time.time(),
+        provider=options.provider,
+        model=options.model,
+        endpoint=options.endpoint,
+        input_path=str(table.path.resolve()),
+        input_format="tasks" if spec.tasks_mode else table.format,
+        id_column=options.id_column,
+        spec_json=orjson.dumps(
+            {
+                **spec.to_json(),
+                "inline": options.gemini_inline,
+                "pacing": pacing_of(options),
+                "max_cost": options.max_cost,
+            }
+        ).decode(),
+        emulated=options.emulate,
+        max_attempts=options.max_attempts,
+        max_items=limits.max_items,
+        max_bytes=limits.max_bytes,
+        fingerprint=job_print,
+    )
+    adapter = session.make_provider(
+        job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run,
+        inline=options.gemini_inline,
+    )  # fmt: skip
+    limits = adapter.limits.narrowed(options.max_items_per_batch, options.max_bytes_per_batch)
+    job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
+    if not dry_run:
+        session.events.log(
+            "job.started", job.id, provider=job.provider, model=job.model, input=job.input_path,
+            spec=orjson.loads(job.spec_json), max_attempts=job.max_attempts, emulated=job.emulated,
+            max_items_per_batch=limits.max_items, max_bytes_per_batch=limits.max_bytes,
+        )  # fmt: skip
+    plans, estimate = pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost)
+    if not dry_run:
+        session.events.emit(
+            "job.submitted",
+            job.id,
+            provider=job.provider,
+            model=job.model,
+            input=job.input_path,
+            n_items=sum(p.n_items for p in plans),
+            shards=len(plans),
+            emulated=job.emulated,
+            spec=spec.to_json(),
+            max_attempts=job.max_attempts,
+        )
+    if dry_run:
+        return SubmitResult(job.id, sum(p.n_items for p in plans), plans, [], len(plans), True, estimate)
+    session.use_provider(job.id, adapter)
+    current_job.set(job.id)
+    with session.lease(job.id) as lease:
+        batch_ids, queued = send_unsent(session, session.store.get_job(job.id), lease)
+    return SubmitResult(job.id, sum(p.n_items for p in plans), plans, batch_ids, queued, False, estimate)
+
+
+def fingerprint_of(options: SubmitOptions, spec: TaskSpec, table: InputTable) -> str:
+    """The job-defining options (the input's content is compared separately, see fingerprint.py)."""
+    return fingerprint.options_fingerprint(
+        {
+            "provider": options.provider,
+            "model": options.model,
+            "endpoint": options.endpoint,
+            "emulated": options.emulate,
+            "input_format": table.format,
+            "spec": spec.to_json(),
+            "inline": options.gemini_inline,
+            "max_items_per_batch": options.max_items_per_batch,
+            "max_bytes_per_batch": options.max_bytes_per_batch,
+        }
+    )
+
+
+def same_job(session: Session, job_print: str, table: InputTable) -> Job | None:
+    """The newest job this command already made from the same input bytes, if any."""
+    candidates = session.store.jobs_with_fingerprint(job_print)
+    if not candidates:
+        return None
+    digest = fingerprint.input_sha256(table)
+    return next((job for job in candidates if job.input_sha256 == digest), None)
+
+
+def continue_job(session: Session, job: Job) -> SubmitResult:
+    """A rerun of the command that made `job`: continue it instead of paying for its items again."""
+    current_job.set(job.id)
+    if job.state == "cancelled":
+        raise CancelledError(
+            f"job {job.id} was made from the same input and options, and was cancelled",
+            hint=f"`llmbulk resume {job.id}` continues it; add --new-job to start a separate job",
+        )
+    if job.state == "done":
+        session.progress.note(
+            f"job {job.id} already finished with the same input and options; nothing sent"
+            " (--new-job starts a separate job)"
+        )
+    else:
+        session.progress.note(f"continuing job {job.id} (same input and options; --new-job starts a separate job)")
+    batch_ids: list[str] = []
+    queued = 0
+    if job.state == "active" and session.store.unsent_shards(job.id):
+        with session.lease(job.id) as lease:
+            batch_ids, queued = send_unsent(session, job, lease)
+    plans = [ShardPlan(s.id, s.n_items, s.n_bytes) for s in session.store.shards(job.id)]
+    return SubmitResult(job.id, job.n_items, plans, batch_ids, queued, False, None, continued=True)
+
+
+def pacing_of(options: SubmitOptions) -> dict[str, int]:
+    pacing = {"max_active_batches": options.max_active_batches, "max_enqueued_tokens": options.max_enqueued_tokens}
+    for name, value in pacing.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    return {k: v for k, v in pacing.items() if v}
+
+
+def limits_of(options: SubmitOptions) -> Limits:
+    for name, value in (
+        ("--max-items-per-batch", options.max_items_per_batch),
+        ("--max-bytes-per-batch", options.max_bytes_per_batch),
+    ):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be positive")
+    return providers.limits(options.provider).narrowed(options.max_items_per_batch, options.max_bytes_per_batch)
+
+
+def check_endpoint(provider: str, endpoint: str | None) -> None:
+    """Refuse an --endpoint the provider's adapter does not offer, before anything is recorded."""
+    if endpoint is None:
+        return
+    adapter = importlib.import_module(providers.info(provider).module)
+    if hasattr(adapter, "ENDPOINTS"):  # OpenAI
+        offered = tuple(adapter.ENDPOINTS)
+    elif hasattr(adapter, "ENDPOINT"):  # Gemini
+        offered = (adapter.ENDPOINT,)
+    else:  # the adapter has no endpoint setting
+        return
+    if endpoint not in offered:
+        raise UsageError(
+            f"--endpoint {endpoint!r} is not supported by {provider}", hint=f"use one of: {', '.join(offered)}"
+        )
+
+
+def input_table_of(options: SubmitOptions) -> InputTable:
+    if not options.model:
+        raise UsageError("--model is required")
+    return InputTable(Path(options.input), options.input_format)

@@ -1,0 +1,143 @@
+"""What the verbs take and give back: submit options and each verb's result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmbulk import costs
+from llmbulk.merge import MergeSummary
+from llmbulk.views import JobStatus
+
+
+@dataclass(slots=True)
+class SubmitOptions:
+    """Everything that defines a job."""
+
+    input: Path
+    provider: str
+    model: str
+    prompt: str | None = None
+    system: str | None = None
+    id_column: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    endpoint: str | None = None
+    input_format: str | None = None
+    max_items_per_batch: int | None = None
+    max_bytes_per_batch: int | None = None
+    max_attempts: int = 3
+    emulate: bool = False
+    max_cost: float | None = None
+    gemini_inline: bool = False
+    max_active_batches: int | None = None
+    max_enqueued_tokens: int | None = None
+    schema: str | None = None
+    prompt_source: str | None = None  # where `prompt` was read from (e.g. a file), named in template errors
+    new_job: bool = False  # start a separate job even if the same command made one already
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPlan:
+    """One shard as packed."""
+
+    shard_id: str
+    n_items: int
+    n_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What `submit` did."""
+
+    job_id: str
+    n_items: int
+    shards: list[ShardPlan]
+    batch_ids: list[str]
+    queued_shards: int
+    dry_run: bool
+    estimate: costs.Estimate | None = None
+    continued: bool = False  # an earlier job with the same input and options was continued
+
+
+@dataclass(frozen=True, slots=True)
+class CollectResult:
+    """What `collect` did."""
+
+    job_id: str
+    collected_batches: list[str]
+    output: MergeSummary | None
+    status: JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RetryResult:
+    """What `retry` did."""
+
+    job_id: str
+    n_items: int
+    shards: list[ShardPlan]
+    batch_ids: list[str]
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How `run` ended."""
+
+    job_id: str
+    finished: bool
+    timed_out: bool
+    output: MergeSummary | None
+    status: JobStatus
+    budget_stopped: bool = False  # retryable items left because resending them would pass --max-cost
+
+
+@dataclass(frozen=True, slots=True)
+class CostReport:
+    """Estimate at submit vs actual spend so far, at batch and synchronous prices."""
+
+    job_id: str
+    estimate: dict[str, Any] | None
+    tokens: dict[str, int]
+    actual_usd: float | None
+    sync_usd: float | None
+
+    @property
+    def saving_usd(self) -> float | None:
+        return None if self.actual_usd is None or self.sync_usd is None else self.sync_usd - self.actual_usd
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Operational figures for one job or recent jobs."""
+
+    job_ids: list[str]
+    batches_ended: int
+    latency_seconds: dict[str, float]
+    items_per_hour: float | None
+    attempts: int
+    failure_rate: float | None
+    failures_by_code: list[tuple[str, str, int]]
+    retries: int
+    states: dict[str, int]
+    actual_usd: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One `doctor` finding."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What one `worker` pass did."""
+
+    finished: list[str]
+    still_running: list[str]
+    skipped: list[str]  # held by another runner
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (job, why): left for a person to fix
