@@ -1,12 +1,12 @@
-"""Testing helpers for users: the emulator as a context manager and a pytest fixture.
+"""Testing helpers for users: the emulator as a context manager (no pytest needed).
 
     from llmbulk.testing import emulated
 
     with emulated(faults={"item_errors": {"rate_limit": 0.1}}) as server:
         ...  # OPENAI_BASE_URL, ANTHROPIC_BASE_URL, GOOGLE_GEMINI_BASE_URL and fake keys point at it
 
-The `llmbulk_emulator` pytest fixture (registered through the `pytest11` entry point) does the same
-per test; mark a test `@pytest.mark.llmbulk_faults({...})` to give it a fault plan.
+The `llmbulk_emulator` pytest fixture lives in `llmbulk.pytest_plugin` (registered through the
+`pytest11` entry point), so this module imports with a plain install.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 FAKE_KEY = "llmbulk-emulator-key"
 
@@ -62,16 +60,3 @@ def emulated(
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "llmbulk_faults(plan): fault plan for the llmbulk_emulator fixture")
-
-
-@pytest.fixture
-def llmbulk_emulator(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A running emulator with the providers' base URLs and fake keys set for the test."""
-    marker = request.node.get_closest_marker("llmbulk_faults")
-    faults = marker.args[0] if marker and marker.args else None
-    with emulated(tmp_path / "llmbulk-emulator", faults=faults) as server:
-        yield server
