@@ -99,6 +99,7 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
         store.touch_intent(conn, batch.id)
     crashpoint("before_create")
     ctx.lease.guard()
+    crashpoint("in_create")  # past the guard: a pause here is the window only detection covers
     try:
         ref = provider.create(source, file_id, labels)
         crashpoint("after_create")
@@ -134,8 +135,9 @@ def _maybe_in_flight(ctx: Sending, intent: Batch) -> bool:
 
 
 def _upload(ctx: Sending, source: ShardInput, shard: Shard, labels: dict[str, str], batch: Batch) -> str | None:
-    ctx.lease.guard()
     crashpoint("before_upload")
+    ctx.lease.guard()
+    crashpoint("in_upload")
     file_id = ctx.provider.upload(source, labels)
     crashpoint("after_upload")
     if file_id is None:
@@ -300,6 +302,7 @@ def poll_batches(store: Store, provider: BatchProvider, job: Job) -> list[tuple[
     changes: list[tuple[Batch, BatchStatus]] = []
     if live:
         statuses = provider.poll([b.provider_batch_id for b in live if b.provider_batch_id])
+        crashpoint("mid_poll")
         now = time.time()
         for batch, status in zip(live, statuses, strict=True):
             store.update_batch(batch.id, **_status_values(status, now))

@@ -405,3 +405,23 @@ def test_a_file_size_limit_is_one_line_and_loses_nothing(store_url: str, tmp_pat
         created = [e for e in server.emulator.audit_events() if e["event"] == "batch.created"]
         assert len(created) == 3
     assert len(_rows(tmp_path / "out.csv")) == 50
+
+
+def test_a_resumed_holder_never_sets_back_a_batch_another_holder_adopted_and_collected(home: Path) -> None:
+    """Paused after its create returned: meanwhile the next holder adopted that very batch and collected it."""
+    settings = load_settings(env={"LLMBULK_HOME": str(home), "LLMBULK_EMULATOR_SECONDS": "0"})
+    options = api.SubmitOptions(input=QUICKSTART, provider="openai", model="gpt-4o-mini", prompt=PROMPT,
+                                id_column="review_id", emulate=True)  # fmt: skip
+    job_id = api.run(None, options, settings=settings, out=home.parent / "o.csv").job_id
+    store = Store.open(settings.db_url)
+    try:
+        (batch,) = store.batches(job_id)
+        assert batch.collected_at is not None
+        late = store.mark_submitted(batch.id, batch.shard_id, job_id, provider_batch_id=batch.provider_batch_id,
+                                    state="validating", created_at=time.time())  # fmt: skip
+        assert late is None
+        (after,) = store.batches(job_id)
+        assert (after.state, after.collected_at) == (batch.state, batch.collected_at)
+        assert api.status(job_id, settings=settings).finished
+    finally:
+        store.close()

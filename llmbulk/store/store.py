@@ -348,7 +348,12 @@ class Store:
         """
         sets = ", ".join(f"{k} = :{k}" for k in values)
         with self.tx() as conn:
-            conn.execute(text(f"UPDATE batches SET {sets} WHERE id = :_id"), {**values, "_id": batch_id})
+            # Only an intent without a batch yet: a paused holder resuming after another holder
+            # adopted (and perhaps collected) this very batch must not set it back to `validating`.
+            conn.execute(
+                text(f"UPDATE batches SET {sets} WHERE id = :_id AND provider_batch_id IS NULL"),
+                {**values, "_id": batch_id},
+            )
             conn.execute(
                 text("UPDATE items SET state = :s WHERE job_id = :j AND shard_id = :sh AND state = :q"),
                 {"s": ItemState.SUBMITTED.value, "j": job_id, "sh": shard_id, "q": ItemState.QUEUED.value},
