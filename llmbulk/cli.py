@@ -271,6 +271,19 @@ MaxCostOpt = Annotated[
 _STORAGE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+def _kept_job_note(exc: LlmbulkError) -> str:
+    """After a provider or setup failure, where the job the command made or continued stands."""
+    from llmbulk.errors import ConfigError, ProviderError
+
+    session = sys.modules.get("llmbulk.session")
+    job_id = session.current_job.get() if session is not None else None
+    if job_id is None or not isinstance(exc, ProviderError | ConfigError):
+        return ""
+    return (
+        f" (job {job_id} is kept: once fixed, `llmbulk run {job_id}` continues it; `llmbulk cancel {job_id}` drops it)"
+    )
+
+
 def _guard(fn: Any) -> Any:
     """Run a command body; turn llmbulk errors into one line and an exit code."""
     from llmbulk import render
@@ -278,7 +291,7 @@ def _guard(fn: Any) -> Any:
     try:
         return fn()
     except LlmbulkError as exc:
-        render.error(str(exc))
+        render.error(str(exc) + _kept_job_note(exc))
         raise typer.Exit(int(exc.exit_status)) from None
     except KeyboardInterrupt:
         from llmbulk import interrupts

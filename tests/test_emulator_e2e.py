@@ -26,13 +26,14 @@ def _run(llmbulk: Callable[..., Outcome], tmp_path: Path, *args: str) -> tuple[O
         return result, list(csv.DictReader(fh))
 
 
-def test_chat_model_on_the_embeddings_endpoint_fails_every_item(
+def test_chat_model_on_the_embeddings_endpoint_is_refused_before_sending(
     llmbulk: Callable[..., Outcome], tmp_path: Path
 ) -> None:
-    """OpenAI: each line of a chat model on /v1/embeddings is a 404 in the error file (SDK Literals)."""
+    """OpenAI fails every line of a chat model on /v1/embeddings (404, see test_emulator_rules): llmbulk
+    refuses it from the model catalogue (the SDK's model Literals) before anything is paid for."""
     result, rows = _run(llmbulk, tmp_path, "-p", "openai", "-m", "gpt-4o-mini", "--endpoint", "/v1/embeddings")
-    assert result.exit_code == 4 and rows
-    assert {r["status"] for r in rows} == {"failed_permanent"} and all("404" in r["error"] for r in rows)
+    assert result.exit_code == 2 and not rows
+    assert "does not serve /v1/embeddings" in result.stderr
 
 
 def test_unknown_gemini_model_is_refused_at_create(llmbulk: Callable[..., Outcome], tmp_path: Path) -> None:

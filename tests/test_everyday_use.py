@@ -75,3 +75,24 @@ def test_state_is_found_from_a_sub_folder(
     assert not (deeper / ".llmbulk").exists()
     (tmp_path / ".git").rmdir()  # outside a repository only the working directory counts
     assert llmbulk("jobs", "--json").json() == []
+
+
+def test_a_model_that_cannot_serve_the_endpoint_is_refused_before_paying(
+    llmbulk: Callable[..., Outcome], home: Path
+) -> None:
+    embeddings = _run(llmbulk, "--endpoint", "/v1/embeddings", "--out", "o.csv")
+    assert embeddings.exit_code == 2 and "does not serve /v1/embeddings" in embeddings.stderr
+    too_long = _run(llmbulk, "--max-tokens", "100000", "--out", "o.csv")
+    assert too_long.exit_code == 2 and "output limit of 16,384" in too_long.stderr
+    assert llmbulk("jobs", "--json").json() == []
+
+
+def test_an_unknown_model_is_sent_with_a_warning_and_a_failed_create_names_the_kept_job(
+    llmbulk: Callable[..., Outcome],
+) -> None:
+    result = llmbulk("run", str(QUICKSTART), "-p", "gemini", "-m", "gemini-nonexistent-9", "--prompt", PROMPT,
+                     "--emulate", "--out", "o.csv")  # fmt: skip
+    assert result.exit_code == 1
+    assert "not in llmbulk's model list" in result.stderr and "404 NOT_FOUND" in result.stderr
+    (job,) = [j["job_id"] for j in llmbulk("jobs", "--json").json()]
+    assert f"job {job} is kept" in result.stderr and f"`llmbulk cancel {job}` drops it" in result.stderr

@@ -53,6 +53,7 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
     table = input_table_of(options)
     params = dict(options.params)
     check_params(params, options.provider)
+    check_model(options, session.progress)
     if options.schema:
         params[schemas.PARAM] = schemas.load_schema(options.schema, options.provider)
     spec = TaskSpec(options.prompt, options.system, options.id_column, params, prompt_source=options.prompt_source)
@@ -210,3 +211,31 @@ def input_table_of(options: SubmitOptions) -> InputTable:
     if not options.model:
         raise UsageError("--model is required")
     return InputTable(Path(options.input), options.input_format)
+
+
+def check_model(options: SubmitOptions, progress: Progress) -> None:
+    """Refuse a model the provider's catalogue says cannot serve the endpoint, or a --max-tokens over
+    its output limit, before anything is paid for; a model llmbulk does not know is sent as given."""
+    from llmbulk import catalog
+
+    endpoint = options.endpoint or catalog.DEFAULT_ENDPOINT.get(options.provider)
+    if endpoint is None:
+        return
+    known = catalog.default_catalog().endpoints(options.provider, options.model)
+    if known is None:
+        progress.note(
+            f"{options.provider} model {options.model!r} is not in llmbulk's model list; sending it as given"
+            " (check the name: the provider fails every request of an unknown model)"
+        )
+    elif endpoint not in known:
+        raise UsageError(
+            f"{options.provider} model {options.model!r} does not serve {endpoint}",
+            hint=f"it serves {', '.join(sorted(known))}; pick another --model or --endpoint",
+        )
+    limit = catalog.output_limit(options.provider, options.model)
+    max_tokens = options.params.get("max_tokens")
+    if limit is not None and isinstance(max_tokens, int) and max_tokens > limit:
+        raise UsageError(
+            f"--max-tokens {max_tokens} is over {options.model}'s output limit of {limit:,} tokens",
+            hint=f"use --max-tokens {limit} or less",
+        )
