@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from llmbulk.emulator import EmulatorConfig, EmulatorServer, FaultPlan
 
@@ -184,6 +185,7 @@ class Scenario:
         self.logs.mkdir(exist_ok=True)
         self._count = 0
         self._procs: list[Proc] = []
+        self._engine: Any = None
         self.audited = False
         self.base_env: dict[str, str] = {}
 
@@ -255,30 +257,31 @@ class Scenario:
         return json.loads(done.stdout) if done.stdout.strip() else []
 
     def db(self) -> Any:
-        return create_engine(self.store.db_url)
+        """The scenario's database, one short connection per use (nothing held while llmbulk works)."""
+        if self._engine is None:
+            self._engine = create_engine(self.store.db_url, poolclass=NullPool)
+        return self._engine
 
     def job_row(self, job_id: str) -> dict[str, Any]:
-        engine = self.db()
+        with self.db().connect() as conn:
+            return dict(conn.execute(text("SELECT * FROM jobs WHERE id = :j"), {"j": job_id}).mappings().one())
+
+    def job_ids(self) -> list[str]:
+        """Every job in the database, oldest first (none before the schema exists)."""
         try:
-            with engine.connect() as conn:
-                row = conn.execute(text("SELECT * FROM jobs WHERE id = :j"), {"j": job_id}).mappings().one()
-                return dict(row)
-        finally:
-            engine.dispose()
+            with self.db().connect() as conn:
+                return [str(r[0]) for r in conn.execute(text("SELECT id FROM jobs ORDER BY created_at"))]
+        except Exception:  # no schema yet: no job
+            return []
 
     def newest_job(self, timeout: float = 30) -> str:
         """The id of the newest job in the database, waiting for one to appear."""
         deadline = time.monotonic() + timeout
-        engine = self.db()
-        try:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(Exception), engine.connect() as conn:  # the schema may not exist yet
-                    row = conn.execute(text("SELECT id FROM jobs ORDER BY created_at DESC LIMIT 1")).first()
-                    if row is not None:
-                        return str(row[0])
-                time.sleep(0.1)
-        finally:
-            engine.dispose()
+        while time.monotonic() < deadline:
+            jobs = self.job_ids()
+            if jobs:
+                return jobs[-1]
+            time.sleep(0.1)
         raise AssertionError("no job appeared in the database")
 
     def created_batches(self) -> list[dict[str, Any]]:
@@ -300,6 +303,8 @@ class Scenario:
                 proc.send(signal.SIGKILL)
                 proc.send(signal.SIGCONT)
                 proc.popen.wait()
+        if self._engine is not None:
+            self._engine.dispose()
         if not self.audited:  # a failed scenario still reports what the provider saw
             with contextlib.suppress(Exception):
                 ledger = check_ledger(self.server, [self.store], {})
@@ -347,7 +352,7 @@ def _request_ids(path: Path) -> list[str] | None:
 
 
 def _db_rows(store: Store) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    engine = create_engine(store.db_url)
+    engine = create_engine(store.db_url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             batches = [dict(r) for r in conn.execute(text(

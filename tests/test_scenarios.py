@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 from scenarios import (
+    FAKE_KEY,
     MODELS,
     OTHER_MODELS,
     Done,
@@ -35,6 +36,7 @@ from scenarios import (
     Scenario,
     Store,
     Tally,
+    check_ledger,
     emulator,
     input_keys,
     point_is_wired,
@@ -98,6 +100,9 @@ def pause_case(sc: Scenario, provider: str, point: str, seed: int) -> None:
     job = sc.newest_job()
     frozen_owner = sc.job_row(job)["lease_owner"]
 
+    # Another job with the same shard sizes sends its batches meanwhile, on the same database.
+    neighbour_input = sc.write_input("n.csv", rows=30, prefix="n")
+    neighbour = sc.start(*sc.run_line(neighbour_input, provider, out="n-out.csv"))
     second = sc.start("run", job, "--out", "b.csv", "--wait-lock", "60")
     took_over = sc.wait_for(
         lambda: sc.job_row(job)["lease_owner"] not in (None, frozen_owner) or not second.running(), timeout=30
@@ -107,18 +112,22 @@ def pause_case(sc: Scenario, provider: str, point: str, seed: int) -> None:
     # (or after it is done: the seed decides).
     time.sleep(max(0.0, frozen_at + LEASE_TTL + INFLIGHT_WINDOW - time.monotonic()) + rng.uniform(0.0, 2.5))
     first.send(signal.SIGCONT)
-    resumed, finished = first.wait(90), second.wait(90)
+    resumed, finished, other = first.wait(90), second.wait(90), neighbour.wait(90)
     no_traceback(resumed)
     no_traceback(finished)
     assert finished.code == 0, str(finished)
+    assert other.code == 0, str(other)
     # The frozen runner lost its lease while stopped: it must stop at once, touching nothing.
     assert resumed.code == LOST_LEASE, str(resumed)
     assert f"lost the lease on job {job}" in resumed.stderr, str(resumed)
 
     final = sc.finish("run", job, "--out", "final.csv")
     no_traceback(final)
-    assert [j["job_id"] for j in sc.cli_jobs()] == [job]
-    sc.audit({job: (sc.tmp / "final.csv", input_keys(input_path))})
+    jobs = [j["job_id"] for j in sc.cli_jobs()]
+    assert len(jobs) == 2 and job in jobs, jobs
+    neighbour_job = next(j for j in jobs if j != job)
+    sc.audit({job: (sc.tmp / "final.csv", input_keys(input_path)),
+              neighbour_job: (sc.tmp / "n-out.csv", input_keys(neighbour_input))})  # fmt: skip
     assert (sc.tmp / "b.csv").read_text() == (sc.tmp / "final.csv").read_text()
 
 
@@ -140,13 +149,18 @@ def test_pause_at_every_transition(point: str, provider: str, tmp_path: Path, st
 
 # ---- 2. Ctrl-C, SIGTERM, SIGKILL, then the same command line ---------------------------------------
 
-# A continuing run has found its job well within this many seconds, so its interrupt line names it.
+# A run has created or found its job well within this many seconds of starting: once its job is in
+# the database by then, its interrupt line must name it.
 KNOWS_JOB_AFTER = 3.0
 
 
-def check_interrupted(sc: Scenario, proc: Proc, sig: signal.Signals, delivered_after: float | None) -> None:
-    """One interrupted run: the right exit code; for SIGINT/SIGTERM one line, naming the job once known."""
-    known_before = {j["job_id"] for j in sc.cli_jobs()} if delivered_after is not None else set()
+def check_interrupted(
+    sc: Scenario, proc: Proc, sig: signal.Signals, delivered_after: float | None, existed: list[str]
+) -> None:
+    """One interrupted run: the right exit code; for SIGINT/SIGTERM one line, naming the job once known.
+
+    `existed`: the jobs in the database when the signal was sent.
+    """
     done = proc.wait(60)
     if delivered_after is None:  # it had finished before the signal came
         assert done.code == 0, str(done)
@@ -165,7 +179,7 @@ def check_interrupted(sc: Scenario, proc: Proc, sig: signal.Signals, delivered_a
     assert len(jobs) <= 1, jobs
     job = jobs[0]["job_id"] if jobs else None
     mentioned = job is not None and any(job in earlier for earlier in done.stderr.splitlines()[:-1])
-    continuing = job in known_before and delivered_after >= KNOWS_JOB_AFTER
+    continuing = job in existed and delivered_after >= KNOWS_JOB_AFTER
     if mentioned or continuing:
         assert f"llmbulk run {job}" in line, f"the interrupt line does not name the job {job}: {done}"
 
@@ -177,7 +191,8 @@ def signal_case(sc: Scenario, provider: str, schedule: list[tuple[signal.Signals
         proc = sc.start(*line)
         time.sleep(delay)
         delivered = proc.send(sig)
-        check_interrupted(sc, proc, sig, time.monotonic() - proc.started if delivered else None)
+        after = time.monotonic() - proc.started
+        check_interrupted(sc, proc, sig, after if delivered else None, sc.job_ids())
     sc.finish(*line)
     again = sc.llmbulk(*line)  # the same line once more: the done job is reused, nothing is sent
     assert again.code == 0, str(again)
@@ -411,3 +426,49 @@ def test_several_jobs_in_a_row_on_one_database(tmp_path: Path, store_url: str) -
 def test_several_jobs_in_a_row_every_provider(provider: str, tmp_path: Path, store_url: str) -> None:
     with scenario(tmp_path, store_url, "jobsinrow", provider) as sc:
         jobs_in_a_row(sc, provider)
+
+
+# ---- the harness itself ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_pause_point_freezes_the_process_until_sigcont(tmp_path: Path, store_url: str) -> None:
+    with scenario(tmp_path, store_url, "harness", "openai", "pause_action") as sc:
+        input_path = sc.write_input(rows=18)
+        proc = sc.start(*sc.run_line(input_path, "openai"), LLMBULK_PAUSE_AT="after_create:2")
+        assert proc.wait_stopped(60), str(proc.wait())
+        sc.tally.pauses += 1
+        created = len(sc.created_batches())
+        time.sleep(1.0)
+        assert proc.stopped() and len(sc.created_batches()) == created == 2  # frozen: nothing more was sent
+        proc.send(signal.SIGCONT)
+        done = proc.wait(60)
+        assert done.code == 0, str(done)
+        sc.audit({sc.newest_job(): (sc.tmp / "out.csv", input_keys(input_path))})
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_ledger_catches_a_batch_paid_twice_a_deleted_input_and_a_lost_row(tmp_path: Path, store_url: str) -> None:
+    import openai
+
+    with scenario(tmp_path, store_url, "harness", "openai", "ledger") as sc:
+        input_path = sc.write_input(rows=12)
+        sc.finish(*sc.run_line(input_path, "openai"))
+        job = sc.newest_job()
+        outputs = {job: (sc.tmp / "out.csv", input_keys(input_path))}
+        sc.audit(outputs)  # clean so far
+
+        client = openai.OpenAI(api_key=FAKE_KEY, base_url=sc.server.openai_base_url)
+        first, second = sorted(sc.server.emulator.list_batches("openai"), key=lambda b: b["created_at"])
+        client.batches.create(input_file_id=first["input_file_id"], endpoint="/v1/chat/completions",
+                              completion_window="24h", metadata=first["metadata"])  # fmt: skip
+        client.files.delete(second["input_file_id"])
+        rows = (sc.tmp / "out.csv").read_text().splitlines()
+        (sc.tmp / "out.csv").write_text("\n".join(rows[:-1]) + "\n")
+
+        ledger = check_ledger(sc.server, [sc.store], outputs)
+        found = "\n".join(ledger.violations)
+        assert ledger.duplicates == 1 and ledger.lost == 1, found
+        assert "no job recorded it" in found and "were not cancelled, recorded and logged" in found, found
+        assert f"input file {second['input_file_id']} of batch {second['id']} was deleted" in found, found
+        assert f"job {job}: 1 rows missing ['r11']" in found, found
