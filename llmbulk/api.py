@@ -6,7 +6,9 @@ results → merge, with the state store recording each step. The CLI is a thin l
 
 from __future__ import annotations
 
+import contextvars
 import importlib
+import os
 import secrets
 import shutil
 import string
@@ -20,12 +22,21 @@ from typing import Any
 
 import orjson
 
-from llmbulk import costs, providers, restore, schemas
-from llmbulk.batches import LIVE_STATES, cancel_batches, next_poll_delay, poll_batches, submit_shard
+from llmbulk import costs, fingerprint, providers, restore, schemas
+from llmbulk.batches import (
+    LIVE_STATES,
+    Sending,
+    cancel_batches,
+    cancel_duplicates,
+    next_poll_delay,
+    poll_batches,
+    submit_shard,
+)
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import (
     BudgetError,
+    CancelledError,
     ConfigError,
     InputError,
     LeaseError,
@@ -51,6 +62,9 @@ from llmbulk.views import BatchView, JobStatus, batch_view  # noqa: F401 - Batch
 EMULATOR_KEY = "llmbulk-emulator-key"
 DOCTOR_TIMEOUT = 10.0  # seconds a doctor check waits for a provider
 TROUBLED_ROUNDS_MAX = 10  # rounds in a row whose provider calls failed after the SDK's retries
+
+# The job the current command works on, once known: an interrupt names it and how to continue.
+current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("llmbulk_current_job", default=None)
 
 
 # ---- options and results ---------------------------------------------------------------------
@@ -79,6 +93,7 @@ class SubmitOptions:
     max_enqueued_tokens: int | None = None
     schema: str | None = None
     prompt_source: str | None = None  # where `prompt` was read from (e.g. a file), named in template errors
+    new_job: bool = False  # start a separate job even if the same command made one already
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +116,7 @@ class SubmitResult:
     queued_shards: int
     dry_run: bool
     estimate: costs.Estimate | None = None
+    continued: bool = False  # an earlier job with the same input and options was continued
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +230,20 @@ class Session:
     def job_dir(self, job_id: str) -> Path:
         return self.settings.job_dir(job_id)
 
+    def lease(self, job_id: str, wait: float = 0.0) -> JobLease:
+        """Hold the job (fenced) for this command."""
+        return JobLease(self.store, job_id, ttl=self.settings.lease_ttl, wait=wait)
+
+    def sending(self, job: Job, lease: JobLease) -> Sending:
+        """What sending this job's shards needs, every provider call fenced by `lease`."""
+
+        def emit(name: str, fields: dict[str, Any]) -> None:
+            self.events.emit(name, job.id, **fields)
+
+        return Sending(
+            self.store, self.provider(job), job, self.settings.home, lease, self.settings.create_window, emit
+        )
+
 
 @contextmanager
 def _logged(session: Session, job_id: str) -> Iterator[None]:
@@ -274,6 +304,11 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
     spec = TaskSpec(options.prompt, options.system, options.id_column, params, prompt_source=options.prompt_source)
     if spec.tasks_mode and table.format != "jsonl":
         raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
+    job_print = _fingerprint(options, spec, table)
+    if not dry_run and not options.new_job:
+        earlier = _same_job(session, job_print, table)
+        if earlier is not None:
+            return _continue_job(session, earlier)
     job = Job(
         id=new_job_id(),
         created_at=time.time(),
@@ -295,6 +330,7 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
         max_attempts=options.max_attempts,
         max_items=limits.max_items,
         max_bytes=limits.max_bytes,
+        fingerprint=job_print,
     )
     adapter = session._make_provider(
         job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run,
@@ -325,9 +361,60 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
     if dry_run:
         return SubmitResult(job.id, sum(p.n_items for p in plans), plans, [], len(plans), True, estimate)
     session._providers[job.id] = adapter
-    with JobLease(session.store, job.id):
-        batch_ids, queued = _submit_unsent(session, session.store.get_job(job.id))
+    current_job.set(job.id)
+    with session.lease(job.id) as lease:
+        batch_ids, queued = _submit_unsent(session, session.store.get_job(job.id), lease)
     return SubmitResult(job.id, sum(p.n_items for p in plans), plans, batch_ids, queued, False, estimate)
+
+
+def _fingerprint(options: SubmitOptions, spec: TaskSpec, table: InputTable) -> str:
+    """The job-defining options (the input's content is compared separately, see fingerprint.py)."""
+    return fingerprint.options_fingerprint(
+        {
+            "provider": options.provider,
+            "model": options.model,
+            "endpoint": options.endpoint,
+            "emulated": options.emulate,
+            "input_format": table.format,
+            "spec": spec.to_json(),
+            "inline": options.gemini_inline,
+            "max_items_per_batch": options.max_items_per_batch,
+            "max_bytes_per_batch": options.max_bytes_per_batch,
+        }
+    )
+
+
+def _same_job(session: Session, job_print: str, table: InputTable) -> Job | None:
+    """The newest job this command already made from the same input bytes, if any."""
+    candidates = session.store.jobs_with_fingerprint(job_print)
+    if not candidates:
+        return None
+    digest = fingerprint.input_sha256(table)
+    return next((job for job in candidates if job.input_sha256 == digest), None)
+
+
+def _continue_job(session: Session, job: Job) -> SubmitResult:
+    """A rerun of the command that made `job`: continue it instead of paying for its items again."""
+    current_job.set(job.id)
+    if job.state == "cancelled":
+        raise CancelledError(
+            f"job {job.id} was made from the same input and options, and was cancelled",
+            hint=f"`llmbulk resume {job.id}` continues it; add --new-job to start a separate job",
+        )
+    if job.state == "done":
+        session.progress.note(
+            f"job {job.id} already finished with the same input and options; nothing sent"
+            " (--new-job starts a separate job)"
+        )
+    else:
+        session.progress.note(f"continuing job {job.id} (same input and options; --new-job starts a separate job)")
+    batch_ids: list[str] = []
+    queued = 0
+    if job.state == "active" and session.store.unsent_shards(job.id):
+        with session.lease(job.id) as lease:
+            batch_ids, queued = _submit_unsent(session, job, lease)
+    plans = [ShardPlan(s.id, s.n_items, s.n_bytes) for s in session.store.shards(job.id)]
+    return SubmitResult(job.id, job.n_items, plans, batch_ids, queued, False, None, continued=True)
 
 
 def _pacing(options: SubmitOptions) -> dict[str, int]:
@@ -514,19 +601,26 @@ def _shard_row(job_id: str, packed: PackedShard, home: Path, round_: int) -> Sha
     )
 
 
-def _submit_unsent(session: Session, job: Job) -> tuple[list[str], int]:
-    """Create batches for every shard without one; stops at a quota refusal."""
-    provider = session.provider(job)
+def _submit_unsent(session: Session, job: Job, lease: JobLease) -> tuple[list[str], int]:
+    """Create batches for every shard without one; stops at a quota refusal or a cancel request.
+
+    Returns the created batch ids and how many shards still wait (pacing, quota, or another
+    holder's create that may still be in flight).
+    """
+    ctx = session.sending(job, lease)
     created: list[str] = []
     unsent = session.store.unsent_shards(job.id)
     pacing = orjson.loads(job.spec_json).get("pacing") or {}
     session.progress.stage("submitting", len(unsent))
+    waiting = 0
     for index, shard in enumerate(unsent):
+        if session.store.get_job(job.id).cancel_requested:
+            return created, len(unsent) - index
         if not _room_for(session.store, job, shard, pacing):
             session.progress.note(f"{len(unsent) - index} shard(s) wait for earlier batches (pacing limits)")
-            return created, len(unsent) - index
+            return created, len(unsent) - index + waiting
         try:
-            batch = submit_shard(session.store, provider, job, shard, session.settings.home)
+            batch = submit_shard(ctx, shard)
         except ProviderError as exc:
             if not exc.retryable:
                 raise
@@ -534,13 +628,15 @@ def _submit_unsent(session: Session, job: Job) -> tuple[list[str], int]:
             name = "batch.requeued" if isinstance(exc, QuotaError) else "batch.create_unconfirmed"
             session.events.emit(name, job.id, shard_id=shard.id, reason=exc.message)
             session.progress.note(f"{exc.message}; {len(unsent) - index} shard(s) stay queued")
-            return created, len(unsent) - index
-        if batch is not None:
-            provider_id = _provider_id(session.store, batch.id, job.id)
-            created.append(provider_id)
-            session.events.emit("batch.created", job.id, batch_id=provider_id, shard_id=shard.id, n_items=shard.n_items)
+            return created, len(unsent) - index + waiting
+        if batch is None:  # another holder's create may be in flight, or a found batch is not yet proven
+            waiting += 1
+            continue
+        provider_id = _provider_id(session.store, batch.id, job.id)
+        created.append(provider_id)
+        session.events.emit("batch.created", job.id, batch_id=provider_id, shard_id=shard.id, n_items=shard.n_items)
         session.progress.advance()
-    return created, 0
+    return created, waiting
 
 
 def _room_for(store: Store, job: Job, shard: Shard, pacing: dict[str, Any]) -> bool:
@@ -609,8 +705,12 @@ def resolve_output(job: Job, out: Path | None, fmt: str | None) -> tuple[Path | 
     return out, fmt or detect_format(out)
 
 
-def check_output(out: Path | None, fmt: str | None) -> None:
-    """Refuse a bad --format, or an --out in no known format; needs no job, so it can run first."""
+def check_output(out: Path | None, fmt: str | None, input_path: Path | None = None) -> None:
+    """Refuse a bad --format or --out before anything is sent; needs no job, so it can run first.
+
+    The output must be in a known format that agrees with its extension, must not be the input,
+    and its folder must exist and be writable.
+    """
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     if out is None:
@@ -618,8 +718,31 @@ def check_output(out: Path | None, fmt: str | None) -> None:
     if str(out) == "-":
         if fmt not in (None, "jsonl"):
             raise UsageError("only --format jsonl can be written to stdout")
-    elif fmt is None:
+        return
+    by_extension = _format_of(out)
+    if fmt is None:
         detect_format(out)
+    elif by_extension is not None and by_extension != fmt:
+        raise UsageError(
+            f"--out {out} is a .{out.suffix.lstrip('.')} file but --format is {fmt}",
+            hint=f"name it with .{fmt} or drop --format",
+        )
+    if input_path is not None and out.resolve() == input_path.resolve():
+        raise UsageError(f"--out {out} is the input file", hint="write the output to another file")
+    folder = out.resolve().parent
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory", hint="name a file, e.g. results.csv")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write --out {out}: folder {folder} does not exist", hint="create it first")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UsageError(f"cannot write --out {out}: permission denied", hint="choose a writable location")
+
+
+def _format_of(path: Path) -> str | None:
+    try:
+        return detect_format(path)
+    except UsageError:
+        return None
 
 
 def collect(
@@ -637,15 +760,17 @@ def collect(
     with _session(settings, progress) as session:
         session.explode = explode
         job = session.store.get_job(job_id)
+        current_job.set(job.id)
         path, fmt = resolve_output(job, out, fmt)
-        with JobLease(session.store, job.id, wait=wait_lock), _logged(session, job.id):
-            collected = _poll_and_collect(session, job, refresh)
+        with session.lease(job.id, wait=wait_lock) as lease, _logged(session, job.id):
+            collected = _poll_and_collect(session, job, refresh, lease)
             summary = _write(session, job, path, fmt)
         return CollectResult(job.id, collected, summary, _job_status(session.store, job))
 
 
-def _poll_and_collect(session: Session, job: Job, refresh: bool) -> list[str]:
+def _poll_and_collect(session: Session, job: Job, refresh: bool, lease: JobLease) -> list[str]:
     store = session.store
+    cancel_duplicates(session.sending(job, lease))
     pending = [
         b for b in store.batches(job.id) if b.collected_at is None and b.state not in (BatchState.CREATING.value,)
     ]
@@ -700,23 +825,62 @@ def _write(session: Session, job: Job, path: Path | None, fmt: str, explode: str
 
 
 def retry(
-    job_id: str, *, wait_lock: float = 0.0, settings: Settings | None = None, progress: Progress = NO_PROGRESS
+    job_id: str,
+    *,
+    resume: bool = False,
+    wait_lock: float = 0.0,
+    settings: Settings | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> RetryResult:
-    """Resubmit only the failed-retryable items with attempts left; the rest become dead."""
+    """Resubmit only the failed-retryable items with attempts left; the rest become dead.
+
+    A cancelled job stays cancelled unless `resume` says to continue it.
+    """
     with _session(settings, progress) as session:
         job = session.store.get_job(job_id)
-        with JobLease(session.store, job.id, wait=wait_lock), _logged(session, job.id):
-            return _retry(session, session.store.get_job(job_id))
+        current_job.set(job.id)
+        with session.lease(job.id, wait=wait_lock) as lease, _logged(session, job.id):
+            job = session.store.get_job(job_id)
+            if job.state == "cancelled":
+                if not resume:
+                    raise _cancelled(job.id, "retry does not reactivate it")
+                _reactivate(session, job.id)
+            return _retry(session, session.store.get_job(job_id), lease)
 
 
-def _retry(session: Session, job: Job) -> RetryResult:
+def resume(
+    job_id: str, *, wait_lock: float = 0.0, settings: Settings | None = None, progress: Progress = NO_PROGRESS
+) -> JobStatus:
+    """Make a cancelled job active again; `run JOB` (or `worker`) then sends what it has left."""
+    with _session(settings, progress) as session:
+        job = session.store.get_job(job_id)
+        current_job.set(job.id)
+        with session.lease(job.id, wait=wait_lock), _logged(session, job.id):
+            job = session.store.get_job(job_id)
+            if job.state != "cancelled":
+                raise UsageError(f"job {job.id} is not cancelled (it is {job.state})", hint=f"`llmbulk run {job.id}`")
+            _reactivate(session, job.id)
+        return _job_status(session.store, job)
+
+
+def _reactivate(session: Session, job_id: str) -> None:
+    session.store.update_job(job_id, state="active", cancel_requested=None)
+    session.events.emit("job.resumed", job_id)
+
+
+def _cancelled(job_id: str, what: str) -> CancelledError:
+    return CancelledError(
+        f"job {job_id} is cancelled; {what}",
+        hint=f"`llmbulk resume {job_id}` continues it, then `llmbulk run {job_id}`",
+    )
+
+
+def _retry(session: Session, job: Job, lease: JobLease) -> RetryResult:
     store = session.store
     dead = store.mark_dead(job.id, job.max_attempts)
     rows = list(store.retryable_rows(job.id))
-    if job.state == "cancelled":
-        store.update_job(job.id, state="active")
     if not rows:
-        batch_ids, _ = _submit_unsent(session, job) if store.unsent_shards(job.id) else ([], 0)
+        batch_ids, _ = _submit_unsent(session, job, lease) if store.unsent_shards(job.id) else ([], 0)
         return RetryResult(job.id, 0, [], batch_ids, dead)
     attempts = store.item_attempts(job.id, rows)
     wanted = set(rows)
@@ -753,23 +917,45 @@ def _retry(session: Session, job: Job) -> RetryResult:
                 f"input {job.input_path} changed since job {job.id} was submitted",
                 hint="restore the original file to retry its items",
             )
-    batch_ids, _ = _submit_unsent(session, store.get_job(job.id))
+    batch_ids, _ = _submit_unsent(session, store.get_job(job.id), lease)
     return RetryResult(job.id, len(rows), plans, batch_ids, dead)
 
 
 def cancel(
     job_id: str, *, wait_lock: float = 0.0, settings: Settings | None = None, progress: Progress = NO_PROGRESS
 ) -> JobStatus:
-    """Cancel every live batch of a job; finished items keep their results."""
+    """Cancel every live batch of a job; finished items keep their results.
+
+    A finished job is left as it is. While another process holds the job, it is asked to cancel
+    the job at its next step instead.
+    """
     with _session(settings, progress) as session:
         job = session.store.get_job(job_id)
+        current_job.set(job.id)
+        if job.state in ("done", "cancelled"):
+            word = "finished" if job.state == "done" else "cancelled"
+            session.progress.note(f"job {job.id} is already {word}; nothing to cancel")
+            return _job_status(session.store, job)
         provider = session.provider(job)
-        with JobLease(session.store, job.id, wait=wait_lock), _logged(session, job.id):
-            cancel_batches(session.store, provider, job)
-            session.store.update_job(job.id, state="cancelled")
-            session.events.emit("job.cancelled", job.id)
+        try:
+            lease = session.lease(job.id, wait=wait_lock)
+        except LeaseError:
+            session.store.request_cancel(job.id)
+            session.events.emit("job.cancel_requested", job.id)
+            session.progress.note(
+                f"job {job.id} is being worked on by another process; asked it to cancel the job at its next step"
+            )
+            return _job_status(session.store, job)
+        with lease, _logged(session, job.id):
+            _cancel_job(session, job, provider, lease)
             _poll(session, job)
         return _job_status(session.store, job)
+
+
+def _cancel_job(session: Session, job: Job, provider: BatchProvider, lease: JobLease) -> None:
+    cancel_batches(session.store, provider, job, lease)
+    session.store.update_job(job.id, state="cancelled", cancel_requested=None)
+    session.events.emit("job.cancelled", job.id)
 
 
 def items(
@@ -978,11 +1164,13 @@ def run(
 ) -> RunResult:
     """Submit (or continue) a job and poll, collect and retry until it is done or `timeout` passes.
 
-    Results are merged into the output table as each batch ends, not when the last one does.
+    Results are merged into the output table as each batch ends, not when the last one does. A
+    cancelled job is only harvested: what its batches finished is collected, nothing is sent.
     """
     if (job_id is None) == (options is None):
         raise UsageError("run needs either a job id or an input to submit")
-    check_output(out, fmt)  # before submitting: a bad --out must not leave a job behind
+    # Before submitting: a bad --out must not leave a job behind.
+    check_output(out, fmt, None if options is None else Path(options.input))
     started = clock()
     with _session(settings, progress, hooks) as session:
         session.explode = explode
@@ -990,104 +1178,152 @@ def run(
             job_id = _submit(session, options, dry_run=False).job_id
         assert job_id is not None
         job = session.store.get_job(job_id)
-        if max_attempts is not None:
-            if max_attempts < 1:
-                raise UsageError("--max-attempts must be at least 1")
-            session.store.update_job(job.id, max_attempts=max_attempts)
-        if max_cost is not None:
-            spec = orjson.loads(job.spec_json)
-            spec["max_cost"] = max_cost
-            session.store.update_job(job.id, spec_json=orjson.dumps(spec).decode())
+        current_job.set(job.id)
+        _apply_run_policies(session, job, max_attempts, max_cost)
         path, fmt = resolve_output(job, out, fmt)
-        with JobLease(session.store, job.id, wait=wait_lock) as lease, _logged(session, job.id):
-            return _run_loop(session, lease, job.id, path, fmt, timeout, retry_failed, started, sleep, clock)
+        with session.lease(job.id, wait=wait_lock) as lease, _logged(session, job.id):
+            runner = _Runner(session, lease, job.id, path, fmt, retry_failed, started, sleep, clock)
+            return runner.run(timeout)
 
 
-def _run_loop(
-    session: Session,
-    lease: JobLease,
-    job_id: str,
-    path: Path | None,
-    fmt: str,
-    timeout: float | None,
-    retry_failed: bool,
-    started: float,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> RunResult:
-    delay: float | None = None
-    initial, maximum = _poll_bounds(session.settings, session.store.get_job(job_id))
-    summary: MergeSummary | None = None
-    # On stdout a table cannot be rewritten as batches end: rows go out once, as they settle.
-    stream = SettledRowStream(session.store.get_job(job_id).n_items) if path is None else None
+def _apply_run_policies(session: Session, job: Job, max_attempts: int | None, max_cost: float | None) -> None:
+    if max_attempts is not None:
+        if max_attempts < 1:
+            raise UsageError("--max-attempts must be at least 1")
+        session.store.update_job(job.id, max_attempts=max_attempts)
+    if max_cost is not None:
+        spec = orjson.loads(job.spec_json)
+        spec["max_cost"] = max_cost
+        session.store.update_job(job.id, spec_json=orjson.dumps(spec).decode())
 
-    def write(job: Job, final: bool = False) -> MergeSummary:
-        if stream is not None:
-            return stream.emit(session.store, job, session.explode, final=final)
-        return _write(session, job, path, fmt)
 
-    budget_stopped = False
-    troubled_rounds = 0
-    while True:
-        lease.check()
-        job = session.store.get_job(job_id)
-        if session.store.unsent_shards(job.id) and job.state != "cancelled":
-            created, _waiting = _submit_unsent(session, job)
-            if created:
-                delay = None  # new batches: watch them closely at first
+class _Runner:
+    """The run loop: each round sends what is unsent, collects what finished, retries what failed."""
+
+    def __init__(
+        self,
+        session: Session,
+        lease: JobLease,
+        job_id: str,
+        path: Path | None,
+        fmt: str,
+        retry_failed: bool,
+        started: float,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self.session, self.store, self.lease, self.job_id = session, session.store, lease, job_id
+        self.path, self.fmt, self.retry_failed = path, fmt, retry_failed
+        self.started, self.sleep, self.clock = started, sleep, clock
+        self.delay: float | None = None
+        self.bounds = _poll_bounds(session.settings, self.store.get_job(job_id))
+        self.summary: MergeSummary | None = None
+        # On stdout a table cannot be rewritten as batches end: rows go out once, as they settle.
+        self.stream = SettledRowStream(self.store.get_job(job_id).n_items) if path is None else None
+        self.budget_stopped = False
+        self.troubled_rounds = 0
+
+    def run(self, timeout: float | None) -> RunResult:
+        while True:
+            self.lease.check()
+            job = self.store.get_job(self.job_id)
+            job = self.honour_cancel_request(job)
+            self.send_unsent(job)
+            self.collect_finished(job)
+            state = _job_status(self.store, job)
+            if self.retry_failed_items(job, state):
+                continue
+            if (result := self.finished(job, state)) is not None:
+                return result
+            self.delay = next_poll_delay(self.delay, *self.bounds)
+            if timeout is not None and self.clock() - self.started + self.delay > timeout:
+                seconds = self.clock() - self.started
+                self.session.events.emit("job.timeout", job.id, counts=state.counts, seconds=seconds)
+                return RunResult(job.id, False, True, self.summary, state)
+            self.sleep(self.delay)
+
+    def honour_cancel_request(self, job: Job) -> Job:
+        """`llmbulk cancel` from another process asked this holder to cancel the job."""
+        if job.cancel_requested is None or job.state == "cancelled":
+            return job
+        _cancel_job(self.session, job, self.session.provider(job), self.lease)
+        return self.store.get_job(job.id)
+
+    def send_unsent(self, job: Job) -> None:
+        if job.state == "cancelled" or not self.store.unsent_shards(job.id):
+            return
+        created, _waiting = _submit_unsent(self.session, job, self.lease)
+        if created:
+            self.delay = None  # new batches: watch them closely at first
+
+    def collect_finished(self, job: Job) -> None:
         # A batch ending does not reset the interval: the others run on their own clocks, and
         # polling all of them from 30 s again at each end would cost ~5 extra polls per batch.
         try:
-            if _poll_and_collect(session, job, refresh=True):
-                summary = write(job)
-            troubled_rounds = 0
+            if _poll_and_collect(self.session, job, refresh=True, lease=self.lease):
+                self.summary = self.write(job)
+            self.troubled_rounds = 0
         except ProviderError as exc:
             # The SDK has already retried the call; an outage longer than that is waited out
             # (the job's state is intact: whatever was not recorded is asked again next round).
-            troubled_rounds += 1
-            if not exc.retryable or troubled_rounds > TROUBLED_ROUNDS_MAX:
+            self.troubled_rounds += 1
+            if not exc.retryable or self.troubled_rounds > TROUBLED_ROUNDS_MAX:
                 raise
-            session.events.emit("job.provider_trouble", job.id, error=exc.message, round=troubled_rounds)
-            session.progress.note(f"{exc.message}; trying again ({troubled_rounds}/{TROUBLED_ROUNDS_MAX})")
-        state = _job_status(session.store, job)
+            self.session.events.emit("job.provider_trouble", job.id, error=exc.message, round=self.troubled_rounds)
+            self.session.progress.note(f"{exc.message}; trying again ({self.troubled_rounds}/{TROUBLED_ROUNDS_MAX})")
+
+    def retry_failed_items(self, job: Job, state: JobStatus) -> bool:
+        """Resend retryable items (within --max-cost); True when something was resent."""
         retryable = state.counts.get(ItemState.FAILED_RETRYABLE.value, 0)
-        if retry_failed and job.state != "cancelled" and retryable and not budget_stopped:
-            if _within_budget(session, job, retryable):
-                _retry(session, job)
-                delay = None
-                continue
-            budget_stopped = True
+        if not (self.retry_failed and job.state == "active" and retryable and not self.budget_stopped):
+            return False
+        if _within_budget(self.session, job, retryable):
+            _retry(self.session, job, self.lease)
+            self.delay = None
+            return True
+        self.budget_stopped = True
+        return False
+
+    def finished(self, job: Job, state: JobStatus) -> RunResult | None:
+        """The result once nothing is in flight (and, for an active job, nothing is left to send)."""
         live = any(
             b.state in LIVE_STATES
             or b.state == BatchState.CREATING.value
             or (not b.collected and b.state != BatchState.REQUEUED.value)  # ended, results not yet fetched
             for b in state.batches
         )
-        if not live and not state.unsent_shards and budget_stopped:
+        cancelled = job.state == "cancelled"
+        if live or (state.unsent_shards and not cancelled):
+            return None
+        if self.budget_stopped and not cancelled:
             # The job stays active: `run JOB --max-cost MORE` (or `retry`) resends what is left.
-            return RunResult(job.id, False, False, summary, state, budget_stopped=True)
-        if not live and not state.unsent_shards:
-            session.store.mark_dead(job.id, job.max_attempts)
-            session.store.update_job(job.id, state="cancelled" if job.state == "cancelled" else "done")
-            summary = write(job, final=True)
-            final = _job_status(session.store, job)
-            failed = final.counts.get("failed_permanent", 0) + final.counts.get("dead", 0)
-            session.events.emit(
-                "job.done_with_failures" if failed else "job.done",
-                job.id,
-                counts=final.counts,
-                seconds=clock() - started,
-                job_seconds=time.time() - job.created_at,
-                usage=final.usage,
-                cost_usd=_spent(session.store, job),
-                output=str(path) if path else None,
-            )
-            return RunResult(job.id, True, False, summary, final)
-        delay = next_poll_delay(delay, initial, maximum)
-        if timeout is not None and clock() - started + delay > timeout:
-            session.events.emit("job.timeout", job.id, counts=state.counts, seconds=clock() - started)
-            return RunResult(job.id, False, True, summary, state)
-        sleep(delay)
+            return RunResult(job.id, False, False, self.summary, state, budget_stopped=True)
+        return self.finish(job)
+
+    def finish(self, job: Job) -> RunResult:
+        store, events = self.store, self.session.events
+        store.mark_dead(job.id, job.max_attempts)
+        if job.state != "cancelled":
+            store.update_job(job.id, state="done")
+        self.summary = self.write(job, final=True)
+        final = _job_status(store, job)
+        failed = final.counts.get("failed_permanent", 0) + final.counts.get("dead", 0)
+        events.emit(
+            "job.done_with_failures" if failed else "job.done",
+            job.id,
+            counts=final.counts,
+            seconds=self.clock() - self.started,
+            job_seconds=time.time() - job.created_at,
+            usage=final.usage,
+            cost_usd=_spent(store, job),
+            output=str(self.path) if self.path else None,
+        )
+        return RunResult(job.id, True, False, self.summary, final)
+
+    def write(self, job: Job, final: bool = False) -> MergeSummary:
+        if self.stream is not None:
+            return self.stream.emit(self.store, job, self.session.explode, final=final)
+        return _write(self.session, job, self.path, self.fmt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1096,7 +1332,8 @@ class WorkerResult:
 
     finished: list[str]
     still_running: list[str]
-    skipped: list[str]
+    skipped: list[str]  # held by another runner
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (job, why): left for a person to fix
 
 
 def worker(
@@ -1107,9 +1344,15 @@ def worker(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> WorkerResult:
-    """One pass over every job that needs attention, oldest first; jobs another runner holds are skipped."""
+    """One pass over every active job, oldest first.
 
-    finished, running, skipped = [], [], []
+    Jobs another runner holds are skipped; a job that cannot advance (a missing key, a changed
+    input) is logged in its job log and reported, and the pass goes on with the others.
+    """
+    finished: list[str] = []
+    running: list[str] = []
+    skipped: list[str] = []
+    failed: list[tuple[str, str]] = []
     with _session(settings, progress) as session:
         active = [j for j in reversed(session.store.list_jobs(10_000)) if j.state == "active"]
     for job in active:
@@ -1119,8 +1362,12 @@ def worker(
         except LeaseError:
             skipped.append(job.id)
             continue
+        except LlmbulkError as exc:
+            failed.append((job.id, str(exc)))
+            progress.note(f"job {job.id} skipped: {exc}")
+            continue
         (finished if result.finished else running).append(job.id)
-    return WorkerResult(finished, running, skipped)
+    return WorkerResult(finished, running, skipped, failed)
 
 
 def _spent(store: Store, job: Job) -> float | None:

@@ -1,9 +1,10 @@
 """Submitting shards as provider batches, polling them, cancelling them, reconciling orphans.
 
-Every external side effect is preceded by a committed intent and followed by a committed
-outcome, so a process killed at any point leaves a record the next run can finish from: a
-batch row in `creating` state means "create may have happened" and is reconciled through the
-provider's listing before anything is created again.
+Every external side effect is preceded by a committed, fenced intent (the lease is checked in
+the same transaction) and followed by a committed outcome, so a process killed or paused at any
+point leaves a record the next run can finish from: a batch row in `creating` state means
+"create may have happened" and is reconciled through the provider's listing, after its holder's
+in-flight window, before anything is created again. A second batch for a shard is cancelled.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import ProviderError, QuotaError
-from llmbulk.models import BatchState, BatchStatus
+from llmbulk.leases import JobLease, holder_is_dead
+from llmbulk.models import BatchRef, BatchState, BatchStatus, parse_custom_id
 from llmbulk.providers.base import BatchProvider, ShardInput
 from llmbulk.restore import ensure_shard
 from llmbulk.store import Store
 from llmbulk.store.schema import Batch, Job, Shard
+
+Emit = Callable[[str, dict[str, Any]], None]
 
 LIVE_STATES = (
     BatchState.VALIDATING.value,
@@ -41,19 +47,39 @@ def shard_input(home: Path, shard: Shard) -> ShardInput:
     return ShardInput(shard.id, home / shard.path, shard.n_items, shard.n_bytes, shard.sha256)
 
 
-def submit_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, home: Path) -> Batch | None:
-    """Create a batch for one shard (adopting an orphan if a crashed run created one)."""
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """What sending one job's shards needs: its state, its provider, the lease every call is fenced by."""
+
+    store: Store
+    provider: BatchProvider
+    job: Job
+    home: Path
+    lease: JobLease
+    inflight_window: float  # how long another holder's create may still be in flight
+    emit: Emit
+
+
+def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
+    """Create a batch for one shard (adopting an orphan if a crashed run created one).
+
+    Returns None when the shard must wait: another holder's create may still be in flight, or a
+    batch found at the provider cannot be proven ours or not yet.
+    """
+    store, provider, job = ctx.store, ctx.provider, ctx.job
     labels = labels_for(job.id, shard.id)
     pending = [b for b in store.batches(job.id, [BatchState.CREATING.value]) if b.shard_id == shard.id]
+    if any(_maybe_in_flight(ctx, b) for b in pending):
+        return None
     for batch in pending:
-        adopted = _reconcile(store, provider, job, shard, batch, labels)
-        if adopted is not None:
-            return adopted
-    source = shard_input(home, shard)
-    ensure_shard(store, provider, job, shard, home)  # another runner's shard is rebuilt from the input
+        found = _reconcile(ctx, shard, batch, labels)
+        if not isinstance(found, _NotFound):
+            return found
+    source = shard_input(ctx.home, shard)
+    ensure_shard(store, provider, job, shard, ctx.home)  # another runner's shard is rebuilt from the input
     reusable_file = next((b.input_file_id for b in pending if b.input_file_id), None)
     if reusable_file is None and pending:  # a crash may have come between an upload and its record
-        reusable_file = _adopt_upload(provider, shard, labels, min(b.intent_at for b in pending))
+        reusable_file = _adopt_upload(ctx, shard, labels, min(b.intent_at for b in pending))
     batch = Batch(
         id=f"{shard.id}-b{store.batch_attempt_count(shard.id) + 1}",
         job_id=job.id,
@@ -61,19 +87,18 @@ def submit_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
         state=BatchState.CREATING.value,
         intent_at=time.time(),
         total=shard.n_items,
+        owner=ctx.lease.owner,
+        input_file_id=reusable_file,
     )
-    store.add_batch(batch)
+    with ctx.lease.fenced() as conn:
+        store.add_batch_in(conn, batch)
+        store.supersede_intents(conn, [b.id for b in pending], "no batch found at the provider")
     crashpoint("after_intent")
-    for old in pending:  # superseded intents whose create never happened
-        store.update_batch(old.id, state=BatchState.REQUEUED.value, error="no batch found at the provider")
-    file_id = reusable_file
-    if file_id is None:
-        file_id = provider.upload(source, labels)
-        if file_id is not None:  # the SDK retries uploads: one whose answer was lost is a stray copy
-            _delete_stray_uploads(provider, shard, labels, batch.intent_at, keep=file_id)
-    crashpoint("after_upload")
-    if file_id is not None:
-        store.update_batch(batch.id, input_file_id=file_id)
+    file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
+    with ctx.lease.fenced() as conn:  # the create's in-flight window starts now
+        store.touch_intent(conn, batch.id)
+    crashpoint("before_create")
+    ctx.lease.guard()
     try:
         ref = provider.create(source, file_id, labels)
         crashpoint("after_create")
@@ -84,7 +109,7 @@ def submit_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
         if not exc.retryable:  # a definite refusal: nothing was created
             store.update_batch(batch.id, state=BatchState.REQUEUED.value, error=exc.message)
         raise
-    store.mark_submitted(
+    other = store.mark_submitted(
         batch.id,
         shard.id,
         job.id,
@@ -92,54 +117,181 @@ def submit_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
         state=BatchState.VALIDATING.value,
         created_at=ref.created_at or time.time(),
     )
+    if other is not None:  # another holder sent this shard while we were paused: ours is the extra one
+        _cancel_duplicate(ctx, batch.id, ref.batch_id, shard.id, kept=other, fenced=False)
     return batch
 
 
-def _reconcile(
-    store: Store, provider: BatchProvider, job: Job, shard: Shard, batch: Batch, labels: dict[str, str]
-) -> Batch | None:
-    since = datetime.fromtimestamp(batch.intent_at, UTC)
-    # A batch another shard already owns is never adopted: Anthropic's batches carry no labels, so
-    # a later shard of the same size created since this intent would otherwise match.
-    owned = {b.provider_batch_id for b in store.batches(job.id) if b.provider_batch_id}
-    found = [ref for ref in provider.find(labels, since, shard.n_items) if ref.batch_id not in owned]
-    if not found:
+def _maybe_in_flight(ctx: Sending, intent: Batch) -> bool:
+    """Whether another holder's create for this intent may still reach the provider.
+
+    Its outcome is unknown until its in-flight window has passed, unless that holder is a dead
+    process on this host; our own intents' calls have returned.
+    """
+    if intent.owner is None or intent.owner == ctx.lease.owner or holder_is_dead(intent.owner):
+        return False
+    return time.time() < intent.intent_at + ctx.inflight_window
+
+
+def _upload(ctx: Sending, source: ShardInput, shard: Shard, labels: dict[str, str], batch: Batch) -> str | None:
+    ctx.lease.guard()
+    crashpoint("before_upload")
+    file_id = ctx.provider.upload(source, labels)
+    crashpoint("after_upload")
+    if file_id is None:
         return None
-    ref = found[-1]  # the oldest match: any later ones would be duplicates we must not adopt twice
+    ctx.store.update_batch(batch.id, input_file_id=file_id)  # a fact: recorded whoever holds the lease
+    # The SDK retries uploads: one whose answer was lost is a stray copy.
+    _delete_stray_uploads(ctx, shard, labels, batch.intent_at, keep=file_id)
+    return file_id
+
+
+class _NotFound:
+    """No batch for the intent exists at the provider: the shard is sent again."""
+
+
+_NOT_FOUND = _NotFound()
+
+
+def _reconcile(ctx: Sending, shard: Shard, batch: Batch, labels: dict[str, str]) -> Batch | _NotFound | None:
+    """Adopt the batch a lost create made, wait while ownership is unprovable, or report none.
+
+    A batch any job of this database has recorded is never adopted. Where the provider keeps no
+    labels (Anthropic), a match by creation time and size is adopted only once its result ids
+    prove it carries this shard's items; until it ends, the shard waits rather than risk paying twice.
+    """
+    store, provider, job = ctx.store, ctx.provider, ctx.job
+    since = datetime.fromtimestamp(batch.intent_at, UTC)
+    found = provider.find(labels, since, shard.n_items)
+    recorded = store.recorded_provider_batches([ref.batch_id for ref in found])
+    candidates = [ref for ref in found if ref.batch_id not in recorded]
+    owned, unproven = [], False
+    for ref in candidates:
+        proof = ref.owned if ref.owned is not None else _prove(ctx, shard, ref.batch_id)
+        if proof is None:
+            unproven = True
+        elif proof:
+            owned.append(ref)
+    if not owned:
+        return None if unproven else _NOT_FOUND
+    owned.sort(key=lambda ref: ref.created_at or 0.0)
+    keep, extras = owned[0], owned[1:]  # the oldest: any later ones are duplicates
     store.mark_submitted(
         batch.id,
         shard.id,
         job.id,
-        provider_batch_id=ref.batch_id,
-        input_file_id=ref.input_file_id or batch.input_file_id,
+        provider_batch_id=keep.batch_id,
+        input_file_id=keep.input_file_id or batch.input_file_id,
         state=BatchState.VALIDATING.value,
-        created_at=ref.created_at or batch.intent_at,
+        created_at=keep.created_at or batch.intent_at,
     )
+    for extra in extras:
+        _record_and_cancel_duplicate(ctx, shard, extra, kept=keep.batch_id)
     return batch
 
 
-def _adopt_upload(provider: BatchProvider, shard: Shard, labels: dict[str, str], since: float) -> str | None:
-    """The oldest unrecorded upload of this shard, if any; later duplicates are deleted."""
-    found = provider.find_uploads(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
+def _prove(ctx: Sending, shard: Shard, provider_batch_id: str) -> bool | None:
+    """Whether a batch carries this shard's items, from its first result id; None until it has results."""
+    (status,) = ctx.provider.poll([provider_batch_id])
+    if not status.state.terminal:
+        return None
+    if status.state is BatchState.FAILED:
+        return False  # refused as a whole: it processed nothing
+    attempts = ctx.store.shard_attempts(ctx.job.id, shard.id)
+    for line in ctx.provider.results(status):
+        try:
+            owner, row, attempt = parse_custom_id(ctx.provider.decode(line).custom_id)
+        except ValueError:
+            return False
+        return owner == ctx.job.id and attempts.get(row) == attempt
+    return False  # no results at all: it processed nothing, so it costs nothing either way
+
+
+def _record_and_cancel_duplicate(ctx: Sending, shard: Shard, ref: BatchRef, kept: str) -> None:
+    batch = Batch(
+        id=f"{shard.id}-b{ctx.store.batch_attempt_count(shard.id) + 1}",
+        job_id=ctx.job.id,
+        shard_id=shard.id,
+        provider_batch_id=ref.batch_id,
+        input_file_id=ref.input_file_id,
+        state=BatchState.VALIDATING.value,
+        intent_at=ref.created_at or time.time(),
+        created_at=ref.created_at,
+        total=shard.n_items,
+        owner=ctx.lease.owner,
+    )
+    ctx.store.add_batch(batch)
+    _cancel_duplicate(ctx, batch.id, ref.batch_id, shard.id, kept=kept, fenced=True)
+
+
+def _cancel_duplicate(ctx: Sending, batch_id: str, provider_id: str, shard_id: str, kept: str, fenced: bool) -> None:
+    """Cancel a second provider batch of one shard at once; it is never collected.
+
+    Without the lease (`fenced=False`) only a batch this process has just created is cancelled:
+    the shard's other batch, recorded by the holder, answers for its items.
+    """
+    if fenced:
+        ctx.lease.guard()
+    with contextlib.suppress(ProviderError):  # already ended: it is still never collected
+        ctx.provider.cancel(provider_id)
+    ctx.store.mark_duplicate(batch_id, kept)
+    ctx.emit("batch.duplicate_cancelled", {"batch_id": provider_id, "shard_id": shard_id, "kept": kept})
+
+
+def cancel_duplicates(ctx: Sending) -> list[str]:
+    """Cancel every provider batch beyond one per shard (found after a pause or a lost answer)."""
+    by_shard: dict[str, list[Batch]] = {}
+    for batch in ctx.store.batches(ctx.job.id):
+        if _productive(batch):
+            by_shard.setdefault(batch.shard_id, []).append(batch)
+    cancelled: list[str] = []
+    for shard_id, batches in by_shard.items():
+        if len(batches) < 2:
+            continue
+        batches.sort(key=lambda b: (b.collected_at is None, b.created_at or b.intent_at))
+        kept = batches[0].provider_batch_id or batches[0].id
+        for extra in batches[1:]:
+            assert extra.provider_batch_id is not None
+            _cancel_duplicate(ctx, extra.id, extra.provider_batch_id, shard_id, kept=kept, fenced=True)
+            cancelled.append(extra.provider_batch_id)
+    return cancelled
+
+
+def _productive(batch: Batch) -> bool:
+    """Exists at the provider and answers for its shard (the store's PRODUCTIVE, for loaded rows)."""
+    return (
+        batch.provider_batch_id is not None
+        and batch.state not in (BatchState.CREATING.value, BatchState.REQUEUED.value, BatchState.FAILED.value)
+        and batch.error_code != "duplicate"
+    )
+
+
+def _adopt_upload(ctx: Sending, shard: Shard, labels: dict[str, str], since: float) -> str | None:
+    """The oldest unrecorded upload of this shard, if any; later unreferenced duplicates are deleted."""
+    found = ctx.provider.find_uploads(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
     if not found:
         return None
-    for extra in found[:-1]:  # referenced by nothing: no batch was found for this shard
-        with contextlib.suppress(ProviderError):
-            provider.delete_file(extra)
+    _delete_unreferenced(ctx, found[:-1])
     return found[-1]
 
 
-def _delete_stray_uploads(
-    provider: BatchProvider, shard: Shard, labels: dict[str, str], since: float, keep: str
-) -> None:
+def _delete_stray_uploads(ctx: Sending, shard: Shard, labels: dict[str, str], since: float, keep: str) -> None:
     try:
-        found = provider.find_uploads(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
+        found = ctx.provider.find_uploads(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
     except ProviderError:
         return  # a stray copy costs storage, not money; the next run's search finds it again
-    for stray in found:
-        if stray != keep:
-            with contextlib.suppress(ProviderError):
-                provider.delete_file(stray)
+    _delete_unreferenced(ctx, [f for f in found if f != keep])
+
+
+def _delete_unreferenced(ctx: Sending, file_ids: list[str]) -> None:
+    """Delete uploads no recorded batch or intent of any job refers to (fenced like every side effect)."""
+    referenced = ctx.store.referenced_files(file_ids)
+    for file_id in file_ids:
+        if file_id in referenced:
+            continue
+        ctx.lease.guard()
+        with contextlib.suppress(ProviderError):
+            ctx.provider.delete_file(file_id)
 
 
 def poll_batches(store: Store, provider: BatchProvider, job: Job) -> list[tuple[Batch, BatchStatus]]:
@@ -190,12 +342,22 @@ def status_of(batch: Batch) -> BatchStatus:
     )
 
 
-def cancel_batches(store: Store, provider: BatchProvider, job: Job) -> list[str]:
-    """Ask the provider to cancel every live batch of a job; returns their ids."""
+def cancel_batches(store: Store, provider: BatchProvider, job: Job, lease: JobLease) -> list[str]:
+    """Ask the provider to cancel every live batch of a job; returns their ids.
+
+    A batch that finished before the cancel reached it (409 and the like) is left as it is: the
+    next poll records how it ended and its results are collected like any other's.
+    """
     cancelled = []
     for batch in store.batches(job.id, LIVE_STATES):
         if batch.provider_batch_id and batch.state != BatchState.CANCELLING.value:
-            provider.cancel(batch.provider_batch_id)
+            lease.guard()
+            try:
+                provider.cancel(batch.provider_batch_id)
+            except ProviderError as exc:
+                if exc.retryable:
+                    raise
+                continue  # no longer cancellable: it ended on its own
             store.update_batch(batch.id, state=BatchState.CANCELLING.value)
             cancelled.append(batch.provider_batch_id)
     return cancelled

@@ -6,6 +6,7 @@ bug still shows its traceback (without locals, so keys never appear).
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,11 +56,11 @@ class _OneLineErrors(TyperGroup):
                 message += f" — see `{exc.ctx.command_path} --help`"
             render.error(message)
             sys.exit(exc.exit_code)
-        except typer.Abort:
-            from llmbulk import render
+        except typer.Abort:  # click's form of a Ctrl-C outside a command body
+            from llmbulk import interrupts, render
 
-            render.error("aborted")
-            sys.exit(int(ExitStatus.ERROR))
+            render.error(interrupts.message())
+            sys.exit(int(ExitStatus.INTERRUPTED))
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -235,9 +236,21 @@ SchemaOpt = Annotated[
 InlineOpt = Annotated[
     bool, typer.Option("--gemini-inline", help="Gemini: send requests inline (under 20 MB) instead of a file.")
 ]
+NewJobOpt = Annotated[
+    bool,
+    typer.Option(
+        "--new-job",
+        help="Start a separate job even if this input and these options made one already (that is continued).",
+    ),
+]
 MaxCostOpt = Annotated[
     float | None, typer.Option("--max-cost", help="Refuse to submit when the upper-bound estimate exceeds this (USD).")
 ]
+
+
+# Storage trouble (disk full, file-size limit, read-only or forbidden paths) is the machine's,
+# not a bug: one line. The state database's transactions roll back, so nothing half-written stays.
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _guard(fn: Any) -> Any:
@@ -250,8 +263,16 @@ def _guard(fn: Any) -> Any:
         render.error(str(exc))
         raise typer.Exit(int(exc.exit_status)) from None
     except KeyboardInterrupt:
-        render.error("interrupted; the job is resumable (rerun the same command or `llmbulk run JOB`)")
+        from llmbulk import interrupts
+
+        render.error(interrupts.message())
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        render.error(f"cannot write{where}: {exc.strerror}; nothing recorded was lost")
+        raise typer.Exit(int(ExitStatus.ERROR)) from None
 
 
 @app.command()
@@ -279,6 +300,7 @@ def submit(
     max_active_batches: ActiveOpt = None,
     max_enqueued_tokens: EnqueuedOpt = None,
     schema: SchemaOpt = None,
+    new_job: NewJobOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Pack and show the shard plan; send nothing.")] = False,
     json: JsonOpt = False,
     db: DbOpt = None,
@@ -299,6 +321,7 @@ def submit(
             seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch, max_attempts, emulate,
             max_cost, gemini_inline, max_active_batches, max_enqueued_tokens, schema,
         )  # fmt: skip
+        options.new_job = new_job
         result = api.submit(options, dry_run=dry_run, settings=_settings(home, db), progress=_progress(verbose, quiet))
         if json:
             render.print_json(
@@ -308,6 +331,7 @@ def submit(
                     "batch_ids": result.batch_ids,
                     "queued_shards": result.queued_shards,
                     "dry_run": result.dry_run,
+                    "continued": result.continued,
                     "estimate": render.estimate_json(result.estimate),
                     "shards": [vars_(s) for s in result.shards],
                 }
@@ -410,6 +434,9 @@ def collect(
 @app.command()
 def retry(
     job: Annotated[str, typer.Argument(help="Job id.")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Also continue a cancelled job (otherwise it stays cancelled).")
+    ] = False,
     wait_lock: WaitLockOpt = 0.0,
     json: JsonOpt = False,
     db: DbOpt = None,
@@ -427,7 +454,9 @@ def retry(
     def body() -> None:
         from llmbulk import api, render
 
-        result = api.retry(job, wait_lock=wait_lock, settings=_settings(home, db), progress=_progress(verbose, quiet))
+        result = api.retry(
+            job, resume=resume, wait_lock=wait_lock, settings=_settings(home, db), progress=_progress(verbose, quiet)
+        )
         if json:
             render.print_json(
                 {
@@ -468,6 +497,7 @@ def run(
     max_active_batches: ActiveOpt = None,
     max_enqueued_tokens: EnqueuedOpt = None,
     schema: SchemaOpt = None,
+    new_job: NewJobOpt = False,
     out: OutOpt = None,
     format: FormatOpt = None,
     explode: ExplodeOpt = None,
@@ -489,7 +519,10 @@ def run(
 ) -> None:
     """Submit, then poll, collect and retry until the job is done (or --timeout passes).
 
-    Exit code: 0 done, 3 still running at timeout, 4 done with failed or dead items, 1 error.
+    Running the same command again continues the same job (nothing is paid twice); --new-job
+    starts a separate one.
+
+    Exit code: 0 done, 3 still running at timeout, 4 done with failed or dead items, 7 cancelled, 1 error.
 
     Example: llmbulk run reviews.csv -p openai -m gpt-4o-mini --prompt 'Sentiment: {{ text }}' --out out.csv --emulate
     """
@@ -509,6 +542,7 @@ def run(
                 top_p, seed, param, endpoint, input_format, max_items_per_batch, max_bytes_per_batch,
                 max_attempts, emulate, max_cost, gemini_inline, max_active_batches, max_enqueued_tokens, schema,
             )  # fmt: skip
+            options.new_job = new_job
         else:
             job_id = input
         result = api.run(
@@ -551,6 +585,8 @@ def worker(
     """Continue every job that needs attention (for a shared PostgreSQL state on many runners).
 
     Jobs another runner is working on are skipped; each job gets up to --timeout seconds per pass.
+    A job that cannot advance (missing key, changed input) is reported and the others go on;
+    exit 1 when any could not advance, 3 when some are still running, 0 when all are done.
     Output tables go where each job last wrote them (or llmbulk-JOB.csv).
 
     Example: LLMBULK_DB=postgresql+psycopg://… llmbulk worker --timeout 300
@@ -567,13 +603,16 @@ def worker(
             )
             if json:
                 render.print_json({"finished": result.finished, "still_running": result.still_running,
-                                   "skipped": result.skipped})  # fmt: skip
+                                   "skipped": result.skipped,
+                                   "failed": [{"job_id": j, "error": e} for j, e in result.failed]})  # fmt: skip
             else:
                 render.err.print(
                     f"finished {len(result.finished)}, still running {len(result.still_running)}, "
-                    f"skipped (held by another runner) {len(result.skipped)}"
+                    f"skipped (held by another runner) {len(result.skipped)}, could not advance {len(result.failed)}"
                 )
             if not loop:
+                if result.failed:
+                    return ExitStatus.ERROR
                 return ExitStatus.RUNNING if result.still_running else ExitStatus.DONE
             _time.sleep(min(timeout, 30))
 
@@ -590,13 +629,38 @@ def cancel(
 ) -> None:
     """Cancel a job's running batches; finished items keep their results (collect them afterwards).
 
+    A cancelled job stays cancelled (retry, run and worker leave it) until `llmbulk resume JOB`.
+    While another process works on the job, that process is asked to cancel it at its next step.
+
     Example: llmbulk cancel j7f3k2 && llmbulk collect j7f3k2
     """
 
     def body() -> None:
         from llmbulk import api, render
 
-        result = api.cancel(job, wait_lock=wait_lock, settings=_settings(home, db))
+        result = api.cancel(job, wait_lock=wait_lock, settings=_settings(home, db), progress=_progress(0, False))
+        render.print_json(render.status_json(result)) if json else render.job_status(result)
+
+    _guard(body)
+
+
+@app.command()
+def resume(
+    job: Annotated[str, typer.Argument(help="Job id of a cancelled job.")],
+    wait_lock: WaitLockOpt = 0.0,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Make a cancelled job active again; `llmbulk run JOB` then sends what it has left.
+
+    Example: llmbulk resume j7f3k2 && llmbulk run j7f3k2 --out results.csv
+    """
+
+    def body() -> None:
+        from llmbulk import api, render
+
+        result = api.resume(job, wait_lock=wait_lock, settings=_settings(home, db))
         render.print_json(render.status_json(result)) if json else render.job_status(result)
 
     _guard(body)

@@ -3,11 +3,15 @@
 `LLMBULK_HOME` (default `./.llmbulk`) holds shards, downloaded results, logs and the emulator's
 state; `LLMBULK_DB` (default a SQLite file in the home) is any SQLAlchemy URL.
 `LLMBULK_POLL_INITIAL`/`LLMBULK_POLL_MAX` bound the poll interval (seconds; the emulated ones apply
-to `--emulate` jobs) and `LLMBULK_HTTP_TIMEOUT` is the provider SDKs' per-request timeout.
+to `--emulate` jobs), `LLMBULK_HTTP_TIMEOUT` is the provider SDKs' per-request timeout,
+`LLMBULK_LEASE_TTL` how long a job's lease lasts without a heartbeat, and
+`LLMBULK_INFLIGHT_WINDOW` how long another holder's provider call may still be in flight
+(default: the HTTP timeout plus a minute).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +30,14 @@ class Settings:
     emulated_poll_initial: float = 0.5
     emulated_poll_max: float = 5.0
     http_timeout: float = 600.0
+    lease_ttl: float = 60.0
+    inflight_window: float | None = None  # default: the HTTP timeout plus a minute
     env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def create_window(self) -> float:
+        """How long another holder's provider call may still be in flight after its intent."""
+        return self.inflight_window if self.inflight_window is not None else self.http_timeout + 60.0
 
     def job_dir(self, job_id: str) -> Path:
         return self.home / "jobs" / job_id
@@ -43,20 +54,45 @@ def load_settings(home: str | Path | None = None, db: str | None = None, env: di
     db_url = db or environ.get("LLMBULK_DB") or f"sqlite:///{home_path / 'llmbulk.db'}"
     if "://" not in db_url:  # a bare path means a SQLite file
         db_url = f"sqlite:///{Path(db_url).expanduser()}"
-    poll_initial = float(environ.get("LLMBULK_POLL_INITIAL", 30.0))
-    poll_max = float(environ.get("LLMBULK_POLL_MAX", 900.0))
-    try:
-        emulated = (
-            float(environ.get("LLMBULK_EMULATED_POLL_INITIAL", 0.5)),
-            float(environ.get("LLMBULK_EMULATED_POLL_MAX", 5.0)),
-        )
-        http_timeout = float(environ.get("LLMBULK_HTTP_TIMEOUT", 600.0))
-    except ValueError as exc:
-        raise ConfigError(f"a LLMBULK_* setting is not a number: {exc}", hint="give seconds, e.g. 30") from exc
+    seconds = {name: _seconds(environ, name, default) for name, default in _SECONDS.items()}
+    window = environ.get("LLMBULK_INFLIGHT_WINDOW")
     return Settings(
-        home=home_path, db_url=db_url, poll_initial=poll_initial, poll_max=poll_max,
-        emulated_poll_initial=emulated[0], emulated_poll_max=emulated[1], http_timeout=http_timeout, env=environ,
+        home=home_path, db_url=db_url, poll_initial=seconds["LLMBULK_POLL_INITIAL"],
+        poll_max=seconds["LLMBULK_POLL_MAX"], emulated_poll_initial=seconds["LLMBULK_EMULATED_POLL_INITIAL"],
+        emulated_poll_max=seconds["LLMBULK_EMULATED_POLL_MAX"], http_timeout=seconds["LLMBULK_HTTP_TIMEOUT"],
+        lease_ttl=seconds["LLMBULK_LEASE_TTL"],
+        inflight_window=None if window is None else _seconds(environ, "LLMBULK_INFLIGHT_WINDOW", 0.0),
+        env=environ,
     )  # fmt: skip
+
+
+_SECONDS = {
+    "LLMBULK_POLL_INITIAL": 30.0,
+    "LLMBULK_POLL_MAX": 900.0,
+    "LLMBULK_EMULATED_POLL_INITIAL": 0.5,
+    "LLMBULK_EMULATED_POLL_MAX": 5.0,
+    "LLMBULK_HTTP_TIMEOUT": 600.0,
+    "LLMBULK_LEASE_TTL": 60.0,
+}
+
+
+_POSITIVE = ("LLMBULK_HTTP_TIMEOUT", "LLMBULK_LEASE_TTL")
+
+
+def _seconds(environ: dict[str, str], name: str, default: float) -> float:
+    """A duration setting in seconds; a bad value is named in one line, never a traceback."""
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0 or (value == 0 and name in _POSITIVE):
+        raise ConfigError(
+            f"{name}={raw!r} is not a number of seconds", hint=f"unset it or give seconds, e.g. {default:g}"
+        )
+    return value
 
 
 def ensure_private_dir(path: Path) -> Path:

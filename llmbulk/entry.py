@@ -13,15 +13,25 @@ import sys
 
 
 def main() -> None:
-    """Console-script entry point."""
-    plain = _plain_status(sys.argv[1:])
-    if plain is not None:
-        code = _quick_status(*plain)
-        if code is not None:
-            sys.exit(code)
-    from llmbulk.cli import main as cli_main
+    """Console-script entry point; Ctrl-C or SIGTERM at any moment ends in one line and exit 130."""
+    from llmbulk import interrupts
 
-    cli_main()
+    interrupts.install()
+    try:
+        plain = _plain_status(sys.argv[1:])
+        if plain is not None:
+            code = _quick_status(*plain)
+            if code is not None:
+                sys.exit(code)
+        from llmbulk.cli import main as cli_main
+
+        cli_main()
+    except KeyboardInterrupt:  # landed outside a command body (imports, parsing, cleanup)
+        interrupts.leave()
+    except SystemExit as exc:
+        if exc.code == interrupts.INTERRUPTED:  # the line is printed: don't wait on stray threads
+            interrupts.exit_now()
+        raise
 
 
 def _plain_status(args: list[str]) -> tuple[str, bool, str | None, str | None] | None:

@@ -19,6 +19,7 @@ class ExitStatus(IntEnum):
     DONE_WITH_FAILURES = 4
     BUDGET = 5
     LOCKED = 6
+    CANCELLED = 7
     INTERRUPTED = 130
 
 
@@ -63,6 +64,16 @@ class LeaseError(LlmbulkError):
     """Another llmbulk process holds the job."""
 
     exit_status = ExitStatus.LOCKED
+
+
+class OutputError(LlmbulkError):
+    """The output table cannot be written (disk full, file-size limit); the results stay in the state."""
+
+
+class CancelledError(LlmbulkError):
+    """The job was cancelled; it stays so until `llmbulk resume`."""
+
+    exit_status = ExitStatus.CANCELLED
 
 
 class ProviderError(LlmbulkError):

@@ -1,7 +1,11 @@
-"""Job leases: one process at a time works on a job, across processes and machines.
+"""Job leases: one process at a time works on a job, across processes and machines, fenced.
 
 The lease is a row-level claim in the database with an expiry, renewed by a heartbeat thread;
-a crashed holder stops renewing and its lease lapses, so nobody is blocked forever.
+a crashed holder stops renewing and its lease lapses, so nobody is blocked forever. Each takeover
+increments the lease's generation (the fencing token). Every side effect at a provider is
+preceded by `fenced()`: a transaction that checks this holder still has the lease and records the
+side effect's intent, so a process paused past its lease (a closed laptop, a stopped container)
+finds out before it touches the provider again, and stops.
 """
 
 from __future__ import annotations
@@ -11,20 +15,28 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from llmbulk.errors import LeaseError
+from llmbulk.models import Fence
 from llmbulk.store import Store
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 DEFAULT_TTL = 60.0
 
 
-def _holder_is_dead(owner: str) -> bool:
+def holder_is_dead(owner: str) -> bool:
     """A holder on this host whose process no longer exists (killed or crashed) holds nothing."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False  # another machine: only its lease expiry can tell
+    if int(pid_text) == os.getpid():
+        return False  # this very process (another lease object of ours)
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
@@ -55,12 +67,20 @@ class JobLease:
         self.owner = new_owner()
         self.lost = False
         self._stop = threading.Event()
+        self.gen = self._acquire(wait, sleep)
+        self._confirmed = time.monotonic()
+        self._thread = threading.Thread(target=self._heartbeat, name=f"lease-{job_id}", daemon=True)
+        self._thread.start()
+
+    def _acquire(self, wait: float, sleep: Callable[[float], None]) -> int:
+        store, job_id = self.store, self.job_id
         deadline = time.monotonic() + wait
-        while not store.claim_lease(job_id, self.owner, ttl):
+        while (gen := store.claim_lease(job_id, self.owner, self.ttl)) is None:
             holder = store.get_job(job_id)
-            if holder.lease_owner and _holder_is_dead(holder.lease_owner):
-                if store.take_over_lease(job_id, holder.lease_owner, self.owner, ttl):
-                    break
+            if holder.lease_owner and holder_is_dead(holder.lease_owner):
+                gen = store.take_over_lease(job_id, holder.lease_owner, self.owner, self.ttl)
+                if gen is not None:
+                    return gen
                 continue
             if time.monotonic() >= deadline:
                 remaining = max(0, int((holder.lease_until or 0) - time.time()))
@@ -70,22 +90,59 @@ class JobLease:
                     hint="wait for it, or pass --wait-lock SECONDS to wait here",
                 )
             sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-        self._thread = threading.Thread(target=self._heartbeat, name=f"lease-{job_id}", daemon=True)
-        self._thread.start()
+        return gen
+
+    @property
+    def fence(self) -> Fence:
+        return Fence(self.job_id, self.owner, self.gen)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl / 3):
             try:
-                if not self.store.claim_lease(self.job_id, self.owner, self.ttl):
-                    self.lost = True
-                    return
+                with self.store.tx() as conn:
+                    held = self.store.renew_lease(conn, self.fence, self.ttl)
             except Exception:  # a transient database error: try again next beat
                 continue
+            if not held:
+                self.lost = True
+                return
+            self._confirmed = time.monotonic()
 
     def check(self) -> None:
         """Raise if another process took the lease (ours lapsed)."""
         if self.lost:
-            raise LeaseError(f"lost the lease on job {self.job_id} to another process", hint="rerun the command")
+            raise self._lost_error()
+
+    def _lost_error(self) -> LeaseError:
+        return LeaseError(
+            f"lost the lease on job {self.job_id} to another process; stopped without touching the provider",
+            hint=f"the other process carries on; `llmbulk status {self.job_id}` shows where it is",
+        )
+
+    @contextmanager
+    def fenced(self) -> Iterator[Connection]:
+        """A transaction that holds only while this process still holds the lease (else LeaseError).
+
+        Record a side effect's intent in it; the provider call comes after it commits.
+        """
+        self.check()
+        with self.store.tx() as conn:
+            if not self.store.renew_lease(conn, self.fence, self.ttl):
+                self.lost = True
+                raise self._lost_error()
+            yield conn
+        self._confirmed = time.monotonic()
+
+    def guard(self) -> None:
+        """Right before a provider call: the lease is ours, confirmed in the database moments ago.
+
+        A process paused since its last confirmation (longer than a third of the lease) checks
+        the database again instead of trusting its memory.
+        """
+        self.check()
+        if time.monotonic() - self._confirmed > self.ttl / 3:
+            with self.fenced():
+                pass
 
     def release(self) -> None:
         self._stop.set()

@@ -6,6 +6,7 @@ the output file appears only when complete (tmp + rename).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import orjson
 
 from llmbulk import costs, restore, schemas
 from llmbulk.crashpoints import crashpoint
-from llmbulk.errors import StateError, UsageError
+from llmbulk.errors import OutputError, StateError, UsageError
 from llmbulk.store import Store
 from llmbulk.store.schema import Job
 from llmbulk.tables import TableWriter
@@ -107,10 +108,19 @@ def write_output(store: Store, job: Job, out: Path | None, fmt: str, explode: st
             by_status[status] = by_status.get(status, 0) + 1
             for row in rows:
                 writer.write(row)
-    except BaseException:
-        writer.abort()
+        writer.close()
+    except BaseException as exc:
+        for _ in range(2):  # a full disk can fail the first close's flush; the second only unlinks
+            with contextlib.suppress(OSError):
+                writer.abort()
+                break
+        if isinstance(exc, OSError) and out is not None:
+            raise OutputError(
+                f"cannot write the output table {out}: {exc.strerror or exc}",
+                hint="free some space or pass another --out, then run `llmbulk collect` again: "
+                "every result is kept in the state database",
+            ) from exc
         raise
-    writer.close()
     return MergeSummary(out, writer.rows_written, by_status)
 
 

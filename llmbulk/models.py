@@ -120,6 +120,20 @@ class BatchRef(BaseModel):
     batch_id: str
     input_file_id: str | None = None
     created_at: float | None = None
+    owned: bool | None = Field(
+        default=True,
+        description="Whether the batch provably belongs to the labels it was found by; None when it matched"
+        " by shape only (no labels at the provider) and ownership must be proven from its result ids.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A lease holder's fencing token: the job, the holder, and the lease generation it holds."""
+
+    job_id: str
+    owner: str
+    gen: int
 
 
 class BatchStatus(BaseModel):

@@ -99,7 +99,9 @@ class JobStatus:
 
 
 def exit_status(status: JobStatus) -> ExitStatus:
-    """What `status`, `collect` and `run` exit with: done, done with failed or dead items, or running."""
+    """What `status`, `collect` and `run` exit with: cancelled, done, done with failed or dead items, or running."""
+    if status.job.state == "cancelled":
+        return ExitStatus.CANCELLED
     if not status.finished:
         return ExitStatus.RUNNING
     failed = status.counts.get("failed_permanent", 0) + status.counts.get("dead", 0)

@@ -237,7 +237,10 @@ class AnthropicBatchProvider:
         self._call("cancel", lambda: self.client.messages.batches.cancel(batch_id))
 
     def find(self, labels: dict[str, str], since: datetime, n_items: int) -> list[BatchRef]:
-        """Batches carry no labels: those created since the intent with the shard's request count."""
+        """Batches carry no labels: those created since the intent with the shard's request count.
+
+        Each is returned with `owned=None`: the caller proves ownership from its result ids.
+        """
         with self._mapped("list batches"):
             page = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)
             return match_batches(page, since.timestamp() - CLOCK_SKEW_SECONDS, n_items)
@@ -361,7 +364,9 @@ def match_batches(batches: Iterable[Any], cutoff: float, n_items: int) -> list[B
         if created < cutoff:
             break  # newest first: everything after this is older, so stop paging
         if _total(batch.request_counts) == n_items:
-            found.append(BatchRef(provider=AnthropicBatchProvider.name, batch_id=batch.id, created_at=created))
+            # A match by shape only: its result ids must prove it is ours before it is adopted.
+            ref = BatchRef(provider=AnthropicBatchProvider.name, batch_id=batch.id, created_at=created, owned=None)
+            found.append(ref)
     return found
 
 

@@ -2,7 +2,8 @@
 
 Never edit a migration that has shipped: add a new one. The DDL is plain SQL that SQLite and
 PostgreSQL both accept, so there is no per-dialect migration code. A database that records a
-migration this llmbulk does not know was written by a newer version and is refused.
+migration this llmbulk does not know was written by a newer version and is refused, unless the
+name is a known earlier name of a migration (`ALIASES`): those databases are upgraded in place.
 """
 
 from __future__ import annotations
@@ -122,11 +123,13 @@ def _status_speed(conn: Connection) -> None:
 
     Token sums per batch, so a job's usage is a sum over its batches, not over every attempt; and
     the items-by-state index carries row_index, so "the first dead items" is an index range read
-    instead of a walk through the whole job in row order.
+    instead of a walk through the whole job in row order. A database from the release that named
+    this migration `0003_batch_usage` already has the usage columns: only the index is rebuilt.
     """
-    for column in ("input_tokens BIGINT", "output_tokens BIGINT", "attempts_recorded INTEGER"):
-        conn.execute(text(f"ALTER TABLE batches ADD COLUMN {column}"))
-    conn.execute(text(f"UPDATE batches SET {BATCH_USAGE_SET} WHERE collected_at IS NOT NULL"))
+    if "0003_batch_usage" not in applied(conn):
+        for column in ("input_tokens BIGINT", "output_tokens BIGINT", "attempts_recorded INTEGER"):
+            conn.execute(text(f"ALTER TABLE batches ADD COLUMN {column}"))
+        conn.execute(text(f"UPDATE batches SET {BATCH_USAGE_SET} WHERE collected_at IS NOT NULL"))
     conn.execute(text("DROP INDEX ix_items_job_state"))
     conn.execute(text("CREATE INDEX ix_items_job_state ON items (job_id, state, row_index)"))
 
@@ -148,6 +151,23 @@ def _item_counts(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_items_job_shard ON items (job_id, shard_id, state)"))
     counted = item_counts_select(" WHERE job_id IS NOT NULL")
     conn.execute(text(f"INSERT INTO item_counts (job_id, shard_id, state, error_code, n) {counted}"))
+
+
+def _fencing(conn: Connection) -> None:
+    """Fenced leases, job fingerprints and cancel requests (never pay twice in everyday use).
+
+    `lease_gen` is the fencing token: every takeover of a job's lease increments it, and every side
+    effect is preceded by a check of (owner, generation) in the transaction that records its intent.
+    Each create intent records the lease holder that wrote it, so another holder can tell whose
+    in-flight call it may be. `fingerprint` finds the job a rerun of the same command continues.
+    """
+    conn.execute(text("ALTER TABLE jobs ADD COLUMN lease_gen BIGINT NOT NULL DEFAULT 0"))
+    conn.execute(text("ALTER TABLE jobs ADD COLUMN fingerprint VARCHAR"))
+    conn.execute(text("ALTER TABLE jobs ADD COLUMN cancel_requested FLOAT"))
+    conn.execute(text("CREATE INDEX ix_jobs_fingerprint ON jobs (fingerprint)"))
+    conn.execute(text("ALTER TABLE batches ADD COLUMN owner VARCHAR"))
+    conn.execute(text("CREATE INDEX ix_batches_provider_id ON batches (provider_batch_id)"))
+    conn.execute(text("CREATE INDEX ix_batches_input_file ON batches (input_file_id)"))
 
 
 FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
@@ -182,7 +202,12 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0002_job_estimates", _job_estimates),
     ("0003_status_speed", _status_speed),
     ("0004_item_counts", _item_counts),
+    ("0005_fencing", _fencing),
 ]
+
+# Names an earlier release of llmbulk recorded for a migration that was later renamed: such a
+# database is not "from a newer llmbulk", and the renamed migration completes what is missing.
+ALIASES = {"0003_batch_usage": "0003_status_speed"}
 
 
 def _ensure_record_table(conn: Connection) -> None:
@@ -207,7 +232,7 @@ def pending(conn: Connection) -> list[str]:
 
 def check_not_newer(conn: Connection, where: str) -> None:
     """Refuse a database written by a newer llmbulk."""
-    known = {name for name, _ in MIGRATIONS}
+    known = {name for name, _ in MIGRATIONS} | set(ALIASES)
     unknown = sorted(applied(conn) - known)
     if unknown:
         raise StateError(

@@ -37,6 +37,15 @@ class Job(SQLModel, table=True):
     lease_until: float | None = Field(default=None, description="When that lease expires.")
     prompt_chars: int | None = Field(default=None, description="Characters of rendered prompts (for estimates).")
     estimate_json: str | None = Field(default=None, description="Cost estimate made at submit (JSON).")
+    lease_gen: int = Field(
+        default=0, sa_type=BigInteger, description="Fencing token: incremented by every takeover of the lease."
+    )
+    fingerprint: str | None = Field(
+        default=None, index=True, description="Hash of the job-defining options; a rerun with it continues the job."
+    )
+    cancel_requested: float | None = Field(
+        default=None, description="When `cancel` asked the process holding the job to cancel it."
+    )
 
 
 class Item(SQLModel, table=True):
@@ -93,6 +102,8 @@ class Batch(SQLModel, table=True):
     __table_args__ = (
         Index("ix_batches_job_state", "job_id", "state"),
         Index("ix_batches_shard", "shard_id"),
+        Index("ix_batches_provider_id", "provider_batch_id"),
+        Index("ix_batches_input_file", "input_file_id"),
     )
 
     id: str = Field(primary_key=True, description="Local id: the shard id + '-b' + attempt at creating.")
@@ -117,6 +128,7 @@ class Batch(SQLModel, table=True):
     input_tokens: int | None = Field(default=None, description="Input tokens of its attempts, once collected.")
     output_tokens: int | None = Field(default=None, description="Output tokens of its attempts, once collected.")
     attempts_recorded: int | None = Field(default=None, description="Attempts it settled, once collected.")
+    owner: str | None = Field(default=None, description="Lease holder that recorded the create intent.")
 
 
 class Attempt(SQLModel, table=True):

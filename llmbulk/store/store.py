@@ -16,13 +16,19 @@ from sqlalchemy.exc import IntegrityError
 
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import InputError, NotFoundError
-from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
+from llmbulk.models import Fence, ItemOutcome, ItemState, parse_custom_id
 from llmbulk.store import queries
 from llmbulk.store.engine import READ_OPTION, open_engine
 from llmbulk.store.migrations import BATCH_USAGE_SET, item_counts_select
 from llmbulk.store.schema import Batch, Job, Shard
 
 CHUNK = 20_000
+
+# A batch that exists at the provider and answers (or will answer) for its shard's items.
+PRODUCTIVE = (
+    "provider_batch_id IS NOT NULL AND state NOT IN ('creating', 'requeued', 'failed')"
+    " AND COALESCE(error_code, '') <> 'duplicate'"
+)
 
 _JOB_COLUMNS = list(Job.model_fields)
 _BATCH_COLUMNS = list(Batch.model_fields)
@@ -106,27 +112,51 @@ class Store:
         with self.tx() as conn:
             conn.execute(text(f"UPDATE jobs SET {sets} WHERE id = :_id"), {**values, "_id": job_id})
 
-    def claim_lease(self, job_id: str, owner: str, ttl: float) -> bool:
-        """Take or renew the job's lease if it is free, expired or already ours (one atomic UPDATE)."""
+    def claim_lease(self, job_id: str, owner: str, ttl: float) -> int | None:
+        """Take or renew the job's lease if it is free, expired or already ours; returns its generation.
+
+        Taking it from anyone else (an expired holder included) increments the generation, the
+        fencing token every side effect is checked against; renewing our own keeps it.
+        """
         now = time.time()
         with self.tx() as conn:
             result = conn.execute(
                 text(
-                    "UPDATE jobs SET lease_owner = :o, lease_until = :u WHERE id = :j"
+                    "UPDATE jobs SET lease_gen = CASE WHEN lease_owner = :o THEN lease_gen ELSE lease_gen + 1 END,"
+                    " lease_owner = :o, lease_until = :u WHERE id = :j"
                     " AND (lease_owner IS NULL OR lease_until < :now OR lease_owner = :o)"
                 ),
                 {"o": owner, "u": now + ttl, "j": job_id, "now": now},
             )
-            return (result.rowcount or 0) == 1
+            if (result.rowcount or 0) != 1:
+                return None
+            return int(conn.execute(text("SELECT lease_gen FROM jobs WHERE id = :j"), {"j": job_id}).scalar_one())
 
-    def take_over_lease(self, job_id: str, dead_owner: str, owner: str, ttl: float) -> bool:
+    def take_over_lease(self, job_id: str, dead_owner: str, owner: str, ttl: float) -> int | None:
         """Take a lease from a holder known to be dead (atomic: only if it is still theirs)."""
         with self.tx() as conn:
             result = conn.execute(
-                text("UPDATE jobs SET lease_owner = :o, lease_until = :u WHERE id = :j AND lease_owner = :d"),
+                text(
+                    "UPDATE jobs SET lease_owner = :o, lease_until = :u, lease_gen = lease_gen + 1"
+                    " WHERE id = :j AND lease_owner = :d"
+                ),
                 {"o": owner, "u": time.time() + ttl, "j": job_id, "d": dead_owner},
             )
-            return (result.rowcount or 0) == 1
+            if (result.rowcount or 0) != 1:
+                return None
+            return int(conn.execute(text("SELECT lease_gen FROM jobs WHERE id = :j"), {"j": job_id}).scalar_one())
+
+    def renew_lease(self, conn: Connection, fence: Fence, ttl: float) -> bool:
+        """Extend the lease if this holder (owner and generation) still has it: the fence check.
+
+        Run in the transaction that records a side effect's intent, so the intent is written only
+        while the lease is ours; a takeover in between waits for this transaction or wins before it.
+        """
+        result = conn.execute(
+            text("UPDATE jobs SET lease_until = :u WHERE id = :j AND lease_owner = :o AND lease_gen = :g"),
+            {"u": time.time() + ttl, "j": fence.job_id, "o": fence.owner, "g": fence.gen},
+        )
+        return (result.rowcount or 0) == 1
 
     def release_lease(self, job_id: str, owner: str) -> None:
         with self.tx() as conn:
@@ -134,6 +164,19 @@ class Store:
                 text("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = :j AND lease_owner = :o"),
                 {"j": job_id, "o": owner},
             )
+
+    def request_cancel(self, job_id: str) -> None:
+        """Ask whichever process holds the job to cancel it at its next step."""
+        with self.tx() as conn:
+            conn.execute(text("UPDATE jobs SET cancel_requested = :t WHERE id = :j"), {"t": time.time(), "j": job_id})
+
+    def jobs_with_fingerprint(self, fingerprint: str) -> list[Job]:
+        """Jobs made by the same command (same options fingerprint), newest first."""
+        with self.read() as conn:
+            rows = conn.execute(
+                text("SELECT * FROM jobs WHERE fingerprint = :f ORDER BY created_at DESC, id DESC"), {"f": fingerprint}
+            ).mappings()
+            return [Job.model_validate(dict(r)) for r in rows]
 
     def delete_job(self, job_id: str) -> None:
         """Remove a job that never got past packing (nothing was sent)."""
@@ -240,15 +283,64 @@ class Store:
 
     def add_batch(self, batch: Batch) -> None:
         with self.tx() as conn:
-            conn.execute(text(_insert_sql("batches", _BATCH_COLUMNS)), batch.model_dump())
+            self.add_batch_in(conn, batch)
+
+    def add_batch_in(self, conn: Connection, batch: Batch) -> None:
+        """Record a batch row (a create intent) in the caller's (fenced) transaction."""
+        conn.execute(text(_insert_sql("batches", _BATCH_COLUMNS)), batch.model_dump())
+
+    def supersede_intents(self, conn: Connection, batch_ids: Sequence[str], reason: str) -> None:
+        """Earlier create intents of a shard whose batch was never found: the shard is sent anew."""
+        for batch_id in batch_ids:
+            conn.execute(
+                text("UPDATE batches SET state = 'requeued', error = :e WHERE id = :b AND state = 'creating'"),
+                {"e": reason, "b": batch_id},
+            )
+
+    def touch_intent(self, conn: Connection, batch_id: str) -> None:
+        """Restart an intent's in-flight window: its provider call is about to be made."""
+        conn.execute(text("UPDATE batches SET intent_at = :t WHERE id = :b"), {"t": time.time(), "b": batch_id})
+
+    def recorded_provider_batches(self, provider_ids: Sequence[str]) -> set[str]:
+        """Which of these provider batch ids any job of this database has recorded."""
+        return self._recorded("provider_batch_id", provider_ids)
+
+    def referenced_files(self, file_ids: Sequence[str]) -> set[str]:
+        """Which of these uploaded file ids a recorded batch or intent of any job refers to."""
+        return self._recorded("input_file_id", file_ids)
+
+    def _recorded(self, column: str, values: Sequence[str]) -> set[str]:
+        if not values:
+            return set()
+        sql = text(f"SELECT DISTINCT {column} FROM batches WHERE {column} IN :v").bindparams(
+            bindparam("v", expanding=True)
+        )
+        with self.read() as conn:
+            return {str(v) for v in conn.execute(sql, {"v": list(values)}).scalars()}
+
+    def mark_duplicate(self, batch_id: str, kept: str) -> None:
+        """A second provider batch for one shard: cancelled, never collected (the kept one answers)."""
+        with self.tx() as conn:
+            conn.execute(
+                text(
+                    "UPDATE batches SET state = 'cancelled', error_code = 'duplicate', error = :e,"
+                    " collected_at = :t WHERE id = :b"
+                ),
+                {"e": f"a second batch for its shard; {kept} answers for it", "t": time.time(), "b": batch_id},
+            )
 
     def update_batch(self, batch_id: str, **values: Any) -> None:
         sets = ", ".join(f"{k} = :{k}" for k in values)
         with self.tx() as conn:
             conn.execute(text(f"UPDATE batches SET {sets} WHERE id = :_id"), {**values, "_id": batch_id})
 
-    def mark_submitted(self, batch_id: str, shard_id: str, job_id: str, **values: Any) -> None:
-        """Record a confirmed create and move the shard's queued items to submitted, atomically."""
+    def mark_submitted(self, batch_id: str, shard_id: str, job_id: str, **values: Any) -> str | None:
+        """Record a confirmed create and move the shard's queued items to submitted, atomically.
+
+        A create's outcome is recorded whoever holds the lease now (it is a fact, not a side
+        effect). Returns the provider id of another live or answered batch of the same shard, if
+        one is recorded: then this batch is a duplicate.
+        """
         sets = ", ".join(f"{k} = :{k}" for k in values)
         with self.tx() as conn:
             conn.execute(text(f"UPDATE batches SET {sets} WHERE id = :_id"), {**values, "_id": batch_id})
@@ -257,6 +349,14 @@ class Store:
                 {"s": ItemState.SUBMITTED.value, "j": job_id, "sh": shard_id, "q": ItemState.QUEUED.value},
             )
             _recount(conn, job_id, shard_id)
+            other = conn.execute(
+                text(
+                    f"SELECT provider_batch_id FROM batches WHERE shard_id = :sh AND id <> :b AND {PRODUCTIVE}"
+                    " ORDER BY created_at LIMIT 1"
+                ),
+                {"sh": shard_id, "b": batch_id},
+            ).scalar()
+        return None if other is None else str(other)
 
     def requeue_batch(self, batch_id: str, job_id: str, shard_id: str) -> None:
         """The batch produced no work (quota): its shard's items wait in the queue again."""
@@ -448,9 +548,10 @@ class Store:
                 ),
                 {"p": provider, "m": model, "e": emulated},
             ).one()
-        chars, n_items, tokens, n_ok, out_tokens = row
-        per_token = (float(chars) / n_items) / (float(tokens) / n_ok) if chars and n_items and tokens and n_ok else None
-        per_item = float(out_tokens) / float(n_ok) if out_tokens is not None and n_ok else None
+        # PostgreSQL's SUM of integers is NUMERIC (decimal.Decimal): every figure becomes a float first.
+        chars, n_items, tokens, n_ok, out_tokens = (None if v is None else float(v) for v in row)
+        per_token = (chars / n_items) / (tokens / n_ok) if chars and n_items and tokens and n_ok else None
+        per_item = out_tokens / n_ok if out_tokens is not None and n_ok else None
         return per_token, per_item
 
     def token_totals(self, job_id: str) -> dict[str, int]:

@@ -1,0 +1,57 @@
+"""Ctrl-C and SIGTERM: one line on stderr and exit 130, whatever moment they land.
+
+SIGTERM (a CI runner's cancel, `kill`, a container stop) is handled like Ctrl-C: the command
+unwinds, releasing its job's lease, and says which job it left and how to continue it. A second
+signal while unwinding leaves at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from types import FrameType
+
+from llmbulk.errors import ExitStatus
+
+INTERRUPTED = int(ExitStatus.INTERRUPTED)
+_received: list[int] = []
+
+
+def install() -> None:
+    """Route SIGINT and SIGTERM to the same orderly interrupt."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    _received.append(signum)
+    if len(_received) > 1:  # interrupted again while unwinding: leave now
+        leave()
+    raise KeyboardInterrupt
+
+
+def message() -> str:
+    """The one line: what stopped, and the job and command that continue the work."""
+    what = "terminated" if signal.SIGTERM in _received else "interrupted"
+    api = sys.modules.get("llmbulk.api")
+    job_id = api.current_job.get() if api is not None else None
+    if job_id is None:
+        return what
+    return f"{what}; job {job_id} is safe to continue: llmbulk run {job_id} (or rerun the same command)"
+
+
+def leave() -> None:
+    """Print the line and exit 130 without waiting for anything else."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"error: {message()}\n")
+    exit_now()
+
+
+def exit_now() -> None:
+    """Exit 130 at once: the state is committed; threads still downloading are not waited for."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(INTERRUPTED)
