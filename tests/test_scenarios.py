@@ -327,7 +327,7 @@ def cancel_case(sc: Scenario, provider: str, while_running: bool) -> None:
         (("status", job), CANCELLED, []),
         (("retry", job), CANCELLED, [resume]),
         (("worker", "--timeout", "10"), 0, []),
-        (("run", job, "--out", "out.csv"), CANCELLED, [resume]),
+        (("run", job, "--out", "out.csv"), CANCELLED, []),
         (tuple(line), CANCELLED, [resume, "--new-job"]),  # the same command line: not continued silently
         (("collect", job, "--out", "partial.csv"), CANCELLED, []),
     ]
