@@ -22,7 +22,6 @@ import random
 import signal
 import tempfile
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,8 +96,8 @@ def pausable(provider: str, point: str) -> None:
         pytest.xfail(f"llmbulk has no crashpoint({point!r}) to pause at")
 
 
-def pause_case(sc: Scenario, provider: str, point: str, seed: int) -> None:
-    rng = random.Random(seed)
+def pause_case(sc: Scenario, provider: str, point: str, when: str) -> None:
+    """Freeze a runner at `point`; let it go `early` (as soon as the other runner took over) or `late`."""
     sc.base_env = {"LLMBULK_LEASE_TTL": str(LEASE_TTL), "LLMBULK_INFLIGHT_WINDOW": str(INFLIGHT_WINDOW)}
     input_path = sc.write_input(rows=30)
     first = sc.start(*sc.run_line(input_path, provider, out="a.csv"), LLMBULK_PAUSE_AT=f"{point}:{PAUSE_POINTS[point]}")
@@ -116,9 +115,9 @@ def pause_case(sc: Scenario, provider: str, point: str, seed: int) -> None:
         lambda: sc.job_row(job)["lease_owner"] not in (None, frozen_owner) or not second.running(), timeout=30
     )
     assert took_over, "the second runner never took the job over from the frozen one"
-    # Frozen well past the lease and the in-flight window, let go while the second runner works
-    # (or after it is done: the seed decides).
-    time.sleep(max(0.0, frozen_at + LEASE_TTL + INFLIGHT_WINDOW - time.monotonic()) + rng.uniform(0.0, 2.5))
+    if when == "late":  # the other runner has finished the job by then
+        assert sc.wait_for(lambda: not second.running(), timeout=90), "the second runner did not finish"
+    assert time.monotonic() - frozen_at > LEASE_TTL
     first.send(signal.SIGCONT)
     resumed, finished, other = first.wait(90), second.wait(90), neighbour.wait(90)
     no_traceback(resumed)
@@ -140,21 +139,26 @@ def pause_case(sc: Scenario, provider: str, point: str, seed: int) -> None:
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize(("provider", "point"), [("openai", "after_create"), ("anthropic", "before_create")])
-def test_pause_past_the_lease_then_continue(provider: str, point: str, tmp_path: Path, store_url: str) -> None:
+@pytest.mark.parametrize(
+    ("provider", "point", "when"), [("openai", "after_create", "late"), ("anthropic", "before_create", "early")]
+)
+def test_pause_past_the_lease_then_continue(
+    provider: str, point: str, when: str, tmp_path: Path, store_url: str
+) -> None:
     pausable(provider, point)
-    with scenario(tmp_path, store_url, "pause", provider, point) as sc:
-        pause_case(sc, provider, point, seed=0)
+    with scenario(tmp_path, store_url, "pause", provider, f"{point}-{when}") as sc:
+        pause_case(sc, provider, point, when)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("store_url", BOTH, indirect=True)
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("point", list(PAUSE_POINTS))
-def test_pause_at_every_transition(point: str, provider: str, tmp_path: Path, store_url: str) -> None:
+@pytest.mark.parametrize("when", ["early", "late"])
+def test_pause_at_every_transition(when: str, point: str, provider: str, tmp_path: Path, store_url: str) -> None:
     pausable(provider, point)
-    with scenario(tmp_path, store_url, "pause", provider, point) as sc:
-        pause_case(sc, provider, point, seed=zlib.crc32(f"{point}-{provider}".encode()))
+    with scenario(tmp_path, store_url, "pause", provider, f"{point}-{when}") as sc:
+        pause_case(sc, provider, point, when)
 
 
 # ---- 2. Ctrl-C, SIGTERM, SIGKILL, then the same command line ---------------------------------------
