@@ -350,6 +350,11 @@ def _request_ids(path: Path) -> list[str] | None:
     return ids
 
 
+def _source(record: dict[str, Any] | None) -> str | None:
+    """The file an emulated batch reads its requests from (OpenAI input_file_id, Gemini/Anthropic input_file)."""
+    return (record or {}).get("input_file") or (record or {}).get("input_file_id")
+
+
 def _db_rows(store: Store) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
     engine = create_engine(store.db_url, poolclass=NullPool)
     try:
@@ -388,8 +393,7 @@ def check_ledger(server: EmulatorServer, stores: list[Store], outputs: dict[str,
 
     sent: dict[str, list[str]] = {}  # provider batch -> request ids it was sent
     for batch_id in sorted(created):
-        record = records.get(batch_id)
-        source = (record or {}).get("input_file") or (record or {}).get("input_file_id")
+        source = _source(records.get(batch_id))
         if source in deleted_files:
             ledger.fail(f"input file {source} of batch {batch_id} was deleted")
         ids = _request_ids(emu.file_path(source)) if source else None
@@ -422,6 +426,10 @@ def check_ledger(server: EmulatorServer, stores: list[Store], outputs: dict[str,
             ledger.fail(f"batch {batch_id} is recorded by {len(owners)} shards: {[o['shard_id'] for o in owners]}")
         if batch_id not in created:
             ledger.fail(f"batch {batch_id} is recorded by {owners[0]['shard_id']} but the provider never created it")
+    reported = {_source(records.get(b)) for b in created}  # already checked above
+    for row in rows:  # an intent's upload counts too: its create may still come
+        if row["input_file_id"] in deleted_files - reported:
+            ledger.fail(f"input file {row['input_file_id']} of {row['id']} ({row['state']}) was deleted")
     for batch_id in sorted(created - set(by_provider_id)):
         ledger.fail(f"batch {batch_id} was created at the provider but no job recorded it (paid, never collected)")
 
