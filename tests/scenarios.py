@@ -229,30 +229,30 @@ class Scenario:
         """`run INPUT … --out OUT`: the command line a user would type, and retype after an interruption."""
         return self.job_line("run", input_path, provider, model, "--out", out, *extra)
 
-    def start(self, *args: str, **env: str) -> Proc:
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Proc:
         self._count += 1
         self.tally.runs += 1
         name = f"{self._count:03d}-{args[0] if args else 'none'}"
-        proc = Proc(list(args), self.env(**env), self.tmp, self.logs / name)
+        proc = Proc(list(args), self.env(**(env or {})), self.tmp, self.logs / name)
         self._procs.append(proc)
         return proc
 
-    def llmbulk(self, *args: str, timeout: float = 120, **env: str) -> Done:
-        return self.start(*args, **env).wait(timeout)
+    def llmbulk(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> Done:
+        return self.start(*args, env=env).wait(timeout)
 
-    def finish(self, *args: str, tries: int = 8, **env: str) -> Done:
+    def finish(self, *args: str, tries: int = 8, env: dict[str, str] | None = None) -> Done:
         """Rerun one command line until it exits 0 (each try must at least not crash)."""
         done = None
         for _ in range(tries):
-            done = self.llmbulk(*args, **env)
+            done = self.llmbulk(*args, env=env)
             assert "Traceback" not in done.stderr, str(done)
             if done.code == 0:
                 return done
         raise AssertionError(f"never finished: {done}")
 
-    def cli_jobs(self) -> list[dict[str, Any]]:
+    def cli_jobs(self, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """`llmbulk jobs --json`, as a user would list them."""
-        done = self.llmbulk("jobs", "--json")
+        done = self.llmbulk("jobs", "--json", env=env)
         assert done.code == 0, str(done)
         return json.loads(done.stdout) if done.stdout.strip() else []
 
@@ -509,7 +509,7 @@ def _check_output(ledger: Ledger, job_id: str, path: Path, keys: list[str], item
         ledger.fail(f"job {job_id}: no output table at {path}")
     got = Counter(r.get("id") for r in rows)
     missing = [k for k in keys if got[k] == 0]
-    twice = sorted(k for k, n in got.items() if n > 1)
+    twice = sorted(str(k) for k, n in got.items() if n > 1)
     unsettled = [r.get("id") for r in rows if r.get("status") not in TERMINAL_ITEM_STATES]
     open_items = [i["key"] for i in items if i["state"] not in TERMINAL_ITEM_STATES]
     ledger.lost += len(missing) + len(set(unsettled)) + len(set(open_items) - set(unsettled) - set(missing))

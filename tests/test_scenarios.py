@@ -100,7 +100,9 @@ def pause_case(sc: Scenario, provider: str, point: str, when: str) -> None:
     """Freeze a runner at `point`; let it go `early` (as soon as the other runner took over) or `late`."""
     sc.base_env = {"LLMBULK_LEASE_TTL": str(LEASE_TTL), "LLMBULK_INFLIGHT_WINDOW": str(INFLIGHT_WINDOW)}
     input_path = sc.write_input(rows=30)
-    first = sc.start(*sc.run_line(input_path, provider, out="a.csv"), LLMBULK_PAUSE_AT=f"{point}:{PAUSE_POINTS[point]}")
+    first = sc.start(
+        *sc.run_line(input_path, provider, out="a.csv"), env={"LLMBULK_PAUSE_AT": f"{point}:{PAUSE_POINTS[point]}"}
+    )
     assert first.wait_stopped(60), f"the first runner never reached {point}: {first.wait()}"
     sc.tally.pauses += 1
     frozen_at = time.monotonic()
@@ -281,25 +283,17 @@ def lost_create_case(sc: Scenario, other_db: bool) -> None:
         other = Store(f"sqlite:///{sc.tmp / 'other.db'}", sc.tmp / "other-state")
         stores.append(other)
         y_env = {"LLMBULK_DB": other.db_url, "LLMBULK_HOME": str(other.home)}
-    y_submitted = sc.llmbulk(*sc.job_line("submit", y_input, "anthropic"), **y_env)
+    y_submitted = sc.llmbulk(*sc.job_line("submit", y_input, "anthropic"), env=y_env)
     no_traceback(y_submitted)
     assert sc.server.emulator.audit_events(), "nothing reached the emulator"
     x_done = sc.finish("run", x_job, "--out", "x-out.csv")
     no_traceback(x_done)
-    y_job = next(j["job_id"] for j in _jobs(sc, y_env) if j["job_id"] != x_job)
-    sc.finish("run", y_job, "--out", "y-out.csv", **y_env)
+    y_job = next(j["job_id"] for j in sc.cli_jobs(env=y_env) if j["job_id"] != x_job)
+    sc.finish("run", y_job, "--out", "y-out.csv", env=y_env)
     lost = [e for e in sc.server.emulator.audit_events() if e["event"] == "fault.http"]
     assert lost, "no create answer was lost: the scenario tested nothing"
     sc.audit({x_job: (sc.tmp / "x-out.csv", input_keys(x_input)), y_job: (sc.tmp / "y-out.csv", input_keys(y_input))},
              stores)  # fmt: skip
-
-
-def _jobs(sc: Scenario, env: dict[str, str]) -> list[dict[str, object]]:
-    import json
-
-    done = sc.llmbulk("jobs", "--json", **env)
-    assert done.code == 0, str(done)
-    return json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -457,7 +451,7 @@ def test_several_jobs_in_a_row_every_provider(provider: str, tmp_path: Path, sto
 def test_pause_point_freezes_the_process_until_sigcont(tmp_path: Path, store_url: str) -> None:
     with scenario(tmp_path, store_url, "harness", "openai", "pause_action") as sc:
         input_path = sc.write_input(rows=18)
-        proc = sc.start(*sc.run_line(input_path, "openai"), LLMBULK_PAUSE_AT="after_create:2")
+        proc = sc.start(*sc.run_line(input_path, "openai"), env={"LLMBULK_PAUSE_AT": "after_create:2"})
         assert proc.wait_stopped(60), str(proc.wait())
         sc.tally.pauses += 1
         created = len(sc.created_batches())
