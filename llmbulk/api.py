@@ -49,13 +49,14 @@ from llmbulk.events import PROGRESS_EVERY, EventHooks, Events, every
 from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, SettledRowStream, write_output
 from llmbulk.models import BatchState, ItemState, Limits
+from llmbulk.params import check_params
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.providers.base import BatchProvider, ProviderSettings
 from llmbulk.results import REQUEUE_CODES, collect_batch
 from llmbulk.shards import PackedShard, write_shards
 from llmbulk.store import Store
 from llmbulk.store.schema import Job, Shard
-from llmbulk.tables import FORMATS, InputTable, detect_format
+from llmbulk.tables import FORMATS, InputTable, check_format_matches, detect_format
 from llmbulk.tasks import TaskSpec, iter_tasks
 from llmbulk.views import BatchView, JobStatus, batch_view  # noqa: F401 - BatchView re-exported
 
@@ -299,8 +300,9 @@ def _submit(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitRe
         raise UsageError("--max-attempts must be at least 1")
     table = _input_table(options)
     params = dict(options.params)
+    check_params(params, options.provider)
     if options.schema:
-        params[schemas.PARAM] = schemas.load_schema(options.schema)
+        params[schemas.PARAM] = schemas.load_schema(options.schema, options.provider)
     spec = TaskSpec(options.prompt, options.system, options.id_column, params, prompt_source=options.prompt_source)
     if spec.tasks_mode and table.format != "jsonl":
         raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
@@ -643,7 +645,8 @@ def _room_for(store: Store, job: Job, shard: Shard, pacing: dict[str, Any]) -> b
     """Whether submitting this shard now stays within --max-active-batches and --max-enqueued-tokens."""
     if not pacing:
         return True
-    live = [b for b in store.batches(job.id, [*LIVE_STATES, BatchState.CREATING.value])]
+    # An open intent of this very shard is the shard itself, not another batch in flight.
+    live = [b for b in store.batches(job.id, [*LIVE_STATES, BatchState.CREATING.value]) if b.shard_id != shard.id]
     if pacing.get("max_active_batches") and len(live) >= pacing["max_active_batches"]:
         return False
     limit = pacing.get("max_enqueued_tokens")
@@ -719,14 +722,9 @@ def check_output(out: Path | None, fmt: str | None, input_path: Path | None = No
         if fmt not in (None, "jsonl"):
             raise UsageError("only --format jsonl can be written to stdout")
         return
-    by_extension = _format_of(out)
     if fmt is None:
         detect_format(out)
-    elif by_extension is not None and by_extension != fmt:
-        raise UsageError(
-            f"--out {out} is a .{out.suffix.lstrip('.')} file but --format is {fmt}",
-            hint=f"name it with .{fmt} or drop --format",
-        )
+    check_format_matches(out, fmt)
     if input_path is not None and out.resolve() == input_path.resolve():
         raise UsageError(f"--out {out} is the input file", hint="write the output to another file")
     folder = out.resolve().parent
@@ -736,13 +734,6 @@ def check_output(out: Path | None, fmt: str | None, input_path: Path | None = No
         raise UsageError(f"cannot write --out {out}: folder {folder} does not exist", hint="create it first")
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise UsageError(f"cannot write --out {out}: permission denied", hint="choose a writable location")
-
-
-def _format_of(path: Path) -> str | None:
-    try:
-        return detect_format(path)
-    except UsageError:
-        return None
 
 
 def collect(
@@ -948,7 +939,8 @@ def cancel(
             return _job_status(session.store, job)
         with lease, _logged(session, job.id):
             _cancel_job(session, job, provider, lease)
-            _poll(session, job)
+            # Batches that ended before the cancel reached them (409) are harvested like the rest.
+            _poll_and_collect(session, session.store.get_job(job.id), True, lease)
         return _job_status(session.store, job)
 
 

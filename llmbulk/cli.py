@@ -117,27 +117,33 @@ def _exit_for(status: api.JobStatus) -> ExitStatus:
 
 
 def _parse_params(
-    max_tokens: int | None, temperature: float | None, top_p: float | None, seed: int | None, param: list[str]
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    seed: int | None,
+    param: list[str],
+    provider: str | None = None,
 ) -> dict[str, Any]:
+    """The job's model parameters from the options; each refused value names its option."""
+    from llmbulk import params as rules
+
     params: dict[str, Any] = {}
-    for name, value in (
-        ("max_tokens", max_tokens),
-        ("temperature", temperature),
-        ("top_p", top_p),
-        ("seed", seed),
+    given: dict[str, str] = {}  # parameter name -> the option that set it
+    for name, option, value in (
+        ("max_tokens", "--max-tokens", max_tokens),
+        ("temperature", "--temperature", temperature),
+        ("top_p", "--top-p", top_p),
+        ("seed", "--seed", seed),
     ):
         if value is not None:
-            params[name] = value
+            rules.check_param(name, value, provider, label=f"{option} {value}")
+            params[name], given[name] = value, option
     for item in param:
-        if "=" not in item:
-            raise UsageError(f"--param {item!r} is not NAME=VALUE")
-        name, raw = item.split("=", 1)
-        import orjson
-
-        try:
-            params[name] = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            params[name] = raw
+        name, value = rules.parse_param(item)
+        if name in given:
+            raise UsageError(f"--param {item}: {name} is already set by {given[name]}", hint="give each parameter once")
+        rules.check_param(name, value, provider, label=f"--param {item}")
+        params[name], given[name] = value, f"--param {name}=…"
     return params
 
 
@@ -168,7 +174,14 @@ def _submit_options(
 ) -> api.SubmitOptions:
     if prompt is not None and prompt_file is not None:
         raise UsageError("pass --prompt or --prompt-file, not both")
+    if prompt is not None and not prompt.strip():
+        raise UsageError("--prompt is empty", hint="give the prompt template, e.g. --prompt 'Summarise: {{ text }}'")
     if prompt_file is not None:
+        from llmbulk import tables
+
+        problem = tables.not_regular_file(prompt_file)
+        if problem is not None:  # a FIFO would block the read, /dev/zero never end it
+            raise UsageError(f"cannot read --prompt-file {prompt_file}: it {problem}", hint="pass a text file")
         try:
             prompt = prompt_file.read_text(encoding="utf-8")
         except OSError as exc:
@@ -177,6 +190,8 @@ def _submit_options(
             raise UsageError(
                 f"--prompt-file {prompt_file} is not valid UTF-8 (byte {exc.start})", hint="re-save it as UTF-8"
             ) from exc
+        if not prompt.strip():
+            raise UsageError(f"--prompt-file {prompt_file} is empty", hint="write the prompt template into it")
     from llmbulk import api
 
     return api.SubmitOptions(
@@ -186,7 +201,7 @@ def _submit_options(
         prompt=prompt,
         system=system,
         id_column=id_column,
-        params=_parse_params(max_tokens, temperature, top_p, seed, param),
+        params=_parse_params(max_tokens, temperature, top_p, seed, param, provider),
         endpoint=endpoint,
         input_format=input_format,
         max_items_per_batch=max_items_per_batch,
@@ -817,9 +832,16 @@ def emulator_serve(
     batch_seconds: Annotated[float, typer.Option("--batch-seconds", help="How long an emulated batch runs.")] = 2.0,
     faults: Annotated[Path | None, typer.Option("--faults", help="Fault plan JSON file.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for deterministic faults and responses.")] = 0,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="Accept only this key (default: any key).")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Extra models the emulator serves: provider:model[@endpoint],…"),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Serve the local emulator of the OpenAI, Anthropic and Gemini batch APIs in the foreground.
+
+    Exits 8 when the port is in use (checked before anything is printed).
 
     Example: llmbulk emulator serve --port 8765   (then export the printed variables)
     """
@@ -836,6 +858,8 @@ def emulator_serve(
             faults,
             seed,
             render.out,
+            api_key=api_key,
+            models=models,
         )
 
     _guard(body)

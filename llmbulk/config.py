@@ -54,6 +54,8 @@ def load_settings(home: str | Path | None = None, db: str | None = None, env: di
     db_url = db or environ.get("LLMBULK_DB") or f"sqlite:///{home_path / 'llmbulk.db'}"
     if "://" not in db_url:  # a bare path means a SQLite file
         db_url = f"sqlite:///{Path(db_url).expanduser()}"
+    if (db or environ.get("LLMBULK_DB")) and db_url.startswith("sqlite:///"):
+        _check_db_folder(Path(db_url.removeprefix("sqlite:///")))
     seconds = {name: _seconds(environ, name, default) for name, default in _SECONDS.items()}
     window = environ.get("LLMBULK_INFLIGHT_WINDOW")
     return Settings(
@@ -64,6 +66,16 @@ def load_settings(home: str | Path | None = None, db: str | None = None, env: di
         inflight_window=None if window is None else _seconds(environ, "LLMBULK_INFLIGHT_WINDOW", 0.0),
         env=environ,
     )  # fmt: skip
+
+
+def _check_db_folder(path: Path) -> None:
+    """A database named with --db/LLMBULK_DB lives in a folder that exists: a typo must not make a new one."""
+    if str(path) in ("", ":memory:") or path.parent.is_dir():
+        return
+    raise ConfigError(
+        f"no folder {path.parent} for the state database {path}",
+        hint="check the --db path (or LLMBULK_DB), or create the folder first",
+    )
 
 
 _SECONDS = {

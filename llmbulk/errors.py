@@ -20,6 +20,7 @@ class ExitStatus(IntEnum):
     BUDGET = 5
     LOCKED = 6
     CANCELLED = 7
+    PORT_IN_USE = 8
     INTERRUPTED = 130
 
 

@@ -98,7 +98,7 @@ def collect_batch(
             job.max_attempts,
         )
         return {"lines": 0, "failed_batch": batch.total or 0}
-    schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
+    schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)  # None: no --schema
     path = results_path(job_dir, batch)
     for tries_left in range(DOWNLOAD_TRIES - 1, -1, -1):
         try:
@@ -117,12 +117,14 @@ def collect_batch(
     raise AssertionError("unreachable")
 
 
-def validated(outcomes: Iterator[ItemOutcome], schema: dict[str, Any]) -> Iterator[ItemOutcome]:
-    """Successes whose output does not match the schema become retryable failures (message kept)."""
+def validated(outcomes: Iterator[ItemOutcome], schema: Any) -> Iterator[ItemOutcome]:
+    """Successes checked against the job's schema: an answer that does not match becomes a retryable
+    failure (message kept); one that cannot be checked at all, a permanent one. Never raises."""
+    checker = schemas.OutputChecker(schema)
     for outcome in outcomes:
         if outcome.outcome is Outcome.SUCCEEDED:
-            problem = schemas.validate_output(outcome.output, schema)
+            problem = checker.problem(outcome.output)
             if problem is not None:
-                outcome.outcome = Outcome.RETRYABLE
-                outcome.error_type, outcome.error_code, outcome.error_message = "schema", "invalid_output", problem
+                outcome.outcome = Outcome.RETRYABLE if problem.retryable else Outcome.PERMANENT
+                outcome.error_type, outcome.error_code, outcome.error_message = "schema", problem.code, problem.message
         yield outcome

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -50,6 +51,47 @@ def detect_format(path: Path, explicit: str | None = None) -> str:
     return fmt
 
 
+def check_format_matches(path: Path | None, fmt: str | None) -> None:
+    """Refuse `--out o.csv --format parquet`: an explicit format that contradicts the extension.
+
+    An extension llmbulk does not know (`results.dat`) takes the explicit format; `-` is stdout.
+    """
+    if path is None or fmt is None or str(path) == "-":
+        return
+    implied = _EXTENSIONS.get(path.suffix.lower())
+    if implied is not None and implied != fmt:
+        raise UsageError(
+            f"--out {path}: its {path.suffix} extension means {implied}, not --format {fmt}",
+            hint=f"name it {path.with_suffix('.' + fmt).name}, or drop --format",
+        )
+
+
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_regular_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a file (a FIFO, a device, a socket, a directory), or None.
+
+    Reading a FIFO blocks until someone writes and /dev/zero never ends, so only regular files
+    (or symlinks to one) are read; a missing path is left to the caller's own message.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "a special file")
+    return f"is {kind}, not a regular file"
+
+
 class HashingReader(io.RawIOBase):
     """A binary file wrapper that hashes every byte read, so one pass both parses and hashes."""
 
@@ -81,6 +123,9 @@ class InputTable:
             self.format = "files"
             self.sha256 = None
             return
+        problem = not_regular_file(path)
+        if problem is not None:
+            raise InputError(f"input {path} {problem}", hint="save the rows to a CSV, JSONL or Parquet file first")
         self.format = detect_format(path, fmt)
         self.sha256: str | None = None
 
@@ -192,12 +237,17 @@ class InputTable:
         import pyarrow.parquet as pq
 
         try:
-            return pq.ParquetFile(self.path)
+            pfile = pq.ParquetFile(self.path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(
                 f"{self.path} is not a readable Parquet file: {str(exc).splitlines()[0]}",
                 hint="check the file, or its extension if it is CSV or JSONL",
             ) from exc
+        names = pfile.schema_arrow.names
+        if len(set(names)) != len(names):  # rows are dicts: a second column of a name would replace the first
+            dup = next(n for n in names if names.count(n) > 1)
+            raise InputError(f"{self.path}: column {dup!r} appears twice in the schema", hint="rename one")
+        return pfile
 
     def _parquet_rows(self) -> Iterator[dict[str, Any]]:
         pfile = self._parquet_file()

@@ -12,9 +12,12 @@ from typing import Any
 
 from llmbulk.errors import InputError
 from llmbulk.models import Task
+from llmbulk.params import value_problem
 from llmbulk.tables import InputTable
 
 PARAM_NAMES = ("max_tokens", "temperature", "top_p", "stop", "seed")
+# Every role some provider takes; which ones a provider accepts is its adapter's check.
+MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function", "model"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class _Templates:
             if source is None:
                 continue
             label = self.labels[name]
+            if name == "prompt" and not source.strip():
+                raise InputError(f"{label} is empty", hint="give the prompt template, e.g. 'Summarise: {{ text }}'")
             try:
                 parsed = env.parse(source)
                 for node in parsed.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
@@ -111,7 +116,7 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
             continue
         # `_row_key` and `_render` inlined for the common case (a non-empty string id, no error).
         value = row.get(id_column) if id_column is not None else None
-        key = value if type(value) is str and value else _row_key(table, id_column, row, index)
+        key = value if type(value) is str and value and "\0" not in value else _row_key(table, id_column, row, index)
         try:
             prompt = render_prompt(row)
         except Exception as exc:
@@ -161,7 +166,13 @@ def _row_key(table: InputTable, id_column: str | None, row: dict[str, Any], inde
             f"{table.path}: row {index + 1} has an empty id in column {id_column!r}",
             hint="every row needs an id, or drop --id-column to use row numbers",
         )
-    return str(value)
+    key = str(value)
+    if "\0" in key:  # PostgreSQL text cannot hold it, and no provider round-trips it
+        raise InputError(
+            f"{table.path}: row {index + 1}: the id in column {id_column!r} holds a NUL byte",
+            hint="clean the id column (NUL bytes are not allowed in ids)",
+        )
+    return key
 
 
 def _chat_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | None) -> Iterator[Task]:
@@ -181,12 +192,63 @@ def _chat_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | N
                     f'{table.path}: row {index + 1}: each message needs "role" and "content"',
                     hint='e.g. {"role": "user", "content": "…"}',
                 )
+            role, content = message["role"], message["content"]
+            if type(role) is not str or role not in MESSAGE_ROLES:
+                raise InputError(
+                    f"{table.path}: row {index + 1}: message role {role!r} is not a chat role",
+                    hint="use user, assistant or system",
+                )
+            if type(content) is not str:  # the common case, a string, needs no more checks
+                problem = _content_problem(content, role)
+                if problem is not None:
+                    raise InputError(f"{table.path}: row {index + 1}: a {role} message's {problem}", hint=CONTENT_HINT)
         system = row.get("system")
+        if system is not None and type(system) is not str:
+            raise InputError(
+                f'{table.path}: row {index + 1}: "system" is a JSON {_json_type(system)}, not a string',
+                hint='e.g. "system": "You are terse."',
+            )
         system_messages = [m for m in messages if m["role"] == "system"]
         if system_messages and system is None:
-            system = "\n\n".join(str(m["content"]) for m in system_messages)
+            system = "\n\n".join(_text(m["content"]) for m in system_messages)
             messages = [m for m in messages if m["role"] != "system"]
         params = dict(spec.params)
-        params.update({name: row[name] for name in PARAM_NAMES if row.get(name) is not None})
+        row_params = {name: row[name] for name in PARAM_NAMES if row.get(name) is not None}
+        if row_params:
+            for name, value in row_params.items():
+                problem = value_problem(name, value)
+                if problem is not None:
+                    raise InputError(f'{table.path}: row {index + 1}: "{name}" {problem}', hint="fix that row")
+            params.update(row_params)
         key = _row_key(table, id_field, row, index) if id_field in row else str(index)
-        yield Task(index, key, messages, system if system is None else str(system), params)
+        yield Task(index, key, messages, system, params)
+
+
+CONTENT_HINT = 'content is a string, or a list of parts such as [{"type": "text", "text": "…"}]'
+
+
+def _content_problem(content: Any, role: str) -> str | None:
+    """Why a message's non-string content cannot be sent, or None."""
+    if content is None:
+        return None if role == "assistant" else "content is null"  # an assistant turn may hold only tool calls
+    if type(content) is not list:
+        return f"content is a JSON {_json_type(content)}, not a string or a list of parts"
+    if not content:
+        return "content is an empty list"
+    for part in content:
+        if not isinstance(part, str | dict):
+            return f"content list holds a JSON {_json_type(part)}, not a part object"
+    return None
+
+
+def _text(content: Any) -> str:
+    """A system message's text: a string, or its text parts joined (not the list's repr)."""
+    if type(content) is str:
+        return content
+    parts = content or []
+    return "".join(p if type(p) is str else str(p.get("text") or "") for p in parts)
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -78,7 +78,7 @@ class Case:
     code: int
     fragments: tuple[Fragment, ...]
     env: dict[str, str] = field(default_factory=dict)
-    setup: tuple[str, ...] = ()  # "job", "emulator", "newer_db:NAME", "dir:NAME"
+    setup: tuple[str, ...] = ()  # "job", "emulator", "newer_db:NAME", "dir:NAME", "fifo:NAME", "symlink:NAME=TARGET"
     files: tuple[str, ...] = ()  # corpus files to copy besides those named in args
     absent: tuple[str, ...] = ()  # text that must not appear anywhere in the output
     proc: bool = False  # run in a real subprocess
@@ -118,6 +118,7 @@ def run(input_: str, *extra: str) -> tuple[str, ...]:
 
 
 USAGE, CONFIG = 2, 1
+# Checks the lead wires in api.py (see the h-safety report); strict, so they fail once they pass.
 
 # fmt: off
 CASES = [
@@ -214,6 +215,65 @@ CASES = [
     case("anthropic-param-stream", sub("valid.csv", "--param", "stream=true", provider="anthropic"), USAGE, "'stream'", keys=True),  # noqa: E501
     case("max-attempts-not-a-number", sub("valid.csv", "--max-attempts", "three"), USAGE, "--max-attempts"),
     case("model-option-missing", ("submit", "valid.csv", "-p", "openai", "--prompt", PROMPT), USAGE, "--model"),
+    # ---- --schema: checked completely before anything is sent ---------------------------------
+    case("schema-dangling-ref", sub("valid.csv", "--schema", "schema_dangling_ref.json"), USAGE, "schema_dangling_ref.json", "'#/$defs/missing'", "/properties/label/$ref", keys=True),  # noqa: E501
+    case("schema-remote-ref", sub("valid.csv", "--schema", "schema_remote_ref.json"), USAGE, "schema_remote_ref.json", "https://schemas.example.com/label.json", "outside the schema", keys=True),  # noqa: E501
+    case("schema-root-refers-to-itself", sub("valid.csv", "--schema", "schema_root_self_ref.json"), USAGE, "schema_root_self_ref.json", "/$ref", "no finite answer", keys=True),  # noqa: E501
+    case("schema-required-self-reference", sub("valid.csv", "--schema", "schema_recursive_required.json", provider="gemini"), USAGE, "schema_recursive_required.json", "/properties/next/$ref", "no finite answer", keys=True),  # noqa: E501
+    case("schema-not-a-valid-json-schema", sub("valid.csv", "--schema", "schema_invalid_type.json"), USAGE, "schema_invalid_type.json", "/properties/label/type", "'strin'", keys=True),  # noqa: E501
+    case("schema-unknown-dialect", sub("valid.csv", "--schema", "schema_unknown_dialect.json"), USAGE, "schema_unknown_dialect.json", "/$schema", keys=True),  # noqa: E501
+    case("schema-invalid-utf8", sub("valid.csv", "--schema", "schema_invalid_utf8.json"), USAGE, "schema_invalid_utf8.json", "UTF-8", "byte 38", keys=True, proc=True),  # noqa: E501
+    case("schema-nested-too-deeply", sub("valid.csv", "--schema", "schema_too_deep.json"), USAGE, "schema_too_deep.json", "nested too deeply", keys=True),  # noqa: E501
+    case("schema-missing-file", sub("valid.csv", "--schema", "no_such_schema.json"), USAGE, "no_such_schema.json", "no such file", keys=True),  # noqa: E501
+    case("schema-is-a-fifo", sub("valid.csv", "--schema", "pipe.json"), USAGE, "pipe.json", "FIFO", keys=True, setup=("fifo:pipe.json",), proc=True),  # noqa: E501
+    case("schema-links-to-dev-zero", sub("valid.csv", "--schema", "zero.json"), USAGE, "zero.json", "character device", keys=True, setup=("symlink:zero.json=/dev/zero",), proc=True),  # noqa: E501
+    case("run-schema-dangling-ref", run("valid.csv", "--schema", "schema_dangling_ref.json", "--out", "out.csv"), USAGE, "'#/$defs/missing'", setup=("emulator",)),  # noqa: E501
+    case("schema-openai-strict-recursion-without-stop", sub("valid.csv", "--schema", "schema_recursive_optional.json"), USAGE, "OpenAI strict mode", "/properties/next/$ref", keys=True),  # noqa: E501
+    case("schema-anthropic-recursive", sub("valid.csv", "--schema", "schema_recursive_optional.json", provider="anthropic"), USAGE, "recursive", "Anthropic", keys=True),  # noqa: E501
+    case("schema-anthropic-type-list", sub("valid.csv", "--schema", "schema_type_list.json", provider="anthropic"), USAGE, "schema_type_list.json", "Anthropic", keys=True),  # noqa: E501
+    # ---- --param and the sampling options ------------------------------------------------------
+    case("param-messages", sub("valid.csv", "--param", "messages=[]"), USAGE, "--param messages=[]", "'messages'"),
+    case("param-model", sub("valid.csv", "--param", 'model="gpt-4o"'), USAGE, "'model'", "--model"),
+    case("param-value-not-json", sub("valid.csv", "--param", "stop=END"), USAGE, "--param stop=END", "not JSON", """--param stop='"END"'"""),  # noqa: E501
+    case("param-empty-name", sub("valid.csv", "--param", "=1"), USAGE, "--param =1", "name is empty"),
+    case("param-name-with-space", sub("valid.csv", "--param", "top k=40"), USAGE, "'top k'"),
+    case("param-json-schema", sub("valid.csv", "--param", 'json_schema={"type": "object"}'), USAGE, "'json_schema'", "--schema"),  # noqa: E501
+    case("param-max-completion-tokens", sub("valid.csv", "--param", "max_completion_tokens=50"), USAGE, "'max_completion_tokens'", "--max-tokens"),  # noqa: E501
+    case("param-several-answers", sub("valid.csv", "--param", "n=3"), USAGE, "--param n=3", "one answer"),
+    case("param-also-set-by-option", sub("valid.csv", "--temperature", "0.5", "--param", "temperature=1"), USAGE, "--param temperature=1", "--temperature"),  # noqa: E501
+    case("param-temperature-string", sub("valid.csv", "--param", 'temperature="hot"'), USAGE, "temperature", '"hot"'),
+    case("param-max-tokens-float", sub("valid.csv", "--param", "max_tokens=2.5"), USAGE, "max_tokens", "whole number"),
+    case("max-tokens-negative", sub("valid.csv", "--max-tokens", "-5"), USAGE, "--max-tokens -5", "at least 1"),
+    case("max-tokens-zero", sub("valid.csv", "--max-tokens", "0"), USAGE, "--max-tokens 0", "at least 1"),
+    case("temperature-nan", sub("valid.csv", "--temperature", "nan"), USAGE, "--temperature nan", "from 0 to 2"),
+    case("temperature-infinite", sub("valid.csv", "--temperature", "inf"), USAGE, "--temperature inf"),
+    case("temperature-negative", sub("valid.csv", "--temperature", "-0.5"), USAGE, "--temperature -0.5"),
+    case("temperature-anthropic", sub("valid.csv", "--temperature", "0.5", provider="anthropic"), USAGE, "--temperature", "anthropic does not accept temperature"),  # noqa: E501
+    case("top-p-over-1", sub("valid.csv", "--top-p", "1.5"), USAGE, "--top-p 1.5", "from 0 to 1"),
+    case("top-p-negative", sub("valid.csv", "--top-p", "-0.1"), USAGE, "--top-p -0.1"),
+    case("prompt-empty", sub("valid.csv", prompt=""), USAGE, "--prompt is empty"),
+    case("prompt-whitespace-only", sub("valid.csv", prompt="  \n "), USAGE, "--prompt is empty"),
+    case("prompt-file-empty", sub("valid.csv", "--prompt-file", "prompt_empty.j2", prompt=None), USAGE, "prompt_empty.j2", "empty"),  # noqa: E501
+    case("run-param-model", run("valid.csv", "--param", 'model="gpt-4o"', "--out", "out.csv"), USAGE, "'model'", setup=("emulator",)),  # noqa: E501
+    # ---- tasks rows ----------------------------------------------------------------------------
+    case("tasks-content-is-a-number", sub("tasks_content_number.jsonl", prompt=None), USAGE, "tasks_content_number.jsonl", "row 2", "JSON number", keys=True),  # noqa: E501
+    case("tasks-role-wizard", sub("tasks_role_wizard.jsonl", prompt=None), USAGE, "tasks_role_wizard.jsonl", "row 1", "'wizard'", keys=True),  # noqa: E501
+    case("tasks-content-empty-list", sub("tasks_content_empty_list.jsonl", prompt=None), USAGE, "tasks_content_empty_list.jsonl", "row 1", "empty list", keys=True),  # noqa: E501
+    case("tasks-row-temperature-string", sub("tasks_row_temperature_string.jsonl", prompt=None), USAGE, "tasks_row_temperature_string.jsonl", "row 2", '"temperature"', keys=True),  # noqa: E501
+    case("tasks-row-max-tokens-negative", sub("tasks_row_max_tokens_negative.jsonl", prompt=None, provider="anthropic"), USAGE, "tasks_row_max_tokens_negative.jsonl", "row 1", '"max_tokens"', keys=True),  # noqa: E501
+    case("tasks-system-is-a-number", sub("tasks_system_number.jsonl", prompt=None), USAGE, "tasks_system_number.jsonl", "row 1", '"system"', keys=True),  # noqa: E501
+    # ---- files that are not regular files, and formats -----------------------------------------------
+    case("parquet-duplicate-columns", sub("parquet_duplicate_columns.parquet"), USAGE, "parquet_duplicate_columns.parquet", "'text' appears twice", keys=True),  # noqa: E501
+    case("input-is-a-fifo", sub("pipe.csv"), USAGE, "pipe.csv", "FIFO", keys=True, setup=("fifo:pipe.csv",), proc=True),
+    case("input-dev-zero-read-as-csv", sub("/dev/zero", "--input-format", "csv"), USAGE, "/dev/zero", "character device", keys=True, proc=True),  # noqa: E501
+    case("input-links-to-dev-zero", sub("zero.jsonl"), USAGE, "zero.jsonl", "character device", keys=True, setup=("symlink:zero.jsonl=/dev/zero",), proc=True),  # noqa: E501
+    case("prompt-file-is-a-fifo", sub("valid.csv", "--prompt-file", "pipe.j2", prompt=None), USAGE, "pipe.j2", "FIFO", keys=True, setup=("fifo:pipe.j2",), proc=True),  # noqa: E501
+    case("prompt-file-dev-zero", sub("valid.csv", "--prompt-file", "/dev/zero", prompt=None), USAGE, "/dev/zero", "character device", keys=True, proc=True),  # noqa: E501
+    case("run-out-format-contradicts-extension", run("valid.csv", "--out", "o.csv", "--format", "parquet"), USAGE, "o.csv", "parquet", setup=("emulator",)),  # noqa: E501
+    case("collect-out-format-contradicts-extension", ("collect", "{job}", "--out", "o.jsonl", "--format", "csv"), USAGE, "o.jsonl", "csv", setup=("job",)),  # noqa: E501
+    # ---- hooks ---------------------------------------------------------------------------------------
+    case("run-webhook-not-http", run("valid.csv", "--webhook", "file:///etc/passwd", "--out", "out.csv"), USAGE, "--webhook file:///etc/passwd", "http", setup=("emulator",)),  # noqa: E501
+    case("run-webhook-without-host", run("valid.csv", "--webhook", "https://hookuser:s3cretpw@/hook?token=t0psecret", "--out", "out.csv"), USAGE, "--webhook https://***@/hook?token=***", "no host", absent=("s3cretpw", "t0psecret", "hookuser"), setup=("emulator",)),  # noqa: E501
     # ---- run ---------------------------------------------------------------------------------
     case("run-input-without-provider", ("run", "valid.csv", "--prompt", PROMPT, "--out", "out.csv"), USAGE, "--provider"),  # noqa: E501
     case("run-malformed-csv", ("run", "csv_unclosed_quote.csv", "-p", "openai", "-m", "gpt-4o-mini", "--prompt", PROMPT, "--out", "out.csv"), USAGE, "csv_unclosed_quote.csv", "line 4", keys=True, proc=True),  # noqa: E501
@@ -251,6 +311,8 @@ CASES = [
     case("db-under-a-file", ("jobs", "--db", "valid.csv/state.db"), CONFIG, "valid.csv/state.db", files=("valid.csv",)),
     case("db-of-another-program", ("jobs", "--db", "other_app.db"), CONFIG, "other_app.db"),
     case("db-url-unknown-dialect", ("jobs", "--db", "nosuchdialect://x"), CONFIG, "nosuchdialect"),
+    case("db-postgres-password-in-query", ("jobs", "--db", "postgresql+psycopg://bulk@127.0.0.1:9/llmbulk?sslmode=disable&password=s3cretpw"), CONFIG, "bulk@127.0.0.1:9", "password=***", absent=("s3cretpw",)),  # noqa: E501
+    case("db-postgres-password-in-query-on-submit", (*sub("valid.csv"), "--db", "postgresql+psycopg://bulk:pw1@127.0.0.1:9/llmbulk?password=s3cretpw"), CONFIG, "bulk:***@127.0.0.1:9", absent=("s3cretpw", "pw1@"), keys=True),  # noqa: E501
     case("db-postgres-unreachable", ("jobs", "--db", "postgresql+psycopg://bulk:s3cretpw@127.0.0.1:9/llmbulk"), CONFIG, "bulk:***@127.0.0.1:9", absent=("s3cretpw",)),  # noqa: E501
     case("home-is-a-file", ("jobs",), CONFIG, "valid.csv", env={"LLMBULK_HOME": "valid.csv"}, files=("valid.csv",)),
 ]
@@ -367,6 +429,11 @@ def _setup(case_: Case, cwd: Path, corpus: Path, request: pytest.FixtureRequest)
         kind, _, arg = step.partition(":")
         if kind == "dir":
             (cwd / arg).mkdir()
+        elif kind == "fifo":
+            os.mkfifo(cwd / arg)  # reading it would block: no writer ever comes
+        elif kind == "symlink":
+            name, _, target = arg.partition("=")
+            (cwd / name).symlink_to(target)
         elif kind == "emulator":
             _need_emulator()
         elif kind == "job":

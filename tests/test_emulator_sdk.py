@@ -228,7 +228,7 @@ def test_anthropic_every_route(server: EmulatorServer) -> None:
     assert sorted(r.custom_id for r in lines) == sorted(f"j1-{i}-1" for i in range(25))
     assert [r.custom_id for r in lines] != [f"j1-{i}-1" for i in range(25)]  # any order, not input order
     with httpx2.Client() as raw:
-        body = raw.get(ended.results_url, headers={"x-api-key": KEY}).content
+        body = raw.get(ended.results_url, headers={"x-api-key": KEY, "anthropic-version": "2026-10-21"}).content
     assert b"\n\n" not in body
     for line in body.splitlines():
         MessageBatchIndividualResponse.model_validate(orjson.loads(line))
@@ -296,12 +296,13 @@ def test_gemini_every_route(server: EmulatorServer, version: str) -> None:
     assert done.display_name == "llmbulk-j1-s1"
     results = client.files.download(file=done.dest.file_name).splitlines()
     keys = [orjson.loads(line)["key"] for line in results]
-    assert sorted(keys) == sorted(x["key"] for x in lines) and keys != [x["key"] for x in lines]
+    assert keys == [x["key"] for x in lines]  # Gemini documents input order (batch-mode docs)
     listed = list(client.batches.list(config={"page_size": 1}))
     assert [b.name for b in listed] == [job.name]
     inline = client.batches.create(
         model="gemini-2.5-flash",
         src=[{"contents": [{"role": "user", "parts": [{"text": "x"}]}], "metadata": {"key": "k1"}}],  # type: ignore[list-item]
+        config={"display_name": "inline-1"},
     )
     got = client.batches.get(name=inline.name or "")
     assert got.dest and got.dest.inlined_responses and got.dest.inlined_responses[0].metadata == {"key": "k1"}
@@ -323,9 +324,10 @@ def test_gemini_multi_chunk_upload_without_key_on_chunks(server: EmulatorServer)
 
 
 def test_gemini_rejects_missing_key(server: EmulatorServer) -> None:
+    """Source: Google API error model: no key is 403 PERMISSION_DENIED (a wrong key: test_emulator_rules)."""
     with httpx2.Client() as raw:
         response = raw.get(f"{server.gemini_base_url}/v1/batches")
-    assert response.status_code == 400 and response.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert response.status_code == 403 and response.json()["error"]["status"] == "PERMISSION_DENIED"
 
 
 def test_openai_adapter_polls_many_batches_through_one_list_call(server: EmulatorServer) -> None:
@@ -345,3 +347,58 @@ def test_openai_adapter_polls_many_batches_through_one_list_call(server: Emulato
     assert [s.batch_id for s in statuses] == ids[2:7]
     new_calls = {k: v - before.get(k, 0) for k, v in server.emulator.calls.items() if v != before.get(k, 0)}
     assert new_calls == {"GET /openai/v1/batches": 1}
+
+
+def test_every_error_path_parses_with_the_sdk_error_types(tmp_path: Path) -> None:
+    """Every error the emulator answers (auth, version, limits, missing objects, unknown routes,
+    count_tokens) parses strictly with the SDK's own error types (OpenAI ErrorObject, Anthropic
+    ErrorResponse); Gemini's carry int `code`, `status` and, for a wrong key, an ErrorInfo reason."""
+    from anthropic.types import ErrorResponse
+    from openai.types.shared import ErrorObject
+
+    config = _config()
+    config.api_key = KEY
+    version = {"anthropic-version": "2026-10-21"}
+    with EmulatorServer(tmp_path / "emu", config) as srv, httpx2.Client() as raw:
+        o, a, g = srv.openai_base_url, srv.anthropic_base_url, srv.gemini_base_url
+        bearer = {"authorization": f"Bearer {KEY}"}
+        openai_errors = [
+            raw.get(f"{o}/batches"),
+            raw.get(f"{o}/batches", headers={"authorization": "Bearer wrong"}),
+            raw.get(f"{o}/batches?limit=0", headers=bearer),
+            raw.get(f"{o}/batches/batch_x", headers=bearer),
+            raw.post(f"{o}/batches/batch_x/cancel", headers=bearer),
+            raw.get(f"{o}/nowhere", headers=bearer),
+            raw.delete(f"{o}/files/file-x", headers=bearer),
+            raw.post(f"{o}/batches", headers=bearer, content=b"{"),
+        ]
+        anthropic_errors = [
+            raw.get(f"{a}/v1/messages/batches", headers=version),
+            raw.get(f"{a}/v1/messages/batches", headers={"x-api-key": "wrong", **version}),
+            raw.get(f"{a}/v1/messages/batches", headers={"x-api-key": KEY}),
+            raw.get(f"{a}/v1/messages/batches?limit=5000", headers={"x-api-key": KEY, **version}),
+            raw.get(f"{a}/v1/messages/batches/msgbatch_x", headers={"x-api-key": KEY, **version}),
+            raw.post(f"{a}/v1/messages/batches", headers={"x-api-key": KEY, **version}, json={"requests": []}),
+            raw.post(f"{a}/v1/messages/count_tokens", headers={"x-api-key": KEY, **version},
+                     json={"model": "claude-x-9", "messages": [{"role": "user", "content": "hi"}]}),
+            raw.get(f"{a}/v1/nowhere"),
+        ]  # fmt: skip
+        gemini_errors = [
+            raw.get(f"{g}/v1/batches"),
+            raw.get(f"{g}/v1/batches", headers={"x-goog-api-key": "wrong"}),
+            raw.get(f"{g}/v1/batches/missing", headers={"x-goog-api-key": KEY}),
+            raw.delete(f"{g}/v1beta/files/missing", headers={"x-goog-api-key": KEY}),
+            raw.get(f"{g}/v1/files?pageSize=-1", headers={"x-goog-api-key": KEY}),
+            raw.post(f"{g}/v1/models/gemini-nope-9:countTokens", headers={"x-goog-api-key": KEY}, json={}),
+            raw.get(f"{g}/v2/nowhere", headers={"x-goog-api-key": KEY}),
+        ]
+    for response in openai_errors:
+        assert response.status_code >= 400 and response.headers["x-request-id"]
+        ErrorObject.model_validate(response.json()["error"], strict=True)
+    for response in anthropic_errors:
+        assert response.status_code >= 400 and response.headers["request-id"]
+        ErrorResponse.model_validate(response.json(), strict=True)
+    for response in gemini_errors:
+        error = response.json()["error"]
+        assert response.status_code == error["code"] >= 400 and isinstance(error["status"], str) and error["message"]
+    assert gemini_errors[1].json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"

@@ -47,6 +47,9 @@ class Receiver:
     status: int = 200
     fail_first: int = 0  # answer 500 to this many POSTs first
     hits: int = 0
+    redirect_to: str | None = None  # answer 302 with this Location
+    authorizations: list[str | None] = field(default_factory=list)  # each POST's Authorization header
+    paths: list[str] = field(default_factory=list)  # each POST's request target
 
     def events(self) -> list[dict[str, Any]]:
         return [orjson.loads(b) for b in self.bodies]
@@ -62,13 +65,30 @@ def _serve(status: int) -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with lock:
                 receiver.hits += 1
+                receiver.authorizations.append(self.headers.get("Authorization"))
+                receiver.paths.append(self.path)
                 status = 500 if receiver.hits <= receiver.fail_first else receiver.status
+                if receiver.redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", receiver.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if status < 300 and self.headers.get("Content-Type") == "application/json":
                     receiver.bodies.append(body)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"{}")
+
+        def do_GET(self) -> None:  # what a followed redirect would send: counted, refused
+            with lock:
+                receiver.hits += 1
+                receiver.authorizations.append(self.headers.get("Authorization"))
+                receiver.paths.append(self.path)
+            self.send_response(405)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -281,6 +301,74 @@ def test_a_receiver_down_for_a_moment_still_hears_how_the_job_ended(
     assert [r["event"] for r in _log(home, job_id)].count("delivery.failed") == 1
 
 
+# ---- 3b. credentials in hook targets: delivered as auth, never logged ---------------------------------
+
+HOOK_PASSWORD, HOOK_TOKEN, COMMAND_TOKEN = "pw-LLMBULKSECRET-1", "tok-LLMBULKSECRET-2", "cmd-LLMBULKSECRET-3"
+
+
+def _with_credentials(url: str, password: str = "p%40ss-" + HOOK_PASSWORD) -> str:
+    """The receiver's URL with a user and password (percent-encoded `@`) and a secret query token."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://hook%20user:{password}@{rest}?token={HOOK_TOKEN}&team=ops"
+
+
+def _nothing_leaked(home: Path, *outputs: str) -> None:
+    for text in outputs:
+        assert "LLMBULKSECRET" not in text, text
+    for path in home.rglob("*"):
+        if path.is_file() and "emulator" not in path.parts:
+            assert b"LLMBULKSECRET" not in path.read_bytes(), f"a credential leaked into {path}"
+
+
+def test_a_webhook_with_userinfo_delivers_with_basic_auth(
+    llmbulk: Callable[..., Outcome], home: Path, receiver: Receiver
+) -> None:
+    import base64
+
+    result = _run(llmbulk, "--max-items-per-batch", "20", "--webhook", _with_credentials(receiver.url))
+    assert result.exit_code == 0, result.stderr
+    job_id = result.json()["job_id"]
+    names = [e["event"] for e in receiver.events()]
+    assert names[0] == "job.submitted" and names[-1] == "job.done" and len(names) == receiver.hits
+    expected = "Basic " + base64.b64encode(f"hook user:p@ss-{HOOK_PASSWORD}".encode()).decode()
+    assert receiver.authorizations == [expected] * receiver.hits
+    assert set(receiver.paths) == {f"/hook?token={HOOK_TOKEN}&team=ops"}  # the query is the receiver's own
+    assert "delivery.failed" not in [r["event"] for r in _log(home, job_id)]
+    _nothing_leaked(home, result.stdout, result.stderr)
+
+
+def test_failed_deliveries_are_logged_with_credentials_redacted(
+    llmbulk: Callable[..., Outcome], home: Path, broken_receiver: Receiver
+) -> None:
+    command = f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(3)' --token {COMMAND_TOKEN}"
+    result = _run(
+        llmbulk, "--max-items-per-batch", "20", "--webhook", _with_credentials(broken_receiver.url),
+        "--on-event", command,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    failures = [r["error"] for r in _log(home, result.json()["job_id"]) if r["event"] == "delivery.failed"]
+    webhook = [f for f in failures if "webhook" in f]
+    commands = [f for f in failures if "command" in f]
+    assert len(webhook) == 2 and len(commands) == 2, failures
+    shown_url = broken_receiver.url.replace("://", "://***@") + "?token=***&team=ops"
+    assert all(shown_url in f and "HTTP Error 500" in f for f in webhook), webhook
+    assert all("--token ***" in f and "exit code 3" in f for f in commands), commands
+    _nothing_leaked(home, result.stdout, result.stderr)
+
+
+def test_a_redirecting_webhook_is_not_followed(
+    llmbulk: Callable[..., Outcome], home: Path, receiver: Receiver, broken_receiver: Receiver
+) -> None:
+    """A redirect would carry the event and the Authorization header to another address."""
+    broken_receiver.redirect_to = receiver.url
+    result = _run(llmbulk, "--max-items-per-batch", "20", "--webhook", _with_credentials(broken_receiver.url))
+    assert result.exit_code == 0, result.stderr
+    assert receiver.hits == 0 and broken_receiver.hits == 6  # three tries for the first event, three at the end
+    failures = [r["error"] for r in _log(home, result.json()["job_id"]) if r["event"] == "delivery.failed"]
+    assert len(failures) == 2 and all("HTTP Error 302" in f for f in failures), failures
+    _nothing_leaked(home, result.stdout, result.stderr)
+
+
 # ---- 4. --timeout: still running, resumable ------------------------------------------------------
 
 
@@ -395,9 +483,9 @@ def test_stats_for_one_job_and_across_jobs_match_the_database(
     assert one.exit_code == 0, one.stderr
     expected = _expected_stats(home, [job_a])
     assert expected["retries"] > 0 and expected["latencies"][-1] > 0 and expected["items_per_hour"]
-    # OpenAI's codes: "requests" for a rate limit, "server_error", "400" for an invalid request.
+    # OpenAI's codes: "rate_limit_exceeded" for a rate limit, "500" (code null), "400" for an invalid request.
     assert {(o, c) for o, c, _ in expected["failures"]} == {
-        ("failed_retryable", "requests"), ("failed_retryable", "server_error"), ("failed_permanent", "400"),
+        ("failed_retryable", "rate_limit_exceeded"), ("failed_retryable", "500"), ("failed_permanent", "400"),
     }  # fmt: skip
     assert one.json()["jobs"] == [job_a]
     _check_stats(one.json(), expected)

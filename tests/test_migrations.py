@@ -93,3 +93,26 @@ def test_batch_usage_migration_backfills_collected_batches(tmp_path: Path) -> No
     with upgraded.connect() as conn:
         rows = conn.execute(text("SELECT id, input_tokens, output_tokens, attempts_recorded FROM batches ORDER BY id"))
         assert [tuple(r) for r in rows] == [("b1", 17, 3, 3), ("b2", None, None, None)]
+
+
+def test_a_database_from_the_release_that_named_0003_batch_usage_is_upgraded_not_refused(tmp_path: Path) -> None:
+    """An earlier release recorded 0003 as `0003_batch_usage` (usage columns only): an alias, not a newer schema."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        for name, migration in migrations.MIGRATIONS[:2]:
+            migrations._ensure_record_table(conn)
+            migration(conn)
+            conn.execute(text("INSERT INTO schema_migrations VALUES (:n, 0)"), {"n": name})
+        for column in ("input_tokens BIGINT", "output_tokens BIGINT", "attempts_recorded INTEGER"):
+            conn.execute(text(f"ALTER TABLE batches ADD COLUMN {column}"))
+        conn.execute(text("INSERT INTO schema_migrations VALUES ('0003_batch_usage', 0)"))
+    engine.dispose()
+    upgraded = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with upgraded.connect() as conn:
+        names = {row[0] for row in conn.execute(text("SELECT name FROM schema_migrations"))}
+        indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(items)"))}
+    assert {"0003_batch_usage", "0003_status_speed", "0005_fencing"} <= names
+    assert "ix_items_job_state" in indexes
+    reference = create_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+    SQLModel.metadata.create_all(reference)
+    assert _describe(upgraded) == _describe(reference)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import random
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 from pydantic import BaseModel, Field, model_validator
+
+from llmbulk.catalog import Catalog
 
 ITEM_ERROR_KINDS = ("rate_limit", "server_error", "invalid_request", "timeout")
 
@@ -74,6 +77,11 @@ class FaultPlan(BaseModel):
     )
     http_faults: list[HttpFault] = Field(default_factory=list, description="HTTP errors to inject.")
     invalid_json_rate: float = Field(default=0.0, description="Fraction of schema answers that are not JSON.")
+    shuffle_results: bool = Field(
+        default=False,
+        description="Write results in an adversarial (seeded, shuffled) order on every provider, Gemini "
+        "included, instead of each provider's documented order.",
+    )
 
 
 @dataclass
@@ -91,6 +99,9 @@ class EmulatorConfig:
     max_batch_items: int = 50_000
     faults: FaultPlan = field(default_factory=FaultPlan)
     clock: Callable[[], float] = time.time
+    extra_models: dict[str, dict[str, frozenset[str]]] = field(
+        default_factory=dict
+    )  # models beyond the catalog (catalog.parse_models)
 
 
 def unit(seed: int, *parts: str) -> float:
@@ -104,10 +115,23 @@ def new_id(prefix: str) -> str:
 
 
 class Codec(Protocol):
-    """What a provider's routes tell the core about its line formats."""
+    """What a provider's routes tell the core: its quirks as data, and how it writes results.
+
+    `whole_batch_failures`: a batch can fail validation as a whole (OpenAI, Gemini; Anthropic refuses
+    a bad create with a 400 instead). `token_limits`: a batch can fail on the enqueued-token limit
+    (OpenAI's `token_limit_exceeded`). `input_order`: results come in input order by default.
+    """
+
+    whole_batch_failures: bool
+    token_limits: bool
+    input_order: bool
 
     def results(self, emulator: Emulator, batch: dict[str, Any], done: float, reason: str) -> dict[str, Any]:
         """Generate result file(s) for a terminal batch; returns fields to store on the batch record."""
+        ...
+
+    def http_error(self, status: int, message: str) -> Any:
+        """An HTTP error response in the provider's shape (for injected faults)."""
         ...
 
 
@@ -117,10 +141,14 @@ class Emulator:
     def __init__(self, state_dir: Path, config: EmulatorConfig | None = None) -> None:
         self.dir = Path(state_dir)
         self.config = config or EmulatorConfig()
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.dir.chmod(0o700)  # uploaded prompts live here: this user only, whatever the umask
         for sub in ("files", "batches"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            (self.dir / sub).mkdir(exist_ok=True, mode=0o700)
+        self.catalog = Catalog(self.config.extra_models)
         self.calls: dict[str, int] = {}
         self.codecs: dict[str, Codec] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}  # upload sessions in progress, by id
         self._http_budget = [f.times for f in self.config.faults.http_faults]
         self._http_skips = [f.skip for f in self.config.faults.http_faults]
 
@@ -142,7 +170,8 @@ class Emulator:
 
     def audit(self, event: str, provider: str, object_id: str, **extra: Any) -> None:
         record = {"event": event, "provider": provider, "id": object_id, "ts": self.config.clock(), **extra}
-        with open(self.dir / "audit.jsonl", "ab") as fh:
+        fd = os.open(self.dir / "audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "ab") as fh:
             fh.write(orjson.dumps(record) + b"\n")
 
     def audit_events(self) -> list[dict[str, Any]]:
@@ -186,6 +215,7 @@ class Emulator:
     def create_batch(self, provider: str, batch_id: str, record: dict[str, Any]) -> dict[str, Any]:
         """Persist a new batch with its timeline and the faults chosen for it."""
         cfg, now = self.config, self.config.clock()
+        codec = self.codecs[provider]
         with self.locked():
             ordinal = 1 + sum(1 for b in self._all_batches() if b["provider"] == provider)
             stretch = 1 + cfg.jitter * unit(cfg.seed, "jitter", batch_id)
@@ -202,9 +232,8 @@ class Emulator:
                 "ran_at": ran,
                 "finalized_at": ran + cfg.finalizing_seconds * stretch,
                 "expire": ordinal in faults.expire_batches,
-                # Anthropic has no batch that fails as a whole: it refuses a bad create with a 400.
-                "fail_validation": ordinal in faults.fail_validation_batches and provider != "anthropic",
-                "token_limit": ordinal in faults.token_limit_batches and provider == "openai",
+                "fail_validation": ordinal in faults.fail_validation_batches and codec.whole_batch_failures,
+                "token_limit": ordinal in faults.token_limit_batches and codec.token_limits,
                 # A provider-side cancel is a cancel request dated halfway through the run.
                 "cancel_requested_at": validated + (ran - validated) / 2 if ordinal in faults.cancel_batches else None,
                 "late_reads": faults.late_results,
@@ -242,8 +271,8 @@ class Emulator:
                     done = {"ended": 1.0, "expired": self.config.faults.expire_fraction}.get(phase)
                     if done is None:
                         done = self.fraction(batch, batch["cancel_requested_at"])
-                    batch["results"] = self.codecs[batch["provider"]].results(self, batch, done, phase)
-                    batch["results"]["done_fraction"] = done
+                    results = self.codecs[batch["provider"]].results(self, batch, done, phase)
+                    batch["results"] = {**results, "done_fraction": done}
                     self._write_json(path, batch)
         return batch
 
@@ -349,6 +378,35 @@ class Emulator:
 
 def _safe(object_id: str) -> str:
     return object_id.replace("/", "_")
+
+
+def ordered(emulator: Emulator, provider: str, lines: Iterator[bytes]) -> Iterator[bytes]:
+    """Result lines in the provider's documented order, or shuffled when the fault plan asks.
+
+    Gemini documents input order (ai.google.dev/gemini-api/docs/batch-mode); OpenAI and Anthropic
+    promise no order (join on custom_id), so by default their results come back reordered.
+    """
+    if emulator.config.faults.shuffle_results:
+        return shuffled(lines, emulator.config.seed)
+    return lines if emulator.codecs[provider].input_order else reversed_blocks(lines)
+
+
+def shuffled(lines: Iterator[bytes], seed: int, window: int = 512) -> Iterator[bytes]:
+    """A seeded shuffle within windows of `window` lines (bounded memory), never the input order."""
+    rng = random.Random(seed)
+    buffer: list[bytes] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= window:
+            yield from _derange(buffer, rng)
+            buffer = []
+    yield from _derange(buffer, rng)
+
+
+def _derange(buffer: list[bytes], rng: random.Random) -> list[bytes]:
+    out = buffer[:]
+    rng.shuffle(out)
+    return out[::-1] if out == buffer else out
 
 
 def reversed_blocks(lines: Iterator[bytes], block: int = 7) -> Iterator[bytes]:

@@ -1,14 +1,20 @@
 """Anthropic Message Batches routes under `/anthropic/v1/messages/batches`, with Anthropic's wire shapes.
 
-Requests arrive in the create body (no file). Per-item counts stay 0 until the batch ends;
-`results_url` is an absolute URL on the emulator itself; results are JSONL without blank lines,
-in no particular order. Both `Authorization: Bearer` (what the SDK sends) and `x-api-key` work.
+Requests arrive in the create body (no file). Create checks only the batch envelope (requests,
+custom_id); each request's params are validated while the batch runs, so a bad one ends `errored`
+with the error the Messages API would give it (the batch is accepted). Per-item counts stay 0
+until the batch ends; `results_url` is an absolute URL on the emulator itself; results are JSONL
+without blank lines, in no particular order.
+
+Auth: `x-api-key`, or `Authorization: Bearer` — anthropic 2.x sends the key as a Bearer token and
+the API takes it (x-api-key wins when both are sent; Anthropic's 2026-10-21 migration notes). The
+docs' "x-api-key only" predates that SDK; the installed SDK wins.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from llmbulk.emulator.engine import Emulator, new_id, reversed_blocks
+from llmbulk.emulator import rules
+from llmbulk.emulator.engine import Emulator, new_id, ordered
+from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, json_body, page_after, page_before
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "anthropic"
@@ -32,6 +40,13 @@ ITEM_ERRORS = {
 }
 
 
+HTTP_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    409: "conflict_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+    504: "timeout_error", 529: "overloaded_error",
+}  # fmt: skip
+
+
 def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -42,26 +57,63 @@ def error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"request-id": request_id})
 
 
-def _authorised(request: Request, emu: Emulator) -> bool:
-    auth = request.headers.get("authorization", "")
-    key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
-    return bool(key) and (emu.config.api_key is None or key == emu.config.api_key)
+def unknown_route(request: Request) -> Response:
+    return error(404, "not_found_error", "Not Found")
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(handler: Handler) -> Handler:
+    """Key first (401 `authentication_error`), then the required `anthropic-version` header (400).
+
+    Source: Anthropic API overview ("x-api-key … anthropic-version … required on every request").
+    """
+
+    async def checked(request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        key = request.headers.get("x-api-key") or (auth[7:].strip() if auth.lower().startswith("bearer ") else "")
+        if not key:
+            return error(401, "authentication_error", "x-api-key header is required")
+        expected = emulator_of(request).config.api_key
+        if expected is not None and key != expected:
+            return error(401, "authentication_error", "invalid x-api-key")
+        version = request.headers.get("anthropic-version")
+        if not version:
+            return error(400, "invalid_request_error", "anthropic-version: header is required")
+        if version not in rules.ANTHROPIC_VERSIONS:
+            return error(400, "invalid_request_error", f"anthropic-version: {version!r} is not a valid version")
+        return await handler(request)
+
+    return checked
+
+
+# ---- results --------------------------------------------------------------------------------------
 
 
 class AnthropicCodec:
-    """Writes the results JSONL of a finished batch."""
+    """Writes the results JSONL of a finished batch, validating each request as the API runs it."""
+
+    whole_batch_failures = False  # a bad create is a 400; no batch fails as a whole
+    token_limits = False
+    input_order = False  # "results may be in any order" (Message Batches docs): join on custom_id
+
+    def http_error(self, status: int, message: str) -> Response:
+        """An injected HTTP fault with the error type Anthropic's errors page gives that status."""
+        return error(status, HTTP_ERROR_TYPES.get(status, "api_error"), message)
 
     def results(self, emu: Emulator, batch: dict[str, Any], done: float, reason: str) -> dict[str, Any]:
         path = emu.file_path(f"{batch['id']}-results")
         counts = {"succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         with open(path, "wb") as out:
-            for line in reversed_blocks(self._lines(emu, batch, done, reason, counts)):
+            for line in ordered(emu, PROVIDER, self._lines(emu, batch, done, reason, counts)):
                 out.write(line)
         return {"counts": counts, "file": f"{batch['id']}-results"}
 
-    def _lines(
-        self, emu: Emulator, batch: dict[str, Any], done: float, reason: str, counts: dict[str, int]
-    ) -> Iterator[bytes]:
+    def _lines(self, emu: Emulator, batch: dict[str, Any], done: float, reason: str,
+               counts: dict[str, int]) -> Iterator[bytes]:  # fmt: skip
+        version = batch.get("api_version") or rules.ANTHROPIC_VERSIONS[-1]
+        verdicts: dict[str, bool | None] = {}
         with open(emu.file_path(batch["input_file"]), "rb") as fh:
             for raw in fh:
                 item = orjson.loads(raw)
@@ -71,18 +123,24 @@ class AnthropicCodec:
                     counts[kind] += 1
                     yield orjson.dumps({"custom_id": custom_id, "result": {"type": kind}}) + b"\n"
                     continue
-                error_kind = emu.item_error(custom_id)
-                if error_kind is not None:
-                    kind, message = ITEM_ERRORS[error_kind]
-                    counts["errored"] += 1
-                    inner = {"type": "error", "error": {"type": kind, "message": message}, "request_id": new_id("req_")}
-                    yield orjson.dumps({"custom_id": custom_id, "result": {"type": "errored", "error": inner}}) + b"\n"
-                    continue
-                counts["succeeded"] += 1
-                message = _message(emu, item["params"], custom_id)
-                yield (
-                    orjson.dumps({"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}) + b"\n"
-                )
+                result = self._result(emu, item, custom_id, version, verdicts)
+                counts[result["type"]] += 1
+                yield orjson.dumps({"custom_id": custom_id, "result": result}) + b"\n"
+
+    def _result(self, emu: Emulator, item: dict[str, Any], custom_id: str, version: str,
+                verdicts: dict[str, bool | None]) -> dict[str, Any]:  # fmt: skip
+        problem = rules.anthropic_params(emu.catalog, item.get("params"), version, verdicts)
+        if problem is not None:
+            return _errored(problem.kind, problem.message)
+        error_kind = emu.item_error(custom_id)
+        if error_kind is not None:
+            return _errored(*ITEM_ERRORS[error_kind])
+        return {"type": "succeeded", "message": _message(emu, item["params"], custom_id)}
+
+
+def _errored(kind: str, message: str) -> dict[str, Any]:
+    inner = {"type": "error", "error": {"type": kind, "message": message}, "request_id": new_id("req_")}
+    return {"type": "errored", "error": inner}
 
 
 def _message(emu: Emulator, params: dict[str, Any], custom_id: str) -> dict[str, Any]:
@@ -96,10 +154,9 @@ def _message(emu: Emulator, params: dict[str, Any], custom_id: str) -> dict[str,
     if native is not None:
         schema, tool = native.get("schema"), None
     else:
-        schema = tool.get("input_schema") if tool else ((params.get("output_format") or {}).get("schema"))
-    request = NeutralRequest(
-        params.get("model", ""), params.get("messages") or [], system, params.get("max_tokens"), schema
-    )
+        schema = tool.get("input_schema") if tool else None
+    request = NeutralRequest(params.get("model", ""), params.get("messages") or [], system, params.get("max_tokens"),
+                             schema)  # fmt: skip
     reply = respond(request, emu.invalid_json(custom_id))
     if tool is not None:
         try:
@@ -115,37 +172,24 @@ def _message(emu: Emulator, params: dict[str, Any], custom_id: str) -> dict[str,
     return {
         "id": new_id("msg_"), "type": "message", "role": "assistant", "model": params.get("model", ""),
         "content": content, "stop_reason": stop, "stop_sequence": None,
+        # service_tier "batch": what batch results report (Message Batches docs, usage object)
         "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
-                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "batch"},
     }  # fmt: skip
 
 
 def _output_format(params: dict[str, Any]) -> dict[str, Any] | None:
-    """`output_config.format` when set (checked at create), else None."""
     config = params.get("output_config")
     fmt = config.get("format") if isinstance(config, dict) else None
     return fmt if isinstance(fmt, dict) else None
 
 
-def _output_config_problem(params: dict[str, Any]) -> str | None:
-    """What the real API would reject in `output_config` (path relative to params), or None."""
-    if "output_config" not in params:
-        return None
-    config = params["output_config"]
-    if not isinstance(config, dict):
-        return "output_config: Input should be a valid dictionary"
-    fmt = config.get("format")
-    if fmt is None:
-        return None
-    if not isinstance(fmt, dict):
-        return "output_config.format: Input should be a valid dictionary"
-    if fmt.get("type") != "json_schema":
-        return "output_config.format.type: Input should be 'json_schema'"
-    if "schema" not in fmt:
-        return "output_config.format.schema: Field required"
-    if not isinstance(fmt["schema"], dict):
-        return "output_config.format.schema: Input should be a valid dictionary"
-    return None
+def _input_tokens(params: dict[str, Any]) -> int:
+    text = orjson.dumps([params.get("system"), params.get("messages"), params.get("tools")])
+    return max(1, len(text) // 4)
+
+
+# ---- objects --------------------------------------------------------------------------------------
 
 
 def batch_json(emu: Emulator, batch: dict[str, Any], base: str, now: float | None = None) -> dict[str, Any]:
@@ -174,130 +218,156 @@ def batch_json(emu: Emulator, batch: dict[str, Any], base: str, now: float | Non
     return body
 
 
-def routes(emu: Emulator) -> list[Route]:
-    emu.codecs[PROVIDER] = AnthropicCodec()
+def _base(request: Request) -> str:
+    return base_url(request, "/anthropic")
 
-    def base(request: Request) -> str:
-        return f"{request.url.scheme}://{request.url.netloc}/anthropic"
 
-    def guard(request: Request) -> Response | None:
-        if not _authorised(request, emu):
-            return error(401, "authentication_error", "invalid x-api-key")
-        return None
+def _my_batch(request: Request) -> dict[str, Any] | None:
+    batch = emulator_of(request).get_batch(request.path_params["batch_id"])
+    return batch if batch is not None and batch["provider"] == PROVIDER else None
 
-    async def create(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return error(413, "request_too_large", f"Request exceeds the maximum size of {MAX_BODY_BYTES} bytes.")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return error(400, "invalid_request_error", "The request body is not valid JSON.")
-        requests = body.get("requests")
-        if not isinstance(requests, list) or not requests:
-            return error(400, "invalid_request_error", "requests: at least 1 request is required")
-        if len(requests) > MAX_REQUESTS:
-            return error(400, "invalid_request_error", f"requests: at most {MAX_REQUESTS} requests are allowed")
-        seen: set[str] = set()
-        for index, item in enumerate(requests):
-            custom_id = item.get("custom_id") if isinstance(item, dict) else None
-            if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
-                message = f"requests.{index}.custom_id: String should match pattern '{CUSTOM_ID.pattern}'"
-                return error(400, "invalid_request_error", message)
-            if custom_id in seen:
-                return error(
-                    400, "invalid_request_error", f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}"
-                )
-            seen.add(custom_id)
-            params = item.get("params") or {}
-            if not params.get("model") or not params.get("messages") or int(params.get("max_tokens") or 0) < 1:
-                return error(
-                    400,
-                    "invalid_request_error",
-                    f"requests.{index}.params: model, messages and max_tokens ≥ 1 are required",
-                )
-            if params.get("stream"):
-                return error(400, "invalid_request_error", f"requests.{index}.params.stream: not allowed in batches")
-            if (problem := _output_config_problem(params)) is not None:
-                return error(400, "invalid_request_error", f"requests.{index}.params.{problem}")
-        batch_id = new_id("msgbatch_")
-        input_file = f"{batch_id}-requests"
-        with open(emu.file_path(input_file), "wb") as out:
-            for item in requests:
-                out.write(orjson.dumps(item) + b"\n")
-        batch = emu.create_batch(PROVIDER, batch_id, {"input_file": input_file, "total": len(requests)})
-        return JSONResponse(batch_json(emu, batch, base(request), now=batch["created_at"]))
 
-    async def retrieve(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
-        batch = emu.get_batch(request.path_params["batch_id"])
-        if batch is None or batch["provider"] != PROVIDER:
-            return error(404, "not_found_error", f"No message batch found with id {request.path_params['batch_id']}")
-        return JSONResponse(batch_json(emu, batch, base(request)))
+def _missing(request: Request) -> Response:
+    return error(404, "not_found_error", f"No message batch found with id {request.path_params['batch_id']}")
 
-    async def list_batches(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
-        limit = max(1, min(int(request.query_params.get("limit", 20)), 1000))
-        items = [batch_json(emu, emu.get_batch(b["id"]) or b, base(request)) for b in emu.list_batches(PROVIDER)]
-        ids = [i["id"] for i in items]
-        if (after := request.query_params.get("after_id")) is not None:
-            items = items[ids.index(after) + 1 :] if after in ids else []
-        elif (before := request.query_params.get("before_id")) is not None:
-            items = items[: ids.index(before)][-limit:] if before in ids else []
-        page = items[:limit]
-        return JSONResponse({
-            "data": page, "has_more": len(items) > limit,
-            "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None,
-        })  # fmt: skip
 
-    async def cancel(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
-        batch = emu.get_batch(request.path_params["batch_id"])
-        if batch is None or batch["provider"] != PROVIDER:
-            return error(404, "not_found_error", f"No message batch found with id {request.path_params['batch_id']}")
-        batch = emu.cancel_batch(batch["id"]) or batch
-        return JSONResponse(batch_json(emu, batch, base(request)))
+def _envelope_problem(body: Any) -> str | None:
+    """What the create endpoint itself refuses: the `requests` list and its custom_ids (API reference:
+    requests 1..100,000; custom_id ^[a-zA-Z0-9_-]{1,64}$, unique; params an object)."""
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list) or not requests:
+        return "requests: at least 1 request is required"
+    if len(requests) > MAX_REQUESTS:
+        return f"requests: at most {MAX_REQUESTS} requests are allowed"
+    seen: set[str] = set()
+    for index, item in enumerate(requests):
+        custom_id = item.get("custom_id") if isinstance(item, dict) else None
+        if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
+            return f"requests.{index}.custom_id: String should match pattern '{CUSTOM_ID.pattern}'"
+        if custom_id in seen:
+            return f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}"
+        seen.add(custom_id)
+        if not isinstance(item.get("params"), dict):
+            return f"requests.{index}.params: Input should be a valid dictionary"
+    return None
 
-    async def delete(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
-        batch = emu.get_batch(request.path_params["batch_id"])
-        if batch is None or batch["provider"] != PROVIDER:
-            return error(404, "not_found_error", f"No message batch found with id {request.path_params['batch_id']}")
-        if batch_json(emu, batch, base(request))["processing_status"] != "ended":
-            return error(400, "invalid_request_error", "Batches can only be deleted once they have ended.")
-        emu.delete_batch(batch["id"])
-        emu.audit("batch.deleted", PROVIDER, batch["id"])
-        return JSONResponse({"id": batch["id"], "type": "message_batch_deleted"})
 
-    async def results(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
-            return denied
-        batch = emu.get_batch(request.path_params["batch_id"])
-        if batch is None or batch["provider"] != PROVIDER:
-            return error(404, "not_found_error", f"No message batch found with id {request.path_params['batch_id']}")
-        if not batch.get("results"):
-            return error(400, "invalid_request_error", "Results are only available once the batch has ended.")
-        if emu.results_hidden(batch["id"]):  # seen at Anthropic: results_url 404s briefly after the end
-            return error(404, "not_found_error", f"No results found for message batch {batch['id']}")
-        path = emu.file_path(batch["results"]["file"])
+# ---- handlers -------------------------------------------------------------------------------------
 
-        def stream() -> Iterator[bytes]:
-            with open(path, "rb") as fh:
-                yield from iter(lambda: fh.read(1 << 20), b"")
 
-        return StreamingResponse(stream(), media_type="application/x-jsonl")
+async def create(request: Request) -> Response:
+    emu = emulator_of(request)
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return error(413, "request_too_large", f"Request exceeds the maximum size of {MAX_BODY_BYTES} bytes.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return error(400, "invalid_request_error", "The request body is not valid JSON.")
+    problem = _envelope_problem(body)
+    if problem is not None:
+        return error(400, "invalid_request_error", problem)
+    requests = body["requests"]
+    batch_id = new_id("msgbatch_")
+    input_file = f"{batch_id}-requests"
+    with open(emu.file_path(input_file), "wb") as out:
+        for item in requests:
+            out.write(orjson.dumps(item) + b"\n")
+    record = {"input_file": input_file, "total": len(requests), "api_version": request.headers["anthropic-version"]}
+    batch = emu.create_batch(PROVIDER, batch_id, record)
+    return JSONResponse(batch_json(emu, batch, _base(request), now=batch["created_at"]))
 
-    return [
-        Route("/v1/messages/batches", create, methods=["POST"]),
-        Route("/v1/messages/batches", list_batches, methods=["GET"]),
-        Route("/v1/messages/batches/{batch_id}", retrieve, methods=["GET"]),
-        Route("/v1/messages/batches/{batch_id}", delete, methods=["DELETE"]),
-        Route("/v1/messages/batches/{batch_id}/cancel", cancel, methods=["POST"]),
-        Route("/v1/messages/batches/{batch_id}/results", results, methods=["GET"]),
-    ]
+
+async def retrieve(request: Request) -> Response:
+    batch = _my_batch(request)
+    if batch is None:
+        return _missing(request)
+    return JSONResponse(batch_json(emulator_of(request), batch, _base(request)))
+
+
+async def list_batches(request: Request) -> Response:
+    """Newest first; `limit` 1..1000 (default 20), `after_id` / `before_id` cursors (API reference)."""
+    emu = emulator_of(request)
+    limit = int_query(request, "limit", 20, 1, 1000)
+    if isinstance(limit, str):
+        return error(400, "invalid_request_error", limit)
+    items = [batch_json(emu, emu.get_batch(b["id"]) or b, _base(request)) for b in emu.list_batches(PROVIDER)]
+    before = request.query_params.get("before_id")
+    if before is not None and request.query_params.get("after_id") is None:
+        page, more = page_before(items, before, limit)
+    else:
+        page, more = page_after(items, request.query_params.get("after_id"), limit)
+    return JSONResponse({
+        "data": page, "has_more": more,
+        "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None,
+    })  # fmt: skip
+
+
+async def cancel(request: Request) -> Response:
+    batch = _my_batch(request)
+    if batch is None:
+        return _missing(request)
+    emu = emulator_of(request)
+    batch = emu.cancel_batch(batch["id"]) or batch
+    return JSONResponse(batch_json(emu, batch, _base(request)))
+
+
+async def delete(request: Request) -> Response:
+    batch = _my_batch(request)
+    if batch is None:
+        return _missing(request)
+    emu = emulator_of(request)
+    if batch_json(emu, batch, _base(request))["processing_status"] != "ended":
+        return error(400, "invalid_request_error", "Batches can only be deleted once they have ended.")
+    emu.delete_batch(batch["id"])
+    emu.audit("batch.deleted", PROVIDER, batch["id"])
+    return JSONResponse({"id": batch["id"], "type": "message_batch_deleted"})
+
+
+async def results(request: Request) -> Response:
+    batch = _my_batch(request)
+    if batch is None:
+        return _missing(request)
+    emu = emulator_of(request)
+    if not batch.get("results"):
+        return error(400, "invalid_request_error", "Results are only available once the batch has ended.")
+    if emu.results_hidden(batch["id"]):  # seen at Anthropic: results_url 404s briefly after the end
+        return error(404, "not_found_error", f"No results found for message batch {batch['id']}")
+    path = emu.file_path(batch["results"]["file"])
+
+    def stream() -> Iterator[bytes]:
+        with open(path, "rb") as fh:
+            yield from iter(lambda: fh.read(1 << 20), b"")
+
+    return StreamingResponse(stream(), media_type="application/x-jsonl")
+
+
+async def count_tokens(request: Request) -> Response:
+    """`POST /v1/messages/count_tokens` → `{"input_tokens": n}`: the Messages checks without `max_tokens`
+    (Anthropic token counting API reference)."""
+    body = await json_body(request)
+    if body is INVALID or not isinstance(body, dict):
+        return error(400, "invalid_request_error", "The request body is not valid JSON.")
+    params = {"max_tokens": 1, **body}
+    problem = rules.anthropic_params(emulator_of(request).catalog, params, request.headers["anthropic-version"], {})
+    if problem is not None and not problem.message.startswith("max_tokens"):
+        return error(problem.status, problem.kind, problem.message)
+    return JSONResponse({"input_tokens": _input_tokens(body)})
+
+
+async def _unknown(request: Request) -> Response:
+    return unknown_route(request)
+
+
+ROUTES = [
+    Route("/v1/messages/count_tokens", guarded(count_tokens), methods=["POST"]),
+    Route("/v1/messages/batches", guarded(create), methods=["POST"]),
+    Route("/v1/messages/batches", guarded(list_batches), methods=["GET"]),
+    Route("/v1/messages/batches/{batch_id}", guarded(retrieve), methods=["GET"]),
+    Route("/v1/messages/batches/{batch_id}", guarded(delete), methods=["DELETE"]),
+    Route("/v1/messages/batches/{batch_id}/cancel", guarded(cancel), methods=["POST"]),
+    Route("/v1/messages/batches/{batch_id}/results", guarded(results), methods=["GET"]),
+    Route("/{path:path}", _unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+]
+CODEC = AnthropicCodec()
+REQUEST_ID_HEADER = "request-id"

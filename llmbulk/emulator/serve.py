@@ -22,11 +22,12 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 
-from llmbulk.emulator.engine import Emulator, EmulatorConfig, HttpFault, new_id
+from llmbulk.emulator.engine import Emulator, EmulatorConfig, HttpFault
+from llmbulk.emulator.http import RequestIds
 
-# (prefix, module with `routes(emulator)` and `fault_response(fault)`), mounted when the module exists.
+# (prefix, module with ROUTES, CODEC and REQUEST_ID_HEADER), mounted when the module exists.
 PROVIDER_MOUNTS = (
     ("/openai/v1", "llmbulk.emulator.routes_openai"),
     ("/anthropic", "llmbulk.emulator.routes_anthropic"),
@@ -46,42 +47,40 @@ def check_loopback(host: str) -> None:
     raise ValueError(f"the emulator binds loopback addresses only (127.0.0.1, ::1, localhost), not {host!r}")
 
 
-def fault_response(prefix: str, fault: HttpFault) -> Response:
-    headers = {}
-    if fault.retry_after_ms is not None:
-        headers = {
-            "retry-after-ms": str(fault.retry_after_ms),
-            "retry-after": str(max(1, fault.retry_after_ms // 1000)),
-        }
+def fault_response(emulator: Emulator, provider: str, fault: HttpFault) -> Response:
+    """The injected error in the provider's own shape (its codec's `http_error`), with retry hints."""
     message = f"Injected fault: HTTP {fault.status}"
-    if prefix.startswith("/anthropic"):
-        kind = {429: "rate_limit_error", 529: "overloaded_error", 500: "api_error"}.get(fault.status, "api_error")
-        request_id = new_id("req_")
-        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
-        headers["request-id"] = request_id
-    elif prefix.startswith("/gemini"):
-        status = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 500: "INTERNAL"}.get(fault.status, "UNKNOWN")
-        body = {"error": {"code": fault.status, "message": message, "status": status}}
-    else:
-        kind = "rate_limit_exceeded" if fault.status == 429 else None
-        body = {"error": {"message": message, "type": "server_error", "param": None, "code": kind}}
-        headers["x-request-id"] = new_id("req_")
-    return JSONResponse(body, status_code=fault.status, headers=headers)
+    codec = emulator.codecs.get(provider)
+    status = fault.status or 500
+    response = codec.http_error(status, message) if codec else JSONResponse({"error": message}, status_code=status)
+    if fault.retry_after_ms is not None:
+        response.headers["retry-after-ms"] = str(fault.retry_after_ms)
+        response.headers["retry-after"] = str(max(1, fault.retry_after_ms // 1000))
+    return response
 
 
 def build_app(emulator: Emulator, base_url: str = "") -> FaultInjector:
+    """One app: each provider's routes under its prefix (answers stamped with its request-id header),
+    its codec registered with the core, and `/_emulator/stats`."""
     mounts: list[Any] = []
     for prefix, module_name in PROVIDER_MOUNTS:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError:
             continue
-        mounts.append(Mount(prefix, routes=module.routes(emulator)))
+        emulator.codecs[prefix.strip("/").split("/")[0]] = module.CODEC
+        router: Any = Router(routes=module.ROUTES)
+        if module.REQUEST_ID_HEADER:
+            router = RequestIds(router, module.REQUEST_ID_HEADER)
+        mounts.append(Mount(prefix, app=router))
+    app = Starlette(routes=[Route("/_emulator/stats", _stats), *mounts])
+    app.state.emulator = emulator
+    return FaultInjector(app, emulator)
 
-    async def stats(_request: Request) -> Response:
-        return JSONResponse({"calls": emulator.calls, "total": sum(emulator.calls.values())})
 
-    return FaultInjector(Starlette(routes=[Route("/_emulator/stats", stats), *mounts]), emulator)
+async def _stats(request: Request) -> Response:
+    emulator: Emulator = request.app.state.emulator
+    return JSONResponse({"calls": emulator.calls, "total": sum(emulator.calls.values())})
 
 
 class FaultInjector:
@@ -107,8 +106,7 @@ class FaultInjector:
             return
         self.emulator.audit("fault.http", _provider_of(path), key, action=fault.action, status=fault.status)
         if fault.action == "status":
-            prefix = next((p for p, _ in PROVIDER_MOUNTS if path.startswith(p)), "")
-            await fault_response(prefix, fault)(scope, receive, send)
+            await fault_response(self.emulator, _provider_of(path), fault)(scope, receive, send)
         elif fault.action in ("reset", "timeout"):
             if fault.after:
                 await self.app(scope, receive, _swallow)
@@ -125,7 +123,7 @@ async def _swallow(_message: dict[str, Any]) -> None:
 
 def _spoiling(send: Any, action: str) -> Any:
     """A `send` that cuts the body halfway (`truncate`) or garbles one byte of it (`corrupt`)."""
-    state = {"expected": None, "sent": 0, "done": False}
+    state: dict[str, Any] = {"expected": None, "sent": 0, "done": False}
 
     async def spoiled(message: dict[str, Any]) -> None:
         if state["done"]:
@@ -166,7 +164,7 @@ def _garbled(body: bytes) -> bytes:
 
 def _abort(send: Any) -> None:
     """Drop the client's connection with a TCP reset (uvicorn's `send` is a method of its request cycle)."""
-    cycle = getattr(send, "__self__", None)
+    cycle: Any = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
     if transport is None:
         raise ConnectionResetError("injected fault: connection dropped")  # the server answers 500 instead
@@ -191,6 +189,7 @@ class EmulatorServer:
         check_loopback(host)
         self.emulator = Emulator(Path(state_dir), config)
         self.host, self.port = host, port
+        self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -219,31 +218,48 @@ class EmulatorServer:
         )  # fmt: skip
         return uvicorn.Server(config)
 
+    def bind(self) -> socket.socket:
+        """Listen on host:port now (port 0 → a free one, known at once); OSError when it is taken.
+
+        Binding before serving lets `emulator serve` refuse a busy port before it prints anything,
+        and works for IPv6 hosts (`::1`) as well as IPv4.
+        """
+        if self._socket is None:
+            family, kind, proto, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT only; a listener still conflicts
+                sock.bind(address)
+                sock.listen(2048)
+            except OSError:
+                sock.close()
+                raise
+            sock.set_inheritable(True)
+            self._socket = sock
+            self.port = sock.getsockname()[1]
+        return self._socket
+
     def start(self) -> EmulatorServer:
         """Serve in a background thread; returns once listening (port resolved if 0)."""
+        sock = self.bind()
         self._server = self._make_server()
         self._server.config.install_signal_handlers = False  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.run, name="llmbulk-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="llmbulk-emulator", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the emulator did not start")
             time.sleep(0.01)
-        sockets = self._server.servers[0].sockets
-        self.port = sockets[0].getsockname()[1]
         return self
 
     def serve(self) -> None:
         """Serve in the foreground until interrupted."""
-        if self.port == 0:
-            import socket
-
-            with socket.socket() as probe:
-                probe.bind((self.host, 0))
-                self.port = probe.getsockname()[1]
+        sock = self.bind()
         self._server = self._make_server()
-        self._server.run()
+        self._server.run(sockets=[sock])
 
     def stop(self) -> None:
         if self._server is not None:
@@ -251,6 +267,9 @@ class EmulatorServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

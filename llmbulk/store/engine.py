@@ -110,10 +110,7 @@ def _check_ours(path: Path) -> None:
 
 
 def _redact(url: str) -> str:
-    """A database URL without its password."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    """A database URL fit to show: no password, in the userinfo or the query (`?password=…`)."""
+    from llmbulk.events import redact_url
+
+    return redact_url(url, keep_user=True, keep_path=True)

@@ -159,7 +159,12 @@ class Store:
         return (result.rowcount or 0) == 1
 
     def release_lease(self, job_id: str, owner: str) -> None:
+        """Give the job up; this holder's calls have all returned, so none of its intents is in flight."""
         with self.tx() as conn:
+            conn.execute(
+                text("UPDATE batches SET owner = NULL WHERE job_id = :j AND owner = :o AND state = 'creating'"),
+                {"j": job_id, "o": owner},
+            )
             conn.execute(
                 text("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = :j AND lease_owner = :o"),
                 {"j": job_id, "o": owner},

@@ -58,6 +58,26 @@ def _truncated_parquet() -> bytes:
     return whole[: len(whole) // 2]
 
 
+def _duplicate_column_parquet() -> bytes:
+    """Two columns both named `text`: read as dicts, the second would silently replace the first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_arrays(
+        [pa.array(["r1", "r2"]), pa.array(["first", "second"]), pa.array(["other", "another"])],
+        names=["id", "text", "text"],
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _deep_schema() -> bytes:
+    """An object schema nested 400 levels deep: valid JSON, far too deep to check (or send) safely."""
+    depth = 400
+    return (b'{"type": "object", "properties": {"x": ' * depth) + b'{"type": "string"}' + (b"}}" * depth)
+
+
 def _other_app_db(path: Path) -> None:
     """A valid SQLite file from some other program, with its own `jobs` table."""
     with sqlite3.connect(path) as conn:
@@ -94,6 +114,9 @@ BYTES: dict[str, Callable[[], bytes]] = {
     "parquet_dup_ids.parquet": lambda: _parquet({"id": ["r1", "r2", "r1"], "text": ["a", "b", "c"]}),
     "parquet_no_text_column.parquet": lambda: _parquet({"id": ["r1"], "body": ["a"]}),
     "garbage.db": lambda: b"this is not a SQLite database, just text\n" * 100,
+    "parquet_duplicate_columns.parquet": _duplicate_column_parquet,
+    "schema_invalid_utf8.json": lambda: b'{"type": "object", "description": "caf\xe9 (latin-1)"}\n',
+    "schema_too_deep.json": _deep_schema,
 }
 DATABASES: dict[str, Callable[[Path], None]] = {
     "other_app.db": _other_app_db,
