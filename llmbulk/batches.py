@@ -29,6 +29,7 @@ from llmbulk.store import Store
 from llmbulk.store.schema import Batch, Job, Shard
 
 Emit = Callable[[str, dict[str, Any]], None]
+CONFLICT = 409  # "cannot cancel a batch with status 'completed'": it ended before the cancel came
 
 LIVE_STATES = (
     BatchState.VALIDATING.value,
@@ -358,9 +359,9 @@ def cancel_batches(store: Store, provider: BatchProvider, job: Job, lease: JobLe
             try:
                 provider.cancel(batch.provider_batch_id)
             except ProviderError as exc:
-                if exc.retryable:
+                if exc.retryable and exc.status != CONFLICT:
                     raise
-                continue  # no longer cancellable: it ended on its own
+                continue  # no longer cancellable (409 and the like): it ended on its own
             store.update_batch(batch.id, state=BatchState.CANCELLING.value)
             cancelled.append(batch.provider_batch_id)
     return cancelled

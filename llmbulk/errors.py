@@ -80,9 +80,12 @@ class CancelledError(LlmbulkError):
 class ProviderError(LlmbulkError):
     """A provider call failed after the SDK's own retries."""
 
-    def __init__(self, message: str, *, retryable: bool = False, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, hint: str | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.retryable = retryable
+        self.status = status  # the provider's HTTP status, when it answered with one
 
 
 class QuotaError(ProviderError):

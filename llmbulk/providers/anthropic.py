@@ -311,6 +311,7 @@ class AnthropicBatchProvider:
                 f"Anthropic {what} failed: HTTP {code}: {self._message(exc)}",
                 retryable=code >= 500 or code in RETRYABLE_HTTP or late_results,
                 hint="the results are not visible yet; collect again shortly" if late_results else _status_hint(code),
+                status=code,
             ) from exc
         except anthropic.APIConnectionError as exc:
             raise ProviderError(

@@ -424,6 +424,7 @@ class GeminiBatchProvider:
         return ProviderError(
             f"Gemini {what} failed: HTTP {code} {status}: {message}",
             retryable=code >= 500 or code == 408 or status in RETRYABLE_CALL_STATUSES,
+            status=code,
         )
 
     def _where(self) -> str:

@@ -268,6 +268,7 @@ class OpenAIBatchProvider:
             raise ProviderError(
                 f"OpenAI {what} failed: HTTP {exc.status_code}: {_message(exc)}",
                 retryable=exc.status_code >= 500 or exc.status_code in RETRYABLE_HTTP,
+                status=exc.status_code,
             ) from exc
         except openai.APIConnectionError as exc:
             raise ProviderError(
