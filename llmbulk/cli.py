@@ -744,13 +744,16 @@ def stats(
 
 @app.command()
 def doctor(
+    model: Annotated[
+        list[str], typer.Option("--model", "-m", help="Check a model name too, as provider:model (repeatable).")
+    ] = [],  # noqa: B006 - typer needs a literal default
     json: JsonOpt = False,
     db: DbOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Check provider keys, the state database (reachable and migrated) and the local emulator.
 
-    Example: llmbulk doctor
+    Example: llmbulk doctor --model openai:gpt-4o-mini
     """
 
     def body() -> ExitStatus:
@@ -758,7 +761,7 @@ def doctor(
 
         from llmbulk import api, render
 
-        checks = api.doctor(settings=_settings(home, db))
+        checks = api.doctor(settings=_settings(home, db), models=model)
         if json:
             render.print_json([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
         else:

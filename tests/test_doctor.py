@@ -48,3 +48,26 @@ def test_doctor_reaches_each_keyed_provider_and_reports_one_that_does_not_answer
 
     code, checks = _doctor(base, tmp_path)  # no keys: only the emulator is needed
     assert code == 0 and not checks["openai key"]["ok"] and "openai batch API" not in checks
+
+
+def test_doctor_checks_model_names_against_the_catalogue(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_"))}
+    env["LLMBULK_HOME"] = str(tmp_path / "home")
+    shown = subprocess.run(
+        [sys.executable, "-m", "llmbulk", "doctor", "--json", "-m", "openai:gpt-4o-mini", "-m", "gemini:gemini-nope-9",
+         "-m", "openai:text-embedding-3-small", "-m", "claude-haiku-4-5"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    checks = {c["check"]: c for c in json.loads(shown.stdout)}
+    assert shown.returncode == 1
+    assert (
+        checks["model openai:gpt-4o-mini"]["ok"]
+        and "/v1/chat/completions" in checks["model openai:gpt-4o-mini"]["detail"]
+    )
+    assert (
+        not checks["model gemini:gemini-nope-9"]["ok"]
+        and "not in llmbulk's gemini model list" in checks["model gemini:gemini-nope-9"]["detail"]
+    )
+    embed = checks["model openai:text-embedding-3-small"]
+    assert not embed["ok"] and "serves /v1/embeddings" in embed["detail"]
+    assert not checks["model claude-haiku-4-5"]["ok"]  # no provider given

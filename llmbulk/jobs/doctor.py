@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -17,10 +18,14 @@ from llmbulk.session import EMULATOR_KEY, Session, open_session
 DOCTOR_TIMEOUT = 10.0  # seconds a doctor check waits for a provider
 
 
-def doctor(*, settings: Settings | None = None, emulator: bool = True) -> list[Check]:
-    """Check keys, that each keyed provider's batch API answers, the state database, and the emulator."""
+def doctor(*, settings: Settings | None = None, emulator: bool = True, models: Sequence[str] = ()) -> list[Check]:
+    """Check keys, that each keyed provider's batch API answers, the state database, and the emulator.
+
+    `models` (`provider:model`) are checked against llmbulk's model catalogue (the SDKs' model
+    lists and genai-prices'): known, and serving the provider's default batch endpoint.
+    """
     settings = settings or load_settings()
-    checks: list[Check] = []
+    checks: list[Check] = [check_model(spec) for spec in models]
     keyed: list[str] = []
     for name, info in sorted(providers.REGISTRY.items()):
         present = [var for var in info.key_env if settings.env.get(var)]
@@ -38,6 +43,24 @@ def doctor(*, settings: Settings | None = None, emulator: bool = True) -> list[C
     if emulator:
         checks.append(check_emulator(settings))
     return checks
+
+
+def check_model(spec: str) -> Check:
+    """Whether `provider:model` is a model llmbulk knows, and which endpoints it serves."""
+    from llmbulk import catalog
+
+    provider, _, model = spec.partition(":")
+    label = f"model {spec}"
+    if provider not in catalog.DEFAULT_ENDPOINT or not model:
+        return Check(label, False, "give it as provider:model, e.g. openai:gpt-4o-mini")
+    endpoints = catalog.default_catalog().endpoints(provider, model)
+    if endpoints is None:
+        return Check(label, False, f"not in llmbulk's {provider} model list (a typo, or a model newer than it)")
+    default = catalog.DEFAULT_ENDPOINT[provider]
+    served = ", ".join(sorted(endpoints))
+    if default not in endpoints:
+        return Check(label, False, f"known, but serves {served}, not the default {default}")
+    return Check(label, True, f"serves {served}")
 
 
 def check_provider(session: Session, name: str) -> Check:
