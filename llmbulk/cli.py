@@ -61,8 +61,12 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:  # click's form of a Ctrl-C outside a command body
             from llmbulk import interrupts, render
 
-            render.error(interrupts.message())
+            interrupts.report(render.error)
             sys.exit(int(ExitStatus.INTERRUPTED))
+        if code == ExitStatus.INTERRUPTED:  # typer's own form of a Ctrl-C outside a command body
+            from llmbulk import interrupts, render
+
+            interrupts.report(render.error)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -296,7 +300,7 @@ def _guard(fn: Any) -> Any:
     except KeyboardInterrupt:
         from llmbulk import interrupts
 
-        render.error(interrupts.message())
+        interrupts.report(render.error)
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRORS:

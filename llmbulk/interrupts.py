@@ -11,12 +11,14 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from llmbulk.errors import ExitStatus
 
 INTERRUPTED = int(ExitStatus.INTERRUPTED)
 _received: list[int] = []
+_reported: list[bool] = []
 
 
 def install() -> None:
@@ -42,10 +44,17 @@ def message() -> str:
     return f"{what}; job {job_id} is safe to continue: llmbulk run {job_id} (or rerun the same command)"
 
 
+def report(show: Callable[[str], object]) -> None:
+    """Show the one line, once, however many layers see the same interrupt."""
+    if not _reported:
+        _reported.append(True)
+        show(message())
+
+
 def leave() -> None:
     """Print the line and exit 130 without waiting for anything else."""
     with contextlib.suppress(OSError, ValueError):
-        sys.stderr.write(f"error: {message()}\n")
+        report(lambda line: sys.stderr.write(f"error: {line}\n"))
     exit_now()
 
 
