@@ -297,16 +297,24 @@ def _delete_unreferenced(ctx: Sending, file_ids: list[str]) -> None:
             ctx.provider.delete_file(file_id)
 
 
-def poll_batches(store: Store, provider: BatchProvider, job: Job) -> list[tuple[Batch, BatchStatus]]:
-    """Refresh every live batch of the job; returns (batch before, new status) for each state change."""
+def poll_batches(
+    store: Store, provider: BatchProvider, job: Job, guard: Callable[[], None] | None = None
+) -> list[tuple[Batch, BatchStatus]]:
+    """Refresh every live batch of the job; returns (batch before, new status) for each state change.
+
+    `guard` runs between the poll and its record (a holder paused there may have lost the job); a
+    poll never overwrites a batch whose results another holder has already collected.
+    """
     live = [b for b in store.batches(job.id, LIVE_STATES) if b.provider_batch_id]
     changes: list[tuple[Batch, BatchStatus]] = []
     if live:
         statuses = provider.poll([b.provider_batch_id for b in live if b.provider_batch_id])
         crashpoint("mid_poll")
+        if guard is not None:
+            guard()
         now = time.time()
         for batch, status in zip(live, statuses, strict=True):
-            store.update_batch(batch.id, **_status_values(status, now))
+            store.record_poll(batch.id, **_status_values(status, now))
             if status.state.value != batch.state:
                 changes.append((batch, status))
     return changes

@@ -31,6 +31,7 @@ def main() -> None:
     except SystemExit as exc:
         if exc.code == interrupts.INTERRUPTED:  # the line is printed: don't wait on stray threads
             interrupts.exit_now()
+        interrupts.ignore()  # the work is done: a late signal must not turn its exit status into a kill
         raise
 
 

@@ -27,6 +27,12 @@ def install() -> None:
         signal.signal(signum, _on_signal)
 
 
+def ignore() -> None:
+    """From here on (the command has finished), SIGINT and SIGTERM change nothing."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
     _received.append(signum)
     if len(_received) > 1:  # interrupted again while unwinding: leave now

@@ -70,6 +70,7 @@ def collect(
         path, fmt = resolve_output(job, out, fmt)
         with session.lease(job.id, wait=wait_lock) as lease, logged(session, job.id):
             collected = poll_and_collect(session, job, refresh, lease)
+            lease.guard()
             summary = write_table(session, job, path, fmt)
         return CollectResult(job.id, collected, summary, job_status(session.store, job))
 
@@ -84,12 +85,13 @@ def poll_and_collect(session: Session, job: Job, refresh: bool, lease: JobLease)
         return []
     provider = session.provider(job)
     if refresh and any(b.state in LIVE_STATES for b in pending):
-        poll(session, job)
+        poll(session, job, lease)
     collected: list[str] = []
     finished = [b for b in store.batches(job.id) if b.collected_at is None and BatchState(b.state).terminal]
     for batch in finished:
         if batch.state == BatchState.REQUEUED.value:
             continue
+        lease.guard()
         session.progress.stage(f"collecting {batch.provider_batch_id}", batch.total)
         report = reporter(session, job.id, f"collect {batch.provider_batch_id}", batch.total)
         lines = collect_batch(store, provider, job, batch, session.job_dir(job.id), report)
@@ -100,9 +102,10 @@ def poll_and_collect(session: Session, job: Job, refresh: bool, lease: JobLease)
     return collected
 
 
-def poll(session: Session, job: Job) -> None:
+def poll(session: Session, job: Job, lease: JobLease | None = None) -> None:
     """Poll live batches and emit an event for every state change."""
-    for before, status in poll_batches(session.store, session.provider(job), job):
+    guard = lease.guard if lease is not None else None
+    for before, status in poll_batches(session.store, session.provider(job), job, guard):
         name = "ended" if status.state is BatchState.ENDED else status.state.value
         if status.state is BatchState.FAILED and status.error_code in REQUEUE_CODES:
             name = "requeued"  # a quota refusal: the shard goes back to the queue, no item failed

@@ -122,6 +122,7 @@ class Runner:
             job = self.honour_cancel_request(job)
             self.send_unsent(job)
             self.collect_finished(job)
+            self.lease.guard()  # paused in there past the lease: stop before deciding anything
             state = job_status(self.store, job)
             if self.retry_failed_items(job, state):
                 continue

@@ -339,6 +339,14 @@ class Store:
         with self.tx() as conn:
             conn.execute(text(f"UPDATE batches SET {sets} WHERE id = :_id"), {**values, "_id": batch_id})
 
+    def record_poll(self, batch_id: str, **values: Any) -> None:
+        """A poll's view of a batch, unless its results are collected already (then it says no more)."""
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        with self.tx() as conn:
+            conn.execute(
+                text(f"UPDATE batches SET {sets} WHERE id = :_id AND collected_at IS NULL"), {**values, "_id": batch_id}
+            )
+
     def mark_submitted(self, batch_id: str, shard_id: str, job_id: str, **values: Any) -> str | None:
         """Record a confirmed create and move the shard's queued items to submitted, atomically.
 
