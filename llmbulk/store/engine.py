@@ -47,6 +47,22 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+# A process stopped in the middle of a transaction (a paused VM, SIGSTOP) would hold its row
+# locks for as long as it stays stopped, and every other runner's lease claim would wait behind
+# it. PostgreSQL ends such a session after this long (our transactions last milliseconds; the
+# longest, recording a results download as it streams, never waits that long between statements).
+IDLE_IN_TRANSACTION_MS = 120_000
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+        cursor.close()
+        dbapi_connection.commit()
+
+
 def open_engine(url: str) -> Engine:
     """An engine on a migrated database; raises StateError with a fix for every failure."""
     path = _sqlite_file(url)
@@ -69,6 +85,8 @@ def open_engine(url: str) -> Engine:
         raise StateError(f"cannot use database URL {_redact(url)}: {exc}", hint="check --db / LLMBULK_DB") from exc
     if path is not None:
         _configure_sqlite(engine)
+    elif engine.dialect.name == "postgresql":
+        _configure_postgresql(engine)
     where = str(path) if path is not None else _redact(url)
     try:
         with engine.connect() as conn:
