@@ -292,6 +292,9 @@ def _guard(fn: Any) -> Any:
     """Run a command body; turn llmbulk errors into one line and an exit code."""
     from llmbulk import render
 
+    session = sys.modules.get("llmbulk.session")
+    if session is not None:  # a job named by an earlier command of this process is not this one's
+        session.current_job.set(None)
     try:
         return fn()
     except LlmbulkError as exc:
