@@ -320,7 +320,7 @@ def test_a_bad_duration_setting_is_one_line(
 def test_a_signal_mid_run_is_one_line_naming_the_job_and_the_same_command_continues(
     signum: int, home: Path, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "LLMBULK_EMULATOR_SECONDS": "60", "LLMBULK_EMULATED_POLL_INITIAL": "0.2"}
+    env = {**os.environ, "LLMBULK_EMULATOR_SECONDS": "8", "LLMBULK_EMULATED_POLL_INITIAL": "0.2"}
     args = [sys.executable, "-m", "llmbulk", *_run_args("openai", "--out", "out.csv")]
     process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
