@@ -92,8 +92,13 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
         input_file_id=reusable_file,
     )
     with ctx.lease.fenced() as conn:
-        store.add_batch_in(conn, batch)
-        store.supersede_intents(conn, [b.id for b in pending], "no batch found at the provider")
+        # The holder of an earlier intent may have resumed and recorded its batch since we looked.
+        landed = store.intent_with_batch(conn, [b.id for b in pending])
+        if landed is None:
+            store.add_batch_in(conn, batch)
+            store.supersede_intents(conn, [b.id for b in pending], "no batch found at the provider")
+    if landed is not None:
+        return next(b for b in pending if b.id == landed)
     crashpoint("after_intent")
     file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
     with ctx.lease.fenced() as conn:  # the create's in-flight window starts now

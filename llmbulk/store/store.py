@@ -294,6 +294,17 @@ class Store:
         """Record a batch row (a create intent) in the caller's (fenced) transaction."""
         conn.execute(text(_insert_sql("batches", _BATCH_COLUMNS)), batch.model_dump())
 
+    def intent_with_batch(self, conn: Connection, batch_ids: Sequence[str]) -> str | None:
+        """Which of these intents has a provider batch recorded now (rows locked until the caller commits)."""
+        if not batch_ids:
+            return None
+        lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""  # SQLite: BEGIN IMMEDIATE already
+        sql = text(f"SELECT id FROM batches WHERE id IN :ids AND provider_batch_id IS NOT NULL{lock}").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        found = conn.execute(sql, {"ids": list(batch_ids)}).scalar()
+        return None if found is None else str(found)
+
     def supersede_intents(self, conn: Connection, batch_ids: Sequence[str], reason: str) -> None:
         """Earlier create intents of a shard whose batch was never found: the shard is sent anew."""
         for batch_id in batch_ids:
