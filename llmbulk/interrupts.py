@@ -19,6 +19,8 @@ from llmbulk.errors import ExitStatus
 INTERRUPTED = int(ExitStatus.INTERRUPTED)
 _received: list[int] = []
 _reported: list[bool] = []
+_deferring: list[bool] = []
+_pending: list[int] = []
 
 
 def install() -> None:
@@ -37,7 +39,37 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     _received.append(signum)
     if len(_received) > 1:  # interrupted again while unwinding: leave now
         leave()
+    if _deferring:  # raised when the deferred step ends
+        _pending.append(signum)
+        return
     raise KeyboardInterrupt
+
+
+class Deferral:
+    """A step that an interrupt must not split: a signal landing inside it is raised when it ends.
+
+    Python runs a signal handler at the first bytecode after a C call returns, so a signal that
+    arrives during a commit would otherwise surface just after it, before the caller has noted
+    what the commit made (a new job, whose id the interrupt line must name). `start` may come
+    late in a block (just before the commit); `end` belongs in a `finally`.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+
+    def start(self) -> None:
+        if not self.active:
+            self.active = True
+            _deferring.append(True)
+
+    def end(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        _deferring.pop()
+        if _pending and not _deferring:
+            _pending.clear()
+            raise KeyboardInterrupt
 
 
 def message() -> str:

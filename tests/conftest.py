@@ -58,6 +58,12 @@ class Outcome:
         return json.loads(self.stdout)
 
 
+@pytest.fixture(autouse=True)
+def _work_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder: a default output (`llmbulk-<job>.csv`) never lands in the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private LLMBULK_HOME in tmp_path, the working directory set to tmp_path, no real keys."""

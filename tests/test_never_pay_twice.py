@@ -345,6 +345,39 @@ def test_a_signal_mid_run_is_one_line_naming_the_job_and_the_same_command_contin
     assert len(_rows(tmp_path / "out.csv")) == 50
 
 
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_a_signal_during_the_job_commit_names_the_job_it_made_and_keeps_its_shards(home: Path, tmp_path: Path) -> None:
+    """Python runs a handler just after the C call it lands in: a signal during the commit must not
+    surface before the new job is named (the line would name no job) or delete the job's shards."""
+    env = {**os.environ, "LLMBULK_EMULATOR_SECONDS": "0", "LLMBULK_PAUSE_AT": "job_commit"}
+    args = [sys.executable, "-m", "llmbulk", *_run_args("openai", "--out", "out.csv")]
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _stopped(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # lands while the commit is about to run
+    process.send_signal(signal.SIGCONT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    del env["LLMBULK_PAUSE_AT"]
+    (job,) = [j["job_id"] for j in json.loads(subprocess.run(
+        [sys.executable, "-m", "llmbulk", "jobs", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
+    ).stdout)]  # fmt: skip
+    assert err.strip().splitlines()[-1] == (
+        f"error: interrupted; job {job} is safe to continue: llmbulk run {job} (or rerun the same command)"
+    )
+    shards = sorted((home / "jobs" / job / "shards").iterdir())
+    assert len(shards) == 3
+    assert not _created(home)  # stopped before sending anything
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"continuing job {job}" in again.stderr
+    assert len(_created(home)) == 3 and len(_rows(tmp_path / "out.csv")) == 50
+
+
 def test_a_nul_byte_in_an_id_is_refused_before_anything_is_recorded(
     llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from llmbulk import costs
+from llmbulk import costs, interrupts
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import (
     InputError,
@@ -20,7 +20,7 @@ from llmbulk.jobs.budget import check_budget, estimate_for, estimate_json
 from llmbulk.jobs.types import ShardPlan
 from llmbulk.models import Limits
 from llmbulk.providers.base import BatchProvider
-from llmbulk.session import Session
+from llmbulk.session import Session, current_job
 from llmbulk.shards import PackedShard, write_shards
 from llmbulk.store.schema import Job, Shard
 from llmbulk.tables import InputTable
@@ -42,6 +42,8 @@ def pack_new_job(
     plans: list[ShardPlan] = []
     counter = CharCounter()
     session.progress.stage("packing")
+    committed = False
+    naming = interrupts.Deferral()  # from the commit until the job is named, an interrupt waits
     try:
         with store.tx() as conn:
             store.add_job(conn, job)
@@ -71,11 +73,18 @@ def pack_new_job(
             )
             if dry_run:
                 raise DryRun()
+            naming.start()
+            crashpoint("job_commit")
+        committed = True
+        current_job.set(job.id)
     except DryRun:
         shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
     except BaseException:
-        shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
+        if not committed:  # a committed job keeps its shard files
+            shutil.rmtree(session.job_dir(job.id), ignore_errors=True)
         raise
+    finally:
+        naming.end()
     return plans, estimate
 
 
