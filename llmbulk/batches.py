@@ -144,7 +144,8 @@ def _upload(ctx: Sending, source: ShardInput, shard: Shard, labels: dict[str, st
     crashpoint("before_upload")
     ctx.lease.guard()
     crashpoint("in_upload")
-    file_id = ctx.provider.upload(source, labels)
+    files = ctx.provider.files
+    file_id = files.upload(source, labels) if files is not None else None
     crashpoint("after_upload")
     if file_id is None:
         return None
@@ -276,7 +277,10 @@ def _productive(batch: Batch) -> bool:
 
 def _adopt_upload(ctx: Sending, shard: Shard, labels: dict[str, str], since: float) -> str | None:
     """The oldest unrecorded upload of this shard, if any; later unreferenced duplicates are deleted."""
-    found = ctx.provider.find_uploads(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
+    files = ctx.provider.files
+    if files is None:
+        return None
+    found = files.find(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
     if not found:
         return None
     _delete_unreferenced(ctx, found[:-1])
@@ -284,8 +288,11 @@ def _adopt_upload(ctx: Sending, shard: Shard, labels: dict[str, str], since: flo
 
 
 def _delete_stray_uploads(ctx: Sending, shard: Shard, labels: dict[str, str], since: float, keep: str) -> None:
+    files = ctx.provider.files
+    if files is None:
+        return
     try:
-        found = ctx.provider.find_uploads(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
+        found = files.find(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
     except ProviderError:
         return  # a stray copy costs storage, not money; the next run's search finds it again
     _delete_unreferenced(ctx, [f for f in found if f != keep])
@@ -293,13 +300,16 @@ def _delete_stray_uploads(ctx: Sending, shard: Shard, labels: dict[str, str], si
 
 def _delete_unreferenced(ctx: Sending, file_ids: list[str]) -> None:
     """Delete uploads no recorded batch or intent of any job refers to (fenced like every side effect)."""
+    files = ctx.provider.files
+    if files is None or not file_ids:
+        return
     referenced = ctx.store.referenced_files(file_ids)
     for file_id in file_ids:
         if file_id in referenced:
             continue
         ctx.lease.guard()
         with contextlib.suppress(ProviderError):
-            ctx.provider.delete_file(file_id)
+            files.delete(file_id)
 
 
 def poll_batches(

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 CHARS_PER_TOKEN = 4.0
 BUCKET = 1000  # prompt sizes are rounded up to this; exact for tiers that start at a multiple of it
 
@@ -47,7 +46,10 @@ def _rates(provider: str, model: str, batch: bool, probe: int) -> Rates | None:
     from genai_prices import Usage, calc_price
 
     context = {"processing": "batch"} if batch else None
-    provider_id = PROVIDER_IDS.get(provider, provider)
+    from llmbulk import providers
+
+    known = providers.REGISTRY.get(provider)
+    provider_id = known.price_id if known is not None else provider
     try:
         price_in = calc_price(Usage(input_tokens=probe), model, provider_id=provider_id, price_context=context)
         # Output rates can depend on the prompt's tier too: price the output of a `probe`-token prompt.

@@ -102,6 +102,10 @@ class Limits(BaseModel):
     max_request_bytes: int | None = Field(default=None, description="Most bytes of one request line.")
     counts_live: bool = Field(default=True, description="Whether per-item progress counts move while the batch runs.")
     counts_available: bool = Field(default=True, description="Whether the SDK exposes item counts at all.")
+    endpoints: tuple[str, ...] = Field(default=(), description="Request endpoints offered; the first is the default.")
+    input_modes: tuple[str, ...] = Field(
+        default=("file",), description="How requests reach the provider: `file` (a file or the create body), `inline`."
+    )
 
     def narrowed(self, max_items: int | None, max_bytes: int | None) -> Limits:
         """These limits, lowered by user overrides (never raised above the provider's)."""

@@ -98,8 +98,8 @@ class Session:
             env = self.settings.env
             api_key = next((env[v] for v in info.key_env if env.get(v) and not v.endswith("_TOKEN")), None)
             base_url = env.get(info.base_url_env) or None
-        if inline and name != "gemini":
-            raise UsageError("--gemini-inline applies to --provider gemini only")
+        if inline and "inline" not in providers.limits(name).input_modes:
+            raise UsageError(f"{name} takes no inline requests", hint="drop --gemini-inline (it is for gemini)")
         settings = ProviderSettings(
             model=model, endpoint=endpoint, base_url=base_url, api_key=api_key, inline=inline,
             timeout=self.settings.http_timeout,

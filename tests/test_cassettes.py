@@ -94,7 +94,7 @@ def test_adapter_wire_traffic_matches_cassette(
     labels = {"llmbulk_job": "jcass1", "llmbulk_shard": "jcass1-s0001"}
     shard = _shard(tmp_path, provider, adapter)
     with _recorder().use_cassette(cassette.name):
-        file_id = adapter.upload(shard, labels)
+        file_id = adapter.files.upload(shard, labels) if adapter.files is not None else None
         ref = adapter.create(shard, file_id, labels)
         (status,) = adapter.poll([ref.batch_id])
         assert status.state is BatchState.ENDED

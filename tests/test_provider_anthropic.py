@@ -30,6 +30,7 @@ from llmbulk.providers.anthropic import (
     PERMANENT_ERROR_TYPES,
     STATES,
     AnthropicBatchProvider,
+    batch_status,
     match_batches,
     split_lines,
     write_create_body,
@@ -320,24 +321,23 @@ def _ended(**fields: Any) -> MessageBatch:
 def test_status_mapping_covers_every_sdk_status() -> None:
     values = set(typing.get_args(MessageBatch.model_fields["processing_status"].annotation))
     assert values == set(STATES)
-    adapter = _adapter()
     for value in values:
         batch = _ended() if value == "ended" else _batch(value, {"processing": 9})
-        status = adapter._status(batch)
+        status = batch_status(batch)
         assert status.state is STATES[value] and status.raw_status == value and status.total == 9
         assert status.raw["id"] == "msgbatch_1"
 
 
 def test_counts_are_unknown_until_ended() -> None:
     for value in ("in_progress", "canceling"):
-        status = _adapter()._status(_batch(value, {"processing": 9}))
+        status = batch_status(_batch(value, {"processing": 9}))
         assert status.counts_known is False and status.total == 9
         assert status.completed is None and status.failed is None
         assert status.result_refs == {} and status.ended_at is None
 
 
 def test_ended_batch_counts_refs_and_time() -> None:
-    status = _adapter()._status(_ended())
+    status = batch_status(_ended())
     assert status.state is BatchState.ENDED and status.counts_known
     assert (status.total, status.completed, status.failed) == (9, 9, 4)
     assert status.result_refs == {"results_url": "https://api.example/v1/messages/batches/msgbatch_1/results"}
@@ -345,9 +345,9 @@ def test_ended_batch_counts_refs_and_time() -> None:
 
 
 def test_cancelled_batches_are_told_apart() -> None:
-    cancelling = _adapter()._status(_batch("canceling", {"processing": 9}, cancel_initiated_at=CREATED))
+    cancelling = batch_status(_batch("canceling", {"processing": 9}, cancel_initiated_at=CREATED))
     assert cancelling.state is BatchState.CANCELLING
-    cancelled = _adapter()._status(_ended(cancel_initiated_at=CREATED))
+    cancelled = batch_status(_ended(cancel_initiated_at=CREATED))
     assert cancelled.state is BatchState.CANCELLED and cancelled.state.terminal
     assert cancelled.result_refs and cancelled.completed == 9
 
@@ -355,7 +355,7 @@ def test_cancelled_batches_are_told_apart() -> None:
 def test_unknown_status_raises() -> None:
     batch = _batch("in_progress", {"processing": 1}).model_copy(update={"processing_status": "paused"})
     with pytest.raises(ProviderError, match="unknown status 'paused'"):
-        _adapter()._status(batch)
+        batch_status(batch)
 
 
 # ---- find --------------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def test_limits_registry_and_noop_calls() -> None:
     assert limits("anthropic") is LIMITS
     adapter = create("anthropic", ProviderSettings(model=MODEL, api_key=KEY))
     assert isinstance(adapter, AnthropicBatchProvider) and adapter._client is None  # SDK client made lazily
-    assert adapter.delete_file("anything") is None
+    assert adapter.files is None  # the requests travel in the create body: nothing to upload or delete
     adapter.close()
 
 

@@ -24,6 +24,7 @@ from llmbulk.providers.gemini import (
     STATES,
     UNSPECIFIED_STATES,
     GeminiBatchProvider,
+    batch_status,
 )
 
 KEY = "test-secret-key-123"
@@ -228,15 +229,14 @@ def _job(state: Any, **fields: Any) -> types.BatchJob:
 def test_every_job_state_is_mapped() -> None:
     values = {member.value for member in types.JobState}
     assert values - UNSPECIFIED_STATES == {k for k in STATES if k.startswith("JOB_STATE_")}
-    adapter = _adapter()
     for member in types.JobState:
         if member.value in UNSPECIFIED_STATES:
             with pytest.raises(ProviderError, match="no state"):
-                adapter._status(_job(member))
+                batch_status(_job(member), NOW.timestamp())
             continue
         if member.value == "JOB_STATE_FAILED":
             continue  # needs a raw fetch of the reason: covered below
-        status = adapter._status(_job(member))
+        status = batch_status(_job(member), NOW.timestamp())
         assert status.state is EXPECTED[member.value.removeprefix("JOB_STATE_")], member
         assert status.raw_status == member.value and status.batch_id == "batches/1"
         assert status.result_refs == {"file_name": "files/batch-1"}
@@ -260,24 +260,24 @@ def test_every_wire_state_is_mapped(wire: str) -> None:
     name = wire.removeprefix("BATCH_STATE_")
     if name == "UNSPECIFIED":
         with pytest.raises(ProviderError):
-            _adapter()._status(job)
+            batch_status(job, NOW.timestamp())
     elif name != "FAILED":
-        status = _adapter()._status(job)
+        status = batch_status(job, NOW.timestamp())
         assert status.state is EXPECTED[name] and status.result_refs == {"file_name": "files/batch-1"}
 
 
 def test_partially_succeeded_is_terminal_although_the_sdk_says_not_done() -> None:
     job = _job(types.JobState.JOB_STATE_PARTIALLY_SUCCEEDED)
     assert job.done is False
-    status = _adapter()._status(job)
+    status = batch_status(job, NOW.timestamp())
     assert status.state is BatchState.ENDED and status.state.terminal and status.ended_at == NOW.timestamp()
 
 
 def test_succeeded_without_output_keeps_polling_then_gives_up() -> None:
     job = _job(types.JobState.JOB_STATE_SUCCEEDED, dest=None)
-    late = _adapter()._status(job)
+    late = batch_status(job, NOW.timestamp())
     assert late.state is BatchState.FINALIZING and late.result_refs == {} and late.ended_at is None
-    much_later = _adapter(clock=lambda: NOW.timestamp() + 7200)._status(job)
+    much_later = batch_status(job, NOW.timestamp() + 7200)
     assert much_later.state is BatchState.FAILED and much_later.error_code == "no_output"
 
 
@@ -285,10 +285,10 @@ def test_inline_output_and_unknown_state() -> None:
     inline = _wire_job(
         "BATCH_STATE_SUCCEEDED", {"inlinedResponses": {"inlinedResponses": [{"metadata": {"key": "a"}}]}}
     )
-    status = _adapter()._status(inline)
+    status = batch_status(inline, NOW.timestamp())
     assert status.result_refs == {"inline": "1"} and "inlined_responses" not in orjson.dumps(status.raw).decode()
     with pytest.raises(ProviderError, match="unknown state"):
-        _adapter()._status(_wire_job("BATCH_STATE_SOMETHING_NEW"))
+        batch_status(_wire_job("BATCH_STATE_SOMETHING_NEW"), NOW.timestamp())
 
 
 # ---- error mapping ---------------------------------------------------------------------------
@@ -347,8 +347,9 @@ def test_limits() -> None:
     assert LIMITS.counts_available is False and LIMITS.counts_live is False and LIMITS.max_bytes >= 2_000_000_000
     assert _adapter(inline=True).limits.max_bytes == INLINE_MAX_BYTES
     big = ShardInput("j1-s1", Path("/nonexistent"), 1, INLINE_MAX_BYTES + 1, "0")
+    assert _adapter(inline=True).files is None and _adapter().files is not None
     with pytest.raises(UsageError, match="inline"):
-        _adapter(inline=True).upload(big, LABELS)
+        _adapter(inline=True).create(big, None, LABELS)
 
 
 # ---- calls, against an in-process mock transport ---------------------------------------------
@@ -448,7 +449,7 @@ def test_upload_sends_jsonl_mime_type_and_display_name(tmp_path: Path) -> None:
         return httpx2.Response(200, headers={"x-goog-upload-status": "final"}, json={"file": {"name": "files/in1"}})
 
     server = Server({"POST /upload/v1/files": start, "POST /upload/s1": chunk})
-    assert server.adapter().upload(_shard(tmp_path, [b'{"key":"a"}']), LABELS) == "files/in1"
+    assert server.adapter().files.upload(_shard(tmp_path, [b'{"key":"a"}']), LABELS) == "files/in1"
 
 
 def test_results_download_the_file_by_name() -> None:
@@ -465,7 +466,7 @@ def test_results_download_the_file_by_name() -> None:
 def test_inline_mode_round_trip(tmp_path: Path) -> None:
     adapter = Server({}).adapter(inline=True)
     shard = _shard(tmp_path, [adapter.encode(TASK, "j1-3-1"), adapter.encode(TASK, "j1-4-1")])
-    assert adapter.upload(shard, LABELS) is None
+    assert adapter.files is None  # the requests travel in the create call
     created: list[dict[str, Any]] = []
 
     def create(request: httpx2.Request) -> httpx2.Response:

@@ -13,7 +13,7 @@ from openai.types.chat import ChatCompletion
 from llmbulk.errors import ProviderError
 from llmbulk.models import BatchState, Outcome, Task
 from llmbulk.providers.base import ProviderSettings
-from llmbulk.providers.openai import STATES, OpenAIBatchProvider
+from llmbulk.providers.openai import STATES, OpenAIBatchProvider, batch_status
 
 
 def _adapter(endpoint: str | None = None) -> OpenAIBatchProvider:
@@ -93,7 +93,6 @@ def test_decode_no_response_lines_are_retryable(code: str) -> None:
 def test_status_mapping_covers_every_sdk_status() -> None:
     values = set(typing.get_args(Batch.model_fields["status"].annotation))
     assert values == set(STATES)
-    adapter = _adapter()
     for value in values:
         batch = Batch.model_validate(
             {
@@ -108,13 +107,12 @@ def test_status_mapping_covers_every_sdk_status() -> None:
                 "request_counts": {"total": 3, "completed": 2, "failed": 1},
             }
         )
-        status = adapter._status(batch)
+        status = batch_status(batch)
         assert status.state is STATES[value] and status.raw_status == value
         assert status.total == 3 and status.completed == 3 and status.failed == 1
 
 
 def test_completed_without_files_keeps_polling_and_unknown_status_raises() -> None:
-    adapter = _adapter()
     base = {
         "id": "batch_1",
         "object": "batch",
@@ -124,12 +122,12 @@ def test_completed_without_files_keeps_polling_and_unknown_status_raises() -> No
         "created_at": 1,
         "request_counts": {"total": 3, "completed": 3, "failed": 0},
     }
-    late = adapter._status(Batch.model_validate({**base, "status": "completed"}))
+    late = batch_status(Batch.model_validate({**base, "status": "completed"}))
     assert late.state is BatchState.FINALIZING
-    all_failed = adapter._status(Batch.model_validate({**base, "status": "completed", "error_file_id": "file-9"}))
+    all_failed = batch_status(Batch.model_validate({**base, "status": "completed", "error_file_id": "file-9"}))
     assert all_failed.state is BatchState.ENDED and all_failed.result_refs == {"error_file_id": "file-9"}
     with pytest.raises(ProviderError, match="unknown status"):
-        adapter._status(Batch.model_construct(**{**base, "status": "paused"}))
+        batch_status(Batch.model_construct(**{**base, "status": "paused"}))
 
 
 def test_sdk_version_is_the_one_documented() -> None:

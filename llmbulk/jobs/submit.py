@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import secrets
 import string
 import time
@@ -192,16 +191,8 @@ def limits_of(options: SubmitOptions) -> Limits:
 
 def check_endpoint(provider: str, endpoint: str | None) -> None:
     """Refuse an --endpoint the provider's adapter does not offer, before anything is recorded."""
-    if endpoint is None:
-        return
-    adapter = importlib.import_module(providers.info(provider).module)
-    if hasattr(adapter, "ENDPOINTS"):  # OpenAI
-        offered = tuple(adapter.ENDPOINTS)
-    elif hasattr(adapter, "ENDPOINT"):  # Gemini
-        offered = (adapter.ENDPOINT,)
-    else:  # the adapter has no endpoint setting
-        return
-    if endpoint not in offered:
+    offered = providers.limits(provider).endpoints
+    if endpoint is not None and endpoint not in offered:
         raise UsageError(
             f"--endpoint {endpoint!r} is not supported by {provider}", hint=f"use one of: {', '.join(offered)}"
         )

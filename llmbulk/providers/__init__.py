@@ -12,14 +12,16 @@ from llmbulk.providers.base import BatchProvider, ProviderSettings
 
 @dataclass(frozen=True, slots=True)
 class ProviderInfo:
-    """How to load one adapter and what it needs from the environment."""
+    """Everything llmbulk knows about one provider without importing its SDK: the single source of
+    its key and base-URL variables, its id in the price library, and where the emulator serves it."""
 
     name: str
     module: str
     factory: str
-    key_env: tuple[str, ...]
+    key_env: tuple[str, ...]  # the first is named in "not set" errors; *_TOKEN ones are left to the SDK
     base_url_env: str
     emulator_attr: str
+    price_id: str  # genai-prices' provider id
 
 
 REGISTRY: dict[str, ProviderInfo] = {}
@@ -38,6 +40,7 @@ register(
         ("OPENAI_API_KEY",),
         "OPENAI_BASE_URL",
         "openai_base_url",
+        "openai",
     )
 )
 register(
@@ -48,6 +51,7 @@ register(
         ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"),
         "ANTHROPIC_BASE_URL",
         "anthropic_base_url",
+        "anthropic",
     )
 )
 register(
@@ -58,6 +62,7 @@ register(
         ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
         "GOOGLE_GEMINI_BASE_URL",
         "gemini_base_url",
+        "google",
     )
 )
 

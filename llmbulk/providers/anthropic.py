@@ -26,14 +26,15 @@ MAX_REQUESTS = 100_000
 # The create body is the shard's lines plus a comma per request and a 15-byte wrapper; the
 # shard's byte cap leaves room for that under the 256 MB body limit.
 BODY_OVERHEAD = MAX_REQUESTS + 64
-LIMITS = Limits(max_items=MAX_REQUESTS, max_bytes=256 * 1024 * 1024 - BODY_OVERHEAD, counts_live=False)
-KEY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+LIMITS = Limits(
+    max_items=MAX_REQUESTS, max_bytes=256 * 1024 * 1024 - BODY_OVERHEAD, counts_live=False, endpoints=("/v1/messages",)
+)
 DEFAULT_MAX_TOKENS = 1024
 LIST_PAGE_SIZE = 100
 CLOCK_SKEW_SECONDS = 60.0
 DOWNLOAD_CHUNK = 1 << 20
 
-# `ended` covers normal ends, expiry and cancellation alike; `_status` tells cancellation apart
+# `ended` covers normal ends, expiry and cancellation alike; `batch_status` tells cancellation apart
 # by `cancel_initiated_at`. Expired items show up as `expired` result lines either way.
 STATES: dict[str, BatchState] = {
     "in_progress": BatchState.RUNNING,
@@ -68,6 +69,7 @@ class AnthropicBatchProvider:
 
     name = "anthropic"
     limits = LIMITS
+    files = None  # no input files: the requests travel in the create body
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
@@ -194,10 +196,6 @@ class AnthropicBatchProvider:
 
     # ---- calls -------------------------------------------------------------------------------
 
-    def upload(self, shard: ShardInput, labels: dict[str, str]) -> str | None:
-        """Nothing to upload: requests travel in the create body."""
-        return None
-
     def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
         """Send the shard's lines as one batch (no SDK retries: create is not idempotent).
 
@@ -222,7 +220,7 @@ class AnthropicBatchProvider:
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
         """Retrieve each batch and normalize its status."""
         retrieve = self.client.messages.batches.retrieve
-        return [self._status(self._call("poll", functools.partial(retrieve, b))) for b in batch_ids]
+        return [batch_status(self._call("poll", functools.partial(retrieve, b))) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         """Stream the results JSONL of an ended batch, one raw line at a time."""
@@ -245,14 +243,6 @@ class AnthropicBatchProvider:
             page = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)
             return match_batches(page, since.timestamp() - CLOCK_SKEW_SECONDS, n_items)
 
-    def find_uploads(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
-        """Nothing is uploaded, so nothing can be orphaned."""
-        return []
-
-    def delete_file(self, file_id: str) -> None:
-        """No input file exists for Anthropic batches."""
-        return None
-
     def close(self) -> None:
         """Release the SDK client."""
         if self._client is not None:
@@ -260,31 +250,6 @@ class AnthropicBatchProvider:
             self._client = None
 
     # ---- helpers -----------------------------------------------------------------------------
-
-    def _status(self, batch: Any) -> BatchStatus:
-        state = STATES.get(batch.processing_status)
-        if state is None:
-            raise ProviderError(
-                f"Anthropic batch {batch.id} has unknown status {batch.processing_status!r}", hint="upgrade llmbulk"
-            )
-        if state is BatchState.ENDED and batch.cancel_initiated_at is not None:
-            state = BatchState.CANCELLED
-        counts = batch.request_counts
-        total = _total(counts)
-        # Anthropic keeps every bucket but `processing` at 0 until the end: before that, unknown.
-        known = batch.processing_status == "ended"
-        return BatchStatus(
-            batch_id=batch.id,
-            state=state,
-            raw_status=batch.processing_status,
-            total=total,
-            completed=total - counts.processing if known else None,
-            failed=counts.errored + counts.canceled + counts.expired if known else None,
-            counts_known=known,
-            result_refs={"results_url": batch.results_url} if known and batch.results_url else {},
-            ended_at=_seconds(batch.ended_at) if batch.ended_at else None,
-            raw=batch.model_dump(mode="json"),
-        )
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         with self._mapped(what):
@@ -342,6 +307,33 @@ class AnthropicBatchProvider:
 
 
 # ---- pure helpers (tested directly) ------------------------------------------------------------
+
+
+def batch_status(batch: Any) -> BatchStatus:
+    """An SDK `MessageBatch` → a normalized status (pure; an unknown status is an error, never a guess)."""
+    state = STATES.get(batch.processing_status)
+    if state is None:
+        raise ProviderError(
+            f"Anthropic batch {batch.id} has unknown status {batch.processing_status!r}", hint="upgrade llmbulk"
+        )
+    if state is BatchState.ENDED and batch.cancel_initiated_at is not None:
+        state = BatchState.CANCELLED
+    counts = batch.request_counts
+    total = _total(counts)
+    # Anthropic keeps every bucket but `processing` at 0 until the end: before that, unknown.
+    known = batch.processing_status == "ended"
+    return BatchStatus(
+        batch_id=batch.id,
+        state=state,
+        raw_status=batch.processing_status,
+        total=total,
+        completed=total - counts.processing if known else None,
+        failed=counts.errored + counts.canceled + counts.expired if known else None,
+        counts_known=known,
+        result_refs={"results_url": batch.results_url} if known and batch.results_url else {},
+        ended_at=_seconds(batch.ended_at) if batch.ended_at else None,
+        raw=batch.model_dump(mode="json"),
+    )
 
 
 def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:

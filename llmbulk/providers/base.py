@@ -38,11 +38,34 @@ class ShardInput:
     sha256: str
 
 
+class InputFiles(Protocol):
+    """Input-file handling, for a provider whose batches are created from an uploaded file."""
+
+    def upload(self, shard: ShardInput, labels: dict[str, str]) -> str:
+        """Upload the shard; returns the provider's file handle."""
+        ...
+
+    def find(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
+        """Input files uploaded for these labels after `since` with this size, newest first.
+
+        A crash between an upload and its record leaves such a file; it is reused, not repeated.
+        """
+        ...
+
+    def delete(self, file_id: str) -> None:
+        """Remove an uploaded input file."""
+        ...
+
+
 class BatchProvider(Protocol):
-    """One provider's native batch API."""
+    """One provider's native batch API: seven methods; capabilities are data (`limits`, `files`).
+
+    `close` releases the SDK client; it is resource lifecycle, not part of the batch protocol.
+    """
 
     name: str
     limits: Limits
+    files: InputFiles | None  # None: requests travel in the create call (Anthropic, Gemini inline)
 
     def encode(self, task: Task, custom_id: str) -> bytes:
         """One native JSONL line (no newline) for one task. Pure."""
@@ -50,10 +73,6 @@ class BatchProvider(Protocol):
 
     def decode(self, line: bytes) -> ItemOutcome:
         """One native result line to an outcome. Pure."""
-        ...
-
-    def upload(self, shard: ShardInput, labels: dict[str, str]) -> str | None:
-        """Upload the shard if this provider needs a file; returns the file handle or None."""
         ...
 
     def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
@@ -74,17 +93,6 @@ class BatchProvider(Protocol):
 
     def find(self, labels: dict[str, str], since: datetime, n_items: int) -> list[BatchRef]:
         """Remote batches matching these labels created after `since` (orphan reconciliation)."""
-        ...
-
-    def find_uploads(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
-        """Input files uploaded for these labels after `since` with this size, newest first.
-
-        A crash between an upload and its record leaves such a file; it is reused, not repeated.
-        """
-        ...
-
-    def delete_file(self, file_id: str) -> None:
-        """Remove an uploaded input file (best effort)."""
         ...
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from llmbulk import schemas
+from llmbulk import providers, schemas
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError, UsageError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, same_params, transport_errors
@@ -28,15 +28,17 @@ from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, s
 log = logging.getLogger(__name__)
 
 # Gemini documents no request-count cap for batch jobs, only sizes (2 GB file, 20 MB inline).
-LIMITS = Limits(max_items=10_000_000, max_bytes=2_000_000_000, counts_live=False, counts_available=False)
+ENDPOINT = "generateContent"
+LIMITS = Limits(
+    max_items=10_000_000, max_bytes=2_000_000_000, counts_live=False, counts_available=False,
+    endpoints=(ENDPOINT,), input_modes=("file", "inline"),
+)  # fmt: skip
 INLINE_MAX_BYTES = 20_000_000
-KEY_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 KEY_HINT = "set GOOGLE_API_KEY or GEMINI_API_KEY (GOOGLE_API_KEY wins when both are set)"
 RETRY_ATTEMPTS = 5  # idempotent calls only; create always goes out once
 FINALIZE_GRACE_SECONDS = 1800.0  # SUCCEEDED without a visible output for this long is reported as FAILED
 FIND_SKEW_SECONDS = 60.0
 LIST_PAGE_SIZE = 100
-ENDPOINT = "generateContent"
 JSONL_MIME = "application/jsonl"  # explicit: Python's mimetypes does not know .jsonl
 
 # PENDING/QUEUED mean "accepted, not started": the same VALIDATING state llmbulk records right
@@ -145,6 +147,7 @@ class GeminiBatchProvider:
         self._clock = clock
         self._client: Any = None
         self._configs = _ConfigCache()
+        self.files: GeminiFiles | None = None if settings.inline else GeminiFiles(self)
 
     @property
     def client(self) -> Any:
@@ -195,28 +198,6 @@ class GeminiBatchProvider:
         return _decode_response(custom_id, response)
 
     # ---- calls -------------------------------------------------------------------------------
-
-    def upload(self, shard: ShardInput, labels: dict[str, str]) -> str | None:
-        """Upload the shard to the Files API (file mode); inline mode sends nothing here."""
-        if self.settings.inline:
-            _check_inline_size(shard)
-            return None
-        config: dict[str, Any] = {"mime_type": JSONL_MIME, "display_name": _display_name(labels)}
-        if self.settings.base_url:
-            # The SDK sends the bytes to the server's x-goog-upload-url verbatim unless told to keep
-            # the configured host (a proxy or the emulator).
-            config["http_options"] = {"base_url": self.settings.base_url}
-        with self._mapped("upload"):
-            try:
-                uploaded = self.client.files.upload(file=str(shard.path), config=config)
-            except (KeyError, ValueError) as exc:  # the SDK's own resumable-upload protocol failures
-                raise ProviderError(
-                    f"Gemini upload of shard {shard.shard_id} did not complete: {self._scrub(str(exc))}",
-                    retryable=True,
-                ) from exc
-        if not uploaded.name:
-            raise ProviderError("Gemini upload returned no file name", retryable=True)
-        return str(uploaded.name)
 
     def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
         """Create the batch job once (the per-call retry override turns the SDK's retries off)."""
@@ -271,22 +252,6 @@ class GeminiBatchProvider:
         # Callers adopt found[-1] as the oldest match, whatever order the listing used.
         return sorted(found, key=lambda ref: ref.created_at or 0.0, reverse=True)
 
-    def find_uploads(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
-        """Uploaded files carrying this shard's display name and size, newest first."""
-        wanted = _display_name(labels)
-        cutoff = since.timestamp() - FIND_SKEW_SECONDS
-        found: list[tuple[float, str]] = []
-        with self._mapped("list files"):
-            for file in self.client.files.list(config={"page_size": LIST_PAGE_SIZE}):
-                created = file.create_time.timestamp() if file.create_time else 0.0
-                if file.display_name == wanted and file.size_bytes == n_bytes and created >= cutoff and file.name:
-                    found.append((created, file.name))
-        return [name for _, name in sorted(found, reverse=True)]
-
-    def delete_file(self, file_id: str) -> None:
-        """Delete an uploaded input file."""
-        self._call("delete file", lambda: self.client.files.delete(name=file_id))
-
     def close(self) -> None:
         """Close the SDK client."""
         if self._client is not None:
@@ -327,50 +292,11 @@ class GeminiBatchProvider:
                     yield line.rstrip(b"\r\n")
 
     def _status(self, job: Any, batch_id: str | None = None) -> BatchStatus:
-        name = job.name or batch_id or "?"
-        raw_status = _state_value(job.state)
-        if raw_status is None or raw_status in UNSPECIFIED_STATES:
-            raise ProviderError(f"Gemini reports no state for batch {name} ({raw_status})", retryable=True)
-        state = STATES.get(raw_status)
-        if state is None:
-            raise ProviderError(f"Gemini batch {name} has unknown state {raw_status!r}", hint="upgrade llmbulk")
-        dest = job.dest
-        refs: dict[str, str] = {}
-        if dest is not None and dest.file_name:
-            refs["file_name"] = dest.file_name
-        elif dest is not None and dest.inlined_responses is not None:
-            refs["inline"] = "1"
-        ended = job.end_time or job.update_time
-        ended_at = ended.timestamp() if ended else None
-        error = error_code = None
-        if state is BatchState.ENDED and not refs:
-            if ended_at is None or self._clock() - ended_at < FINALIZE_GRACE_SECONDS:
-                state = BatchState.FINALIZING  # output not visible yet: keep polling
-            else:
-                state = BatchState.FAILED
-                error_code = "no_output"
-                error = (
-                    f"Gemini reports the batch {raw_status} but no output appeared within "
-                    f"{FINALIZE_GRACE_SECONDS / 60:.0f} minutes"
-                )
-        elif state is BatchState.FAILED:
-            error, error_code = self._failure_reason(name)
-        raw = job.model_dump(
-            mode="json",
-            exclude_none=True,
-            exclude={"dest": {"inlined_responses", "inlined_embed_content_responses"}},
-        )
-        return BatchStatus(
-            batch_id=name,
-            state=state,
-            raw_status=raw_status,
-            counts_known=False,  # the SDK drops metadata.batchStats
-            result_refs=refs,
-            error=error,
-            error_code=error_code,
-            ended_at=ended_at if state.terminal else None,
-            raw=raw,
-        )
+        status = batch_status(job, self._clock(), batch_id)
+        if status.state is BatchState.FAILED and status.error_code is None:
+            error, error_code = self._failure_reason(status.batch_id)
+            status = status.model_copy(update={"error": error, "error_code": error_code})
+        return status
 
     def _failure_reason(self, name: str) -> tuple[str, str | None]:
         """Why a job FAILED: the SDK drops the operation's `error`, so read the raw operation once."""
@@ -432,10 +358,101 @@ class GeminiBatchProvider:
 
     def _scrub(self, text: str) -> str:
         """Remove any API key value from a message before it reaches users or logs."""
-        for key in (self.settings.api_key, *(os.environ.get(name) for name in KEY_ENV)):
+        for key in (self.settings.api_key, *(os.environ.get(name) for name in providers.info(self.name).key_env)):
             if key and key.strip():
                 text = text.replace(key.strip(), "***")
         return text
+
+
+class GeminiFiles:
+    """Batch input files through the Files API, named after their shard so a lost answer can be found."""
+
+    def __init__(self, adapter: GeminiBatchProvider) -> None:
+        self.adapter = adapter
+
+    def upload(self, shard: ShardInput, labels: dict[str, str]) -> str:
+        adapter = self.adapter
+        config: dict[str, Any] = {"mime_type": JSONL_MIME, "display_name": _display_name(labels)}
+        if adapter.settings.base_url:
+            # The SDK sends the bytes to the server's x-goog-upload-url verbatim unless told to keep
+            # the configured host (a proxy or the emulator).
+            config["http_options"] = {"base_url": adapter.settings.base_url}
+        with adapter._mapped("upload"):
+            try:
+                uploaded = adapter.client.files.upload(file=str(shard.path), config=config)
+            except (KeyError, ValueError) as exc:  # the SDK's own resumable-upload protocol failures
+                raise ProviderError(
+                    f"Gemini upload of shard {shard.shard_id} did not complete: {adapter._scrub(str(exc))}",
+                    retryable=True,
+                ) from exc
+        if not uploaded.name:
+            raise ProviderError("Gemini upload returned no file name", retryable=True)
+        return str(uploaded.name)
+
+    def find(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
+        """Uploaded files carrying this shard's display name and size, newest first."""
+        wanted = _display_name(labels)
+        cutoff = since.timestamp() - FIND_SKEW_SECONDS
+        found: list[tuple[float, str]] = []
+        with self.adapter._mapped("list files"):
+            for file in self.adapter.client.files.list(config={"page_size": LIST_PAGE_SIZE}):
+                created = file.create_time.timestamp() if file.create_time else 0.0
+                if file.display_name == wanted and file.size_bytes == n_bytes and created >= cutoff and file.name:
+                    found.append((created, file.name))
+        return [name for _, name in sorted(found, reverse=True)]
+
+    def delete(self, file_id: str) -> None:
+        self.adapter._call("delete file", lambda: self.adapter.client.files.delete(name=file_id))
+
+
+def batch_status(job: Any, now: float, batch_id: str | None = None) -> BatchStatus:
+    """An SDK `BatchJob` → a normalized status (pure; an unknown state is an error, never a guess).
+
+    A FAILED job's reason is not in the SDK's object (the adapter reads it from the raw operation).
+    `now` decides whether a SUCCEEDED job without a visible output is still finalizing.
+    """
+    name = job.name or batch_id or "?"
+    raw_status = _state_value(job.state)
+    if raw_status is None or raw_status in UNSPECIFIED_STATES:
+        raise ProviderError(f"Gemini reports no state for batch {name} ({raw_status})", retryable=True)
+    state = STATES.get(raw_status)
+    if state is None:
+        raise ProviderError(f"Gemini batch {name} has unknown state {raw_status!r}", hint="upgrade llmbulk")
+    dest = job.dest
+    refs: dict[str, str] = {}
+    if dest is not None and dest.file_name:
+        refs["file_name"] = dest.file_name
+    elif dest is not None and dest.inlined_responses is not None:
+        refs["inline"] = "1"
+    ended = job.end_time or job.update_time
+    ended_at = ended.timestamp() if ended else None
+    error = error_code = None
+    if state is BatchState.ENDED and not refs:
+        if ended_at is None or now - ended_at < FINALIZE_GRACE_SECONDS:
+            state = BatchState.FINALIZING  # output not visible yet: keep polling
+        else:
+            state = BatchState.FAILED
+            error_code = "no_output"
+            error = (
+                f"Gemini reports the batch {raw_status} but no output appeared within "
+                f"{FINALIZE_GRACE_SECONDS / 60:.0f} minutes"
+            )
+    raw = job.model_dump(
+        mode="json",
+        exclude_none=True,
+        exclude={"dest": {"inlined_responses", "inlined_embed_content_responses"}},
+    )
+    return BatchStatus(
+        batch_id=name,
+        state=state,
+        raw_status=raw_status,
+        counts_known=False,  # the SDK drops metadata.batchStats
+        result_refs=refs,
+        error=error,
+        error_code=error_code,
+        ended_at=ended_at if state.terminal else None,
+        raw=raw,
+    )
 
 
 def _display_name(labels: dict[str, str]) -> str:

@@ -19,9 +19,8 @@ from llmbulk.errors import ConfigError, ProviderError, QuotaError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, transport_errors
 
-LIMITS = Limits(max_items=50_000, max_bytes=200 * 1024 * 1024, counts_live=True)
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
-KEY_ENV = ("OPENAI_API_KEY",)
+LIMITS = Limits(max_items=50_000, max_bytes=200 * 1024 * 1024, counts_live=True, endpoints=ENDPOINTS)
 
 STATES: dict[str, BatchState] = {
     "validating": BatchState.VALIDATING,
@@ -51,6 +50,7 @@ class OpenAIBatchProvider:
         if self.endpoint not in ENDPOINTS:
             raise ConfigError(f"endpoint {self.endpoint!r} is not supported", hint=f"use one of {', '.join(ENDPOINTS)}")
         self._client: Any = None
+        self.files = OpenAIFiles(self)
 
     @property
     def client(self) -> Any:
@@ -123,16 +123,6 @@ class OpenAIBatchProvider:
 
     # ---- calls -------------------------------------------------------------------------------
 
-    def upload(self, shard: ShardInput, labels: dict[str, str]) -> str | None:
-        with open(shard.path, "rb") as fh:
-            created = self._call(
-                "upload",
-                lambda: self.client.files.create(
-                    file=(f"{shard.shard_id}.jsonl", fh, "application/jsonl"), purpose="batch"
-                ),
-            )
-        return str(created.id)
-
     def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
         batch = self._call(
             "create batch",
@@ -156,7 +146,7 @@ class OpenAIBatchProvider:
         missing = [b for b in batch_ids if b not in found]
         for batch_id in missing:
             found[batch_id] = self._call("poll", lambda b=batch_id: self.client.batches.retrieve(b))
-        return [self._status(found[b]) for b in batch_ids]
+        return [batch_status(found[b]) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         for kind in ("output_file_id", "error_file_id"):
@@ -187,21 +177,6 @@ class OpenAIBatchProvider:
                 )
         return found
 
-    def find_uploads(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
-        wanted = f"{labels['llmbulk_shard']}.jsonl"  # the name `upload` gives the shard's file
-        cutoff = since.timestamp() - 60
-        found: list[str] = []
-        with self._mapped("list files"):
-            for file in self.client.files.list(purpose="batch", order="desc", limit=100):
-                if file.created_at < cutoff:
-                    break
-                if file.filename == wanted and file.bytes == n_bytes:
-                    found.append(file.id)
-        return found
-
-    def delete_file(self, file_id: str) -> None:
-        self._call("delete file", lambda: self.client.files.delete(file_id))
-
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -218,36 +193,6 @@ class OpenAIBatchProvider:
                 yield from (line for line in lines if line.strip())
             if pending.strip():
                 yield pending
-
-    def _status(self, batch: Any) -> BatchStatus:
-        raw = batch.model_dump(mode="json")
-        state = STATES.get(batch.status)
-        if state is None:
-            raise ProviderError(f"OpenAI batch {batch.id} has unknown status {batch.status!r}", hint="upgrade llmbulk")
-        refs = {
-            k: v for k, v in (("output_file_id", batch.output_file_id), ("error_file_id", batch.error_file_id)) if v
-        }
-        counts = batch.request_counts
-        if state is BatchState.ENDED and not refs and counts is not None and counts.total > 0:
-            state = BatchState.FINALIZING  # files not visible yet: keep polling
-        errors = (batch.errors.data or []) if batch.errors else []
-        error = (
-            "; ".join(f"{e.code}: {e.message}" + (f" (line {e.line})" if e.line else "") for e in errors[:3]) or None
-        )
-        ended = batch.completed_at or batch.failed_at or batch.expired_at or batch.cancelled_at
-        return BatchStatus(
-            batch_id=batch.id,
-            state=state,
-            raw_status=batch.status,
-            total=counts.total if counts else None,
-            completed=counts.completed + counts.failed if counts else None,
-            failed=counts.failed if counts else None,
-            result_refs=refs,
-            error=error,
-            error_code=errors[0].code if errors else None,
-            ended_at=float(ended) if ended else None,
-            raw=raw,
-        )
 
     def _call(self, what: str, fn: Any) -> Any:
         with self._mapped(what):
@@ -280,6 +225,67 @@ class OpenAIBatchProvider:
             raise ProviderError(
                 f"connection to OpenAI broke during {what}: {exc.__class__.__name__}", retryable=True
             ) from exc
+
+
+class OpenAIFiles:
+    """Batch input files: one upload per shard, named after it so a lost answer can be found."""
+
+    def __init__(self, adapter: OpenAIBatchProvider) -> None:
+        self.adapter = adapter
+
+    def upload(self, shard: ShardInput, labels: dict[str, str]) -> str:
+        adapter = self.adapter
+        with open(shard.path, "rb") as fh:
+            created = adapter._call(
+                "upload",
+                lambda: adapter.client.files.create(
+                    file=(f"{shard.shard_id}.jsonl", fh, "application/jsonl"), purpose="batch"
+                ),
+            )
+        return str(created.id)
+
+    def find(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
+        wanted = f"{labels['llmbulk_shard']}.jsonl"  # the name `upload` gives the shard's file
+        cutoff = since.timestamp() - 60
+        found: list[str] = []
+        with self.adapter._mapped("list files"):
+            for file in self.adapter.client.files.list(purpose="batch", order="desc", limit=100):
+                if file.created_at < cutoff:
+                    break
+                if file.filename == wanted and file.bytes == n_bytes:
+                    found.append(file.id)
+        return found
+
+    def delete(self, file_id: str) -> None:
+        self.adapter._call("delete file", lambda: self.adapter.client.files.delete(file_id))
+
+
+def batch_status(batch: Any) -> BatchStatus:
+    """An SDK `Batch` → a normalized status (pure; an unknown status is an error, never a guess)."""
+    raw = batch.model_dump(mode="json")
+    state = STATES.get(batch.status)
+    if state is None:
+        raise ProviderError(f"OpenAI batch {batch.id} has unknown status {batch.status!r}", hint="upgrade llmbulk")
+    refs = {k: v for k, v in (("output_file_id", batch.output_file_id), ("error_file_id", batch.error_file_id)) if v}
+    counts = batch.request_counts
+    if state is BatchState.ENDED and not refs and counts is not None and counts.total > 0:
+        state = BatchState.FINALIZING  # files not visible yet: keep polling
+    errors = (batch.errors.data or []) if batch.errors else []
+    error = "; ".join(f"{e.code}: {e.message}" + (f" (line {e.line})" if e.line else "") for e in errors[:3]) or None
+    ended = batch.completed_at or batch.failed_at or batch.expired_at or batch.cancelled_at
+    return BatchStatus(
+        batch_id=batch.id,
+        state=state,
+        raw_status=batch.status,
+        total=counts.total if counts else None,
+        completed=counts.completed + counts.failed if counts else None,
+        failed=counts.failed if counts else None,
+        result_refs=refs,
+        error=error,
+        error_code=errors[0].code if errors else None,
+        ended_at=float(ended) if ended else None,
+        raw=raw,
+    )
 
 
 def _message(exc: Any) -> str:
