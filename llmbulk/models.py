@@ -103,6 +103,15 @@ class Limits(BaseModel):
     counts_live: bool = Field(default=True, description="Whether per-item progress counts move while the batch runs.")
     counts_available: bool = Field(default=True, description="Whether the SDK exposes item counts at all.")
     endpoints: tuple[str, ...] = Field(default=(), description="Request endpoints offered; the first is the default.")
+    refused_params: frozenset[str] = Field(
+        default=frozenset(), description="Request parameters the provider's current API refuses for every request."
+    )
+    refused_why: str | None = Field(default=None, description="Why `refused_params` are refused, for the hint.")
+    max_temperature: float = Field(default=2.0, description="The largest sampling temperature the API accepts.")
+    schema_checks: tuple[str, ...] = Field(
+        default=(),
+        description="What the provider's structured outputs require of a schema, by rule name (schemas.py).",
+    )
     input_modes: tuple[str, ...] = Field(
         default=("file",), description="How requests reach the provider: `file` (a file or the create body), `inline`."
     )

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from llmbulk.errors import UsageError
+from llmbulk.models import Limits
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKENS_HINT = "use --max-tokens: each provider gets it under its own name and the cost estimate counts it"
@@ -42,16 +43,14 @@ RESERVED: dict[str, str] = {
     "max_output_tokens": _TOKENS_HINT,
     "maxOutputTokens": _TOKENS_HINT,
 }
-# Parameters a provider's current API refuses for every request. Anthropic's API version
-# 2026-10-21 (the one the installed anthropic SDK sends) removed the sampling parameters: a
-# request with any of them, even at its default, ends `invalid_request_error` (Anthropic's
-# migration notes for 2026-10-21). Refused here so a job never pays for requests certain to fail.
-UNSUPPORTED = {"anthropic": frozenset({"temperature", "top_p", "top_k"})}
-UNSUPPORTED_WHY = {
-    "anthropic": "Anthropic's API version 2026-10-21 (sent by the anthropic SDK) removed sampling parameters; drop it"
-}
-# The most a sampling temperature may be, per provider (documented ranges); others: 2.
-MAX_TEMPERATURE = {"anthropic": 1.0}
+
+
+def _limits(provider: str) -> Limits:
+    """The provider's parameter rules are data on its limits (one for a name llmbulk does not know)."""
+    from llmbulk import providers
+
+    known = providers.REGISTRY.get(provider)
+    return providers.limits(provider) if known is not None else Limits(max_items=1, max_bytes=1)
 
 
 def _is_int(value: Any) -> bool:
@@ -69,9 +68,9 @@ def _max_tokens(value: Any, provider: str | None) -> str | None:
 
 
 def _temperature(value: Any, provider: str | None) -> str | None:
-    top = MAX_TEMPERATURE.get(provider or "", 2.0)
+    top = _limits(provider).max_temperature if provider else 2.0
     if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= top:
-        where = f" for {provider}" if provider in MAX_TEMPERATURE else ""
+        where = f" for {provider}" if top != 2.0 else ""
         return f"must be a number from 0 to {top:g}{where}, not {_shown(value)}"
     return None
 
@@ -164,8 +163,9 @@ def check_param(name: str, value: Any, provider: str | None = None, *, label: st
         raise UsageError(f"{label}: {name!r} is not a parameter name", hint="names look like top_k or stop")
     if name in RESERVED:
         raise UsageError(f"{label}: {name!r} cannot be set as a parameter", hint=RESERVED[name])
-    if name in UNSUPPORTED.get(provider or "", ()):
-        raise UsageError(f"{label}: {name} is not accepted by {provider}", hint=UNSUPPORTED_WHY[provider or ""])
+    limits = _limits(provider) if provider else None
+    if limits is not None and name in limits.refused_params:
+        raise UsageError(f"{label}: {name} is not accepted by {provider}", hint=limits.refused_why)
     problem = value_problem(name, value, provider)
     if problem is not None:
         raise UsageError(f"{label}: {name} {problem}")

@@ -358,28 +358,35 @@ def _list(value: Any) -> list[Any]:
 
 
 def _check_provider(schema: dict[str, Any], label: str, provider: str) -> None:
-    if provider == "openai":
-        closed = strict(schema)
-        blame = _Finite(_Refs(closed, label)).blame(closed)
-        if blame is not None:
-            raise UsageError(f"{label}: OpenAI strict mode makes every property required, and then {blame}")
-    elif provider == "anthropic":
-        _check_anthropic(schema, label)
+    """The provider's own rules for structured outputs, named as data on its limits."""
+    from llmbulk import providers
+
+    for rule in providers.limits(provider).schema_checks:
+        _PROVIDER_RULES[rule](schema, label, provider)
 
 
-def _check_anthropic(schema: dict[str, Any], label: str) -> None:
-    """Anthropic: what the SDK's `transform_schema` (which the adapter sends) makes of it; no recursion."""
-    from anthropic import transform_schema
+def _strict_answerable(schema: dict[str, Any], label: str, provider: str) -> None:
+    """OpenAI strict mode makes every property required: some finite answer must still match."""
+    from llmbulk import providers
+
+    closed = providers.sent_schema(provider, schema)
+    blame = _Finite(_Refs(closed, label)).blame(closed)
+    if blame is not None:
+        raise UsageError(f"{label}: OpenAI strict mode makes every property required, and then {blame}")
+
+
+def _sent_form_resolves(schema: dict[str, Any], label: str, provider: str) -> None:
+    """Anthropic: what the SDK's `transform_schema` (which the adapter sends) makes of it still resolves."""
+    from llmbulk import providers
 
     try:
-        transformed = transform_schema(copy.deepcopy(schema))
+        transformed = providers.sent_schema(provider, schema)
     except Exception as exc:  # the SDK's own checks (and its assertions) on an unsupported shape
         reason = _one_line(exc) or exc.__class__.__name__
         raise UsageError(
             f"{label}: Anthropic structured outputs cannot take this schema ({_clip(reason)})",
             hint="give every node one type (or anyOf/enum/const)",
         ) from exc
-    refs = _Refs(schema, label)
     try:
         _Refs(transformed, label)
     except UsageError as exc:
@@ -387,13 +394,23 @@ def _check_anthropic(schema: dict[str, Any], label: str) -> None:
             f"{label}: for Anthropic structured outputs, {exc.message.removeprefix(label + ': ')}",
             hint="keep referenced schemas under the top-level $defs",
         ) from None
-    cycle = _ref_cycle(refs)
+
+
+def _no_recursion(schema: dict[str, Any], label: str, provider: str) -> None:
+    cycle = _ref_cycle(_Refs(schema, label))
     if cycle is not None:
         raise UsageError(
             f"{label}: $ref at {_pointer((*cycle, '$ref'))} makes the schema recursive, which Anthropic structured "
             "outputs do not support",
             hint="unroll the recursion to a fixed depth",
         )
+
+
+_PROVIDER_RULES = {
+    "strict_answerable": _strict_answerable,
+    "sent_form_resolves": _sent_form_resolves,
+    "no_recursion": _no_recursion,
+}
 
 
 def _ref_cycle(refs: _Refs) -> tuple[str, ...] | None:

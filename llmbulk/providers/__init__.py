@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 from llmbulk.errors import UsageError
 from llmbulk.models import Limits
@@ -77,6 +78,13 @@ def info(name: str) -> ProviderInfo:
 def limits(name: str) -> Limits:
     """A provider's limits (the adapter module imports its SDK lazily, so this is cheap)."""
     return importlib.import_module(info(name).module).LIMITS
+
+
+def sent_schema(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The output schema as this provider's adapter sends it (unchanged where the adapter sends it as given)."""
+    module = importlib.import_module(info(name).module)
+    transform = getattr(module, "sent_schema", None)
+    return schema if transform is None else transform(schema)  # type: ignore[no-any-return]
 
 
 def create(name: str, settings: ProviderSettings) -> BatchProvider:

@@ -7,6 +7,7 @@ Results stream from the batch's absolute `results_url` and are joined on `custom
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -27,8 +28,28 @@ MAX_REQUESTS = 100_000
 # shard's byte cap leaves room for that under the 256 MB body limit.
 BODY_OVERHEAD = MAX_REQUESTS + 64
 LIMITS = Limits(
-    max_items=MAX_REQUESTS, max_bytes=256 * 1024 * 1024 - BODY_OVERHEAD, counts_live=False, endpoints=("/v1/messages",)
+    max_items=MAX_REQUESTS,
+    max_bytes=256 * 1024 * 1024 - BODY_OVERHEAD,
+    counts_live=False,
+    endpoints=("/v1/messages",),
+    # API version 2026-10-21 (the one the installed anthropic SDK sends) removed the sampling
+    # parameters: a request with any of them, even at its default, ends `invalid_request_error`
+    # (Anthropic's migration notes for 2026-10-21). Refused before a job pays for them.
+    refused_params=frozenset({"temperature", "top_p", "top_k"}),
+    refused_why="Anthropic's API version 2026-10-21 (sent by the anthropic SDK) removed sampling parameters; drop it",
+    max_temperature=1.0,  # documented range 0-1
+    # What the SDK's transform makes of the schema (as sent) must still resolve; no recursion.
+    schema_checks=("sent_form_resolves", "no_recursion"),
 )
+
+
+def sent_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as Anthropic structured outputs receive it: the SDK's own `transform_schema`."""
+    from anthropic import transform_schema
+
+    return dict(transform_schema(copy.deepcopy(schema)))
+
+
 DEFAULT_MAX_TOKENS = 1024
 LIST_PAGE_SIZE = 100
 CLOCK_SKEW_SECONDS = 60.0

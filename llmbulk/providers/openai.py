@@ -20,7 +20,19 @@ from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limit
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, transport_errors
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
-LIMITS = Limits(max_items=50_000, max_bytes=200 * 1024 * 1024, counts_live=True, endpoints=ENDPOINTS)
+LIMITS = Limits(
+    max_items=50_000,
+    max_bytes=200 * 1024 * 1024,
+    counts_live=True,
+    endpoints=ENDPOINTS,
+    schema_checks=("strict_answerable",),  # strict mode makes every property required
+)
+
+
+def sent_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as OpenAI strict structured outputs receive it."""
+    return schemas.strict(schema)
+
 
 STATES: dict[str, BatchState] = {
     "validating": BatchState.VALIDATING,
