@@ -66,7 +66,7 @@ def _merged(store: Store, job: Job, explode: str | None) -> _Merged:
     table = restore.input_table(job)
     columns = [c for c in table.columns() if c != "content"] if table.format == "files" else table.columns()
     names = result_names(columns)
-    schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)
+    schema = job.spec.output_schema
     fields = list((schema or {}).get("properties") or {})
     out_columns = [f"out.{f}" for f in fields]
     element_keys = _element_keys(schema, explode, fields, job)

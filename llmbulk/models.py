@@ -11,9 +11,22 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
 CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class JobState(StrEnum):
+    """Life of one job."""
+
+    PACKING = "packing"  # being packed (a job seen in this state was interrupted before its commit)
+    ACTIVE = "active"  # shards to send, batches in flight, or items waiting to be retried
+    DONE = "done"  # every item settled
+    CANCELLED = "cancelled"  # stopped by `cancel`; `resume` makes it active again
+
+
+OPEN_JOB_STATES = frozenset({JobState.PACKING, JobState.ACTIVE})
 
 
 class ItemState(StrEnum):
@@ -75,6 +88,7 @@ class Task:
     messages: list[dict[str, Any]]
     system: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None  # --schema: the answer is JSON matching it
 
 
 @dataclass(slots=True)
@@ -175,3 +189,47 @@ def parse_custom_id(custom_id: str) -> tuple[str, int, int]:
     """Inverse of `make_custom_id`; raises ValueError for ids llmbulk did not make."""
     job_id, row, attempt = custom_id.rsplit("-", 2)
     return job_id, int(row), int(attempt)
+
+
+SCHEMA_PARAM = "json_schema"  # where the stored spec keeps the schema (the layout of earlier versions)
+
+
+class JobSpec(BaseModel):
+    """What a job was asked to do, beyond its row in `jobs`: stored as JSON, handed out parsed."""
+
+    prompt: str | None = None
+    system: str | None = None
+    id_column: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
+    inline: bool = False
+    pacing: dict[str, Any] = Field(default_factory=dict)
+    max_cost: float | None = None
+
+    @classmethod
+    def from_stored(cls, text: str) -> JobSpec:
+        data = orjson.loads(text)
+        params = dict(data.get("params") or {})
+        schema = params.pop(SCHEMA_PARAM, None)
+        return cls(
+            prompt=data.get("prompt"),
+            system=data.get("system"),
+            id_column=data.get("id_column"),
+            params=params,
+            output_schema=schema,
+            inline=bool(data.get("inline")),
+            pacing=data.get("pacing") or {},
+            max_cost=data.get("max_cost"),
+        )
+
+    def task_json(self) -> dict[str, Any]:
+        """The part that renders tasks, in the stored layout (the schema among the params)."""
+        params = dict(self.params)
+        if self.output_schema is not None:
+            params[SCHEMA_PARAM] = self.output_schema
+        return {"prompt": self.prompt, "system": self.system, "id_column": self.id_column, "params": params}
+
+    def to_stored(self) -> str:
+        return orjson.dumps(
+            {**self.task_json(), "inline": self.inline, "pacing": self.pacing, "max_cost": self.max_cost}
+        ).decode()

@@ -14,8 +14,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import orjson
-
 from llmbulk.errors import InputError, StateError
 from llmbulk.models import Limits
 from llmbulk.providers.base import BatchProvider
@@ -58,7 +56,7 @@ def ensure_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
     if verify_shard(target, shard.sha256):
         return
     attempts = store.shard_attempts(job.id, shard.id)
-    spec = TaskSpec.from_json(orjson.loads(job.spec_json))
+    spec = TaskSpec.of(job.spec)
     limits = Limits(max_items=max(1, len(attempts)), max_bytes=1 << 62)  # one shard, whatever its size
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     scratch = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=target.parent))

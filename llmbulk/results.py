@@ -98,7 +98,7 @@ def collect_batch(
             job.max_attempts,
         )
         return {"lines": 0, "failed_batch": batch.total or 0}
-    schema = (orjson.loads(job.spec_json).get("params") or {}).get(schemas.PARAM)  # None: no --schema
+    schema = job.spec.output_schema  # None: no --schema
     path = results_path(job_dir, batch)
     for tries_left in range(DOWNLOAD_TRIES - 1, -1, -1):
         try:

@@ -25,7 +25,6 @@ import orjson
 
 from llmbulk.errors import UsageError
 
-PARAM = "json_schema"  # the task parameter adapters read
 SCHEMA_ERROR = "schema_error"  # error code of an answer that could not be checked against the schema
 INVALID_OUTPUT = "invalid_output"  # error code of an answer that does not match the schema
 # Keywords whose values are data, not subschemas: a {"$ref": …} inside them is not a reference.

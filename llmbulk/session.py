@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from llmbulk import providers
 from llmbulk.batches import (
     Sending,
@@ -70,7 +68,7 @@ class Session:
     def provider(self, job: Job) -> BatchProvider:
         """The adapter for a job, pointed at the emulator if the job is emulated."""
         if job.id not in self._providers:
-            inline = bool(orjson.loads(job.spec_json).get("inline"))
+            inline = job.spec.inline
             self._providers[job.id] = self.make_provider(
                 job.provider, job.model, job.endpoint, job.emulated, need_key=True, inline=inline
             )

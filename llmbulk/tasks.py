@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmbulk.errors import InputError
-from llmbulk.models import Task
+from llmbulk.models import JobSpec, Task
 from llmbulk.params import value_problem
 from llmbulk.tables import InputTable
 
@@ -28,6 +28,7 @@ class TaskSpec:
     system: str | None = None
     id_column: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
     # Where the prompt came from (e.g. the --prompt-file path), for error messages; not stored.
     prompt_source: str | None = field(default=None, compare=False)
 
@@ -37,16 +38,17 @@ class TaskSpec:
         return self.prompt is None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "system": self.system,
-            "id_column": self.id_column,
-            "params": self.params,
-        }
+        return self.job_spec().task_json()
+
+    def job_spec(self, **fields: Any) -> JobSpec:
+        return JobSpec(
+            prompt=self.prompt, system=self.system, id_column=self.id_column, params=self.params,
+            output_schema=self.output_schema, **fields,
+        )  # fmt: skip
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TaskSpec:
-        return cls(data.get("prompt"), data.get("system"), data.get("id_column"), dict(data.get("params") or {}))
+    def of(cls, spec: JobSpec) -> TaskSpec:
+        return cls(spec.prompt, spec.system, spec.id_column, dict(spec.params), spec.output_schema)
 
 
 # Template tags that load other templates; prompts are standalone (there is no loader).
@@ -114,7 +116,7 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
     templates = _Templates(spec, columns, str(table.path))
     assert templates.prompt is not None  # not tasks mode: there is a prompt
     render_prompt = templates.prompt.render
-    id_column, params = spec.id_column, spec.params
+    id_column, params, schema = spec.id_column, spec.params, spec.output_schema
     for index, row in enumerate(table.rows()):
         if only_rows is not None and index not in only_rows:
             continue
@@ -129,7 +131,7 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
                 raise
             raise error from exc
         system = _render(templates.system, row, table, index, templates.labels["system"]) if templates.system else None
-        yield Task(index, key, [{"role": "user", "content": prompt}], system, params)
+        yield Task(index, key, [{"role": "user", "content": prompt}], system, params, schema)
 
 
 def _render(template: Any, row: dict[str, Any], table: InputTable, index: int, label: str) -> str:
@@ -225,7 +227,7 @@ def _chat_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | N
                     raise InputError(f'{table.path}: row {index + 1}: "{name}" {problem}', hint="fix that row")
             params.update(row_params)
         key = _row_key(table, id_field, row, index) if id_field in row else str(index)
-        yield Task(index, key, messages, system, params)
+        yield Task(index, key, messages, system, params, spec.output_schema)
 
 
 CONTENT_HINT = 'content is a string, or a list of parts such as [{"type": "text", "text": "…"}]'

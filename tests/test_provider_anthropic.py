@@ -49,7 +49,8 @@ def _adapter() -> AnthropicBatchProvider:
 
 
 def _task(messages: list[dict[str, Any]] | None = None, system: str | None = None, **params: Any) -> Task:
-    return Task(3, "r3", messages or [{"role": "user", "content": "hello"}], system, params)
+    schema = params.pop("json_schema", None)  # --schema: a typed field of the task
+    return Task(3, "r3", messages or [{"role": "user", "content": "hello"}], system, params, schema)
 
 
 def _line(task: Task, custom_id: str = "jabc12-3-1") -> dict[str, Any]:

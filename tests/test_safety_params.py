@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from conftest import QUICKSTART, Outcome
 
-from llmbulk import params, schemas
+from llmbulk import params
 from llmbulk.errors import InputError, UsageError
+from llmbulk.models import SCHEMA_PARAM
 from llmbulk.tables import InputTable, check_format_matches, not_regular_file
 from llmbulk.tasks import TaskSpec, iter_tasks
 
@@ -65,7 +66,7 @@ def test_param_refusals_say_what_to_type(item: str, fragments: tuple[str, ...]) 
 def test_reserved_names_are_refused_with_the_option_to_use(name: str) -> None:
     with pytest.raises(UsageError, match=f"'{name}' cannot be set as a parameter"):
         params.check_param(name, "x")
-    assert params.RESERVED["json_schema"].startswith("use --schema") and schemas.PARAM == "json_schema"
+    assert params.RESERVED["json_schema"].startswith("use --schema") and SCHEMA_PARAM == "json_schema"
 
 
 @pytest.mark.parametrize(

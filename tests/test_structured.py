@@ -20,7 +20,7 @@ from conftest import QUICKSTART, Outcome
 from llmbulk import schemas
 from llmbulk.emulator import EmulatorConfig, EmulatorServer, FaultPlan
 from llmbulk.errors import UsageError
-from llmbulk.models import Task
+from llmbulk.models import SCHEMA_PARAM, Task
 from llmbulk.providers.anthropic import AnthropicBatchProvider
 from llmbulk.providers.base import ProviderSettings
 
@@ -151,9 +151,7 @@ def test_explode_gives_one_row_per_list_element(llmbulk: Callable[..., Outcome],
 
 def _anthropic_requests(n: int) -> list[dict]:
     adapter = AnthropicBatchProvider(ProviderSettings(model=MODELS["anthropic"], api_key="k"))
-    tasks = [
-        Task(i, f"r{i}", [{"role": "user", "content": f"Review {i}"}], None, {schemas.PARAM: SCHEMA}) for i in range(n)
-    ]
+    tasks = [Task(i, f"r{i}", [{"role": "user", "content": f"Review {i}"}], None, {}, SCHEMA) for i in range(n)]
     return [orjson.loads(adapter.encode(task, f"j1-{task.row_index}-1")) for task in tasks]
 
 
@@ -401,7 +399,7 @@ def _record_schema(home: Path, job_id: str, schema: object) -> None:
     with sqlite3.connect(home / "llmbulk.db") as db:
         (spec_json,) = db.execute("SELECT spec_json FROM jobs WHERE id = ?", (job_id,)).fetchone()
         spec = json.loads(spec_json)
-        spec["params"][schemas.PARAM] = schema
+        spec["params"][SCHEMA_PARAM] = schema
         db.execute("UPDATE jobs SET spec_json = ? WHERE id = ?", (json.dumps(spec), job_id))
     db.close()
 

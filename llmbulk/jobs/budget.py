@@ -65,7 +65,7 @@ def spent(store: Store, job: Job) -> float | None:
 
 def within_budget(session: Session, job: Job, n_retry: int) -> bool:
     """Whether resubmitting `n_retry` items keeps spend (actual + their share of the estimate) under --max-cost."""
-    max_cost = orjson.loads(job.spec_json).get("max_cost")
+    max_cost = job.spec.max_cost
     if max_cost is None or not job.n_items:
         return True
     tokens = session.store.token_totals(job.id)

@@ -13,6 +13,7 @@ from llmbulk.errors import (
 )
 from llmbulk.jobs.types import Check
 from llmbulk.progress import NO_PROGRESS
+from llmbulk.providers.base import ProviderSettings
 from llmbulk.session import EMULATOR_KEY, Session, open_session
 
 DOCTOR_TIMEOUT = 10.0  # seconds a doctor check waits for a provider
@@ -79,15 +80,16 @@ def check_provider(session: Session, name: str) -> Check:
 
 def check_emulator(settings: Settings) -> Check:
     try:
-        import openai
-
         from llmbulk.emulator import EmulatorServer
         from llmbulk.emulator.settings import config_from_env
 
         with EmulatorServer(settings.emulator_dir, config_from_env(settings.env)) as server:
-            client = openai.OpenAI(api_key=EMULATOR_KEY, base_url=server.openai_base_url, max_retries=0)
-            client.batches.list(limit=1)
-            client.close()
+            reach = ProviderSettings(model="doctor", base_url=server.openai_base_url, api_key=EMULATOR_KEY)
+            adapter = providers.create("openai", reach)
+            try:
+                adapter.find({"llmbulk_job": "doctor", "llmbulk_shard": "doctor"}, datetime.now(UTC), 0)
+            finally:
+                adapter.close()
         return Check("emulator", True, "starts on 127.0.0.1 and answers the OpenAI SDK")
     except Exception as exc:
         return Check("emulator", False, f"{exc.__class__.__name__}: {exc}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
-
 from llmbulk import restore
 from llmbulk.config import Settings
 from llmbulk.errors import (
@@ -57,7 +55,7 @@ def retry_in(session: Session, job: Job, lease: JobLease) -> RetryResult:
     wanted = set(rows)
     provider = session.provider(job)
     table = restore.input_table(job)
-    spec = TaskSpec.from_json(orjson.loads(job.spec_json))
+    spec = TaskSpec.of(job.spec)
     limits = Limits(max_items=job.max_items, max_bytes=job.max_bytes)
     shard_dir = session.job_dir(job.id) / "shards"
     plans: list[ShardPlan] = []

@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
-
 from llmbulk.batches import (
     LIVE_STATES,
     next_poll_delay,
@@ -84,9 +82,8 @@ def apply_run_policies(session: Session, job: Job, max_attempts: int | None, max
             raise UsageError("--max-attempts must be at least 1")
         session.store.update_job(job.id, max_attempts=max_attempts)
     if max_cost is not None:
-        spec = orjson.loads(job.spec_json)
-        spec["max_cost"] = max_cost
-        session.store.update_job(job.id, spec_json=orjson.dumps(spec).decode())
+        spec = job.spec.model_copy(update={"max_cost": max_cost})
+        session.store.update_job(job.id, spec_json=spec.to_stored())
 
 
 class Runner:

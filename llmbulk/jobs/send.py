@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from llmbulk import costs
 from llmbulk.batches import (
     LIVE_STATES,
@@ -31,7 +29,7 @@ def send_unsent(session: Session, job: Job, lease: JobLease) -> tuple[list[str],
     ctx = session.sending(job, lease)
     created: list[str] = []
     unsent = session.store.unsent_shards(job.id)
-    pacing = orjson.loads(job.spec_json).get("pacing") or {}
+    pacing = job.spec.pacing
     session.progress.stage("submitting", len(unsent))
     waiting = 0
     for index, shard in enumerate(unsent):

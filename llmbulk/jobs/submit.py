@@ -53,9 +53,10 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
     params = dict(options.params)
     check_params(params, options.provider)
     check_model(options, session.progress)
-    if options.schema:
-        params[schemas.PARAM] = schemas.load_schema(options.schema, options.provider)
-    spec = TaskSpec(options.prompt, options.system, options.id_column, params, prompt_source=options.prompt_source)
+    schema = schemas.load_schema(options.schema, options.provider) if options.schema else None
+    spec = TaskSpec(
+        options.prompt, options.system, options.id_column, params, schema, prompt_source=options.prompt_source
+    )
     if spec.tasks_mode and table.format != "jsonl":
         raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
     job_print = fingerprint_of(options, spec, table)
@@ -72,14 +73,9 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
         input_path=str(table.path.resolve()),
         input_format="tasks" if spec.tasks_mode else table.format,
         id_column=options.id_column,
-        spec_json=orjson.dumps(
-            {
-                **spec.to_json(),
-                "inline": options.gemini_inline,
-                "pacing": pacing_of(options),
-                "max_cost": options.max_cost,
-            }
-        ).decode(),
+        spec_json=spec.job_spec(
+            inline=options.gemini_inline, pacing=pacing_of(options), max_cost=options.max_cost
+        ).to_stored(),
         emulated=options.emulate,
         max_attempts=options.max_attempts,
         max_items=limits.max_items,

@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 
-from llmbulk import schemas
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError
 from llmbulk.models import CUSTOM_ID_RE, BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, same_params, transport_errors
@@ -96,7 +95,7 @@ class AnthropicBatchProvider:
         self.settings = settings
         self._client: Any = None
         self._schema_cache: tuple[bytes, dict[str, Any]] | None = None
-        self._params_cache: tuple[tuple[tuple[str, Any], ...], int, dict[str, Any]] | None = None
+        self._params_cache: tuple[tuple[tuple[str, Any], ...], int, dict[str, Any], Any] | None = None
 
     @property
     def client(self) -> Any:
@@ -133,7 +132,11 @@ class AnthropicBatchProvider:
         if not messages:
             raise InputError(f"item {task.key!r} has no user or assistant message", hint="Anthropic needs at least one")
         cached = self._params_cache
-        if cached is not None and ((not task.params and not cached[0]) or same_params(task.params, cached[0])):
+        if (
+            cached is not None
+            and task.output_schema is cached[3]
+            and ((not task.params and not cached[0]) or same_params(task.params, cached[0]))
+        ):
             max_tokens, extra = cached[1], cached[2]
         else:
             max_tokens, extra = self._params_of(task)
@@ -156,13 +159,6 @@ class AnthropicBatchProvider:
         for name, value in model_params(task, {}).items():
             if name == "max_tokens" or name in DROPPED_PARAMS:
                 continue
-            if name == schemas.PARAM:  # native structured output: the answer is a JSON text block
-                schema = self._output_schema(task, value)
-                extra["output_config"] = {
-                    **extra.get("output_config", {}),
-                    "format": {"type": "json_schema", "schema": schema},
-                }
-                continue
             if name == "output_config" and isinstance(value, dict):  # e.g. effort; a --schema format wins
                 extra["output_config"] = {**value, **extra.get("output_config", {})}
                 continue
@@ -172,7 +168,13 @@ class AnthropicBatchProvider:
                 )
             key = RENAMED_PARAMS.get(name, name)
             extra[key] = [value] if key == "stop_sequences" and isinstance(value, str) else value
-        self._params_cache = (tuple(task.params.items()), max_tokens, extra)
+        if task.output_schema is not None:  # native structured output: the answer is a JSON text block
+            schema = self._output_schema(task, task.output_schema)
+            extra["output_config"] = {
+                **extra.get("output_config", {}),
+                "format": {"type": "json_schema", "schema": schema},
+            }
+        self._params_cache = (tuple(task.params.items()), max_tokens, extra, task.output_schema)
         return max_tokens, extra
 
     def decode(self, line: bytes) -> ItemOutcome:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from llmbulk import providers, schemas
+from llmbulk import providers
 from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError, UsageError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
 from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, same_params, transport_errors
@@ -480,10 +480,11 @@ def _text(content: Any) -> str:
 class _ConfigCache:
     """The last task params seen and the `generationConfig` made of them (a job's tasks share theirs)."""
 
-    __slots__ = ("config", "seen")
+    __slots__ = ("config", "schema", "seen")
 
     def __init__(self) -> None:
         self.seen: tuple[tuple[str, Any], ...] | None = None
+        self.schema: Any = None
         self.config: dict[str, Any] = {}
 
 
@@ -508,31 +509,34 @@ def _request(task: Task, configs: _ConfigCache | None = None) -> dict[str, Any]:
         request["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
     params = task.params
     seen = configs.seen if configs is not None else None
-    if seen is not None and ((not params and not seen) or same_params(params, seen)):
+    if (
+        seen is not None
+        and task.output_schema is configs.schema  # type: ignore[union-attr]
+        and ((not params and not seen) or same_params(params, seen))
+    ):
         config = configs.config  # type: ignore[union-attr]
     else:
-        config = _generation_config(model_params(task, {}))
+        config = _generation_config(model_params(task, {}), task.output_schema)
         if configs is not None:
-            configs.seen, configs.config = tuple(params.items()), config
+            configs.seen, configs.config, configs.schema = tuple(params.items()), config, task.output_schema
     if config:
         request["generationConfig"] = config
     return request
 
 
-def _generation_config(params: dict[str, Any]) -> dict[str, Any]:
+def _generation_config(params: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """llmbulk's OpenAI-style params → `generationConfig`; other snake_case names pass through camelCased."""
     config: dict[str, Any] = {}
     for name, value in params.items():
         if value is None:
             continue
-        if name == schemas.PARAM:
-            config["responseMimeType"] = "application/json"
-            config["responseJsonSchema"] = value
-            continue
         field = GENERATION_PARAMS.get(name) or _camel(name)
         if field == "stopSequences" and isinstance(value, str):
             value = [value]
         config[field] = value
+    if schema is not None:
+        config["responseMimeType"] = "application/json"
+        config["responseJsonSchema"] = schema
     return config
 
 

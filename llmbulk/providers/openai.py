@@ -79,7 +79,7 @@ class OpenAIBatchProvider:
     def encode(self, task: Task, custom_id: str) -> bytes:
         params = model_params(task, {})
         max_tokens = params.pop("max_tokens", None)
-        schema = params.pop(schemas.PARAM, None)
+        schema = task.output_schema
         if self.endpoint == "/v1/embeddings":
             body: dict[str, Any] = {"model": self.settings.model, "input": _user_text(task)}
         elif self.endpoint == "/v1/responses":

@@ -10,6 +10,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
+from llmbulk.models import JobSpec
+
 
 class Job(SQLModel, table=True):
     """One user run: an input, a prompt, a provider and model, settings."""
@@ -46,6 +48,11 @@ class Job(SQLModel, table=True):
     cancel_requested: float | None = Field(
         default=None, description="When `cancel` asked the process holding the job to cancel it."
     )
+
+    @property
+    def spec(self) -> JobSpec:
+        """`spec_json`, parsed."""
+        return JobSpec.from_stored(self.spec_json)
 
 
 class Item(SQLModel, table=True):
