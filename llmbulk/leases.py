@@ -68,7 +68,7 @@ class JobLease:
         self.lost = False
         self._stop = threading.Event()
         self.gen = self._acquire(wait, sleep)
-        self._confirmed = time.monotonic()
+        self._confirm()
         self._thread = threading.Thread(target=self._heartbeat, name=f"lease-{job_id}", daemon=True)
         self._thread.start()
 
@@ -106,7 +106,7 @@ class JobLease:
             if not held:
                 self.lost = True
                 return
-            self._confirmed = time.monotonic()
+            self._confirm()
 
     def check(self) -> None:
         """Raise if another process took the lease (ours lapsed)."""
@@ -131,7 +131,7 @@ class JobLease:
                 self.lost = True
                 raise self._lost_error()
             yield conn
-        self._confirmed = time.monotonic()
+        self._confirm()
 
     def guard(self) -> None:
         """Right before a provider call: the lease is ours, confirmed in the database moments ago.
@@ -140,9 +140,22 @@ class JobLease:
         the database again instead of trusting its memory.
         """
         self.check()
-        if time.monotonic() - self._confirmed > self.ttl / 3:
+        if self._since_confirmed() > self.ttl / 3:
             with self.fenced():
                 pass
+
+    def _confirm(self) -> None:
+        self._confirmed = (time.monotonic(), time.time())
+
+    def _since_confirmed(self) -> float:
+        """Seconds since the database last confirmed the lease, by whichever clock saw more pass.
+
+        The monotonic clock does not advance while the machine sleeps (a closed laptop lid, a
+        suspended VM); the wall clock does, but may be stepped back. Either one seeing the lease
+        go stale is enough.
+        """
+        monotonic, wall = self._confirmed
+        return max(time.monotonic() - monotonic, time.time() - wall)
 
     def release(self) -> None:
         self._stop.set()

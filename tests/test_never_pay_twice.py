@@ -191,6 +191,26 @@ def test_a_takeover_fences_the_old_holder(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_holder_whose_machine_slept_checks_the_database_before_a_provider_call(tmp_path: Path) -> None:
+    """A closed laptop lid: the monotonic clock stood still while the wall clock (and the lease) ran on."""
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    with store.tx() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO jobs (id, created_at, provider, model, input_path, input_format, spec_json, emulated,"
+            " max_attempts, max_items, max_bytes, n_items, state, lease_gen) VALUES"
+            " ('jsleep', 0, 'openai', 'm', '/x', 'csv', '{}', 1, 3, 10, 100, 0, 'active', 0)"
+        )
+    sleeper = JobLease(store, "jsleep", ttl=0.6)
+    sleeper._stop.set()  # asleep: no heartbeat
+    time.sleep(0.7)
+    with JobLease(store, "jsleep", ttl=30):  # another runner took the job meanwhile
+        _monotonic, wall = sleeper._confirmed
+        sleeper._confirmed = (time.monotonic(), wall)  # as after a suspend: no monotonic time passed
+        with pytest.raises(LeaseError, match="lost the lease"):
+            sleeper.guard()
+    store.close()
+
+
 def test_another_holders_create_in_flight_is_waited_for_then_reconciled(home: Path, tmp_path: Path) -> None:
     options = api.SubmitOptions(input=QUICKSTART, provider="openai", model="gpt-4o-mini", prompt=PROMPT,
                                 id_column="review_id", max_items_per_batch=20, emulate=True,
