@@ -63,7 +63,8 @@ def _quick_status(job: str, as_json: bool, db: str | None, home: str | None) -> 
     from llmbulk.store.quick import read_status
 
     try:
-        status = read_status(load_settings(home=home, db=db).db_url, job)
+        settings = load_settings(home=home, db=db)
+        status = read_status(settings.db_url, job)
     except LlmbulkError:
         return None
     if status is None:
@@ -74,7 +75,7 @@ def _quick_status(job: str, as_json: bool, db: str | None, home: str | None) -> 
     from llmbulk.views import exit_status
 
     def show() -> int:
-        failures = delivery_failures(load_settings(home=home, db=db).job_dir(job) / "log.jsonl")
+        failures = delivery_failures(settings.job_dir(job) / "log.jsonl")
         render.status_output(status, "json" if as_json else "table", failures)
         return int(exit_status(status))
 
