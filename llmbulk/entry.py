@@ -63,13 +63,20 @@ def _quick_status(job: str, as_json: bool, db: str | None, home: str | None) -> 
     from llmbulk.store.quick import read_status
 
     try:
-        status = read_status(load_settings(home=home, db=db).db_url, job)
+        settings = load_settings(home=home, db=db)
+        status = read_status(settings.db_url, job)
     except LlmbulkError:
         return None
     if status is None:
         return None
     from llmbulk import render
+    from llmbulk.cli import run_command
+    from llmbulk.events import delivery_failures
     from llmbulk.views import exit_status
 
-    render.print_json(render.status_json(status)) if as_json else render.job_status(status)
-    return int(exit_status(status))
+    def show() -> int:
+        failures = delivery_failures(settings.job_dir(job) / "log.jsonl")
+        render.status_output(status, "json" if as_json else "table", failures)
+        return int(exit_status(status))
+
+    return run_command(show)

@@ -13,6 +13,7 @@ logged or printed goes through `redact_url` / `redact_command` first.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import subprocess
@@ -209,6 +210,7 @@ class EventHooks:
     attempts: int = 3
     sleep: Callable[[float], None] = time.sleep
     failures: list[str] = field(default_factory=list)
+    warn: Callable[[str], None] | None = None  # told of each failed delivery as it happens (the CLI: stderr)
 
     def __post_init__(self) -> None:
         if self.webhook:
@@ -276,10 +278,11 @@ class Events:
                     f"{reason}"
                 )
                 self.hooks.failures.append(message)
+                if self.hooks.warn is not None:
+                    self.hooks.warn(message)
                 if log is not None:
-                    log.write(
-                        {"event": "delivery.failed", "job_id": record["job_id"], "ts": time.time(), "error": message}
-                    )
+                    log.write({"event": "delivery.failed", "job_id": record["job_id"], "ts": time.time(),
+                               "target": target.split(" ", 1)[0], "error": message})  # fmt: skip
 
     def _targets(self) -> Iterable[tuple[str, Callable[[bytes], None]]]:
         """(label fit to log, sender) per hook."""
@@ -316,6 +319,35 @@ class Events:
             if attempt + 1 < self.hooks.attempts:  # no pause after the last try
                 self.hooks.sleep(0.25 * 2**attempt)
         raise RuntimeError(str(last))
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailures:
+    """A job's failed hook deliveries, as its log recorded them (the last hook kind that failed)."""
+
+    target: str  # "webhook" or "command"
+    count: int
+    last_at: float
+
+
+def delivery_failures(log_path: Path) -> DeliveryFailures | None:
+    """What the job log says of failed deliveries, or None when none failed (or there is no log)."""
+    count, last = 0, None
+    try:
+        with open(log_path, "rb") as fh:
+            for line in fh:
+                if b'"delivery.failed"' not in line:  # most lines are not: skip the JSON parse
+                    continue
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    record = orjson.loads(line)
+                    if isinstance(record, dict) and record.get("event") == "delivery.failed":
+                        last, count = record, count + 1
+    except OSError:
+        return None
+    if last is None:
+        return None
+    target = last.get("target") or ("webhook" if "to webhook" in str(last.get("error")) else "command")
+    return DeliveryFailures(target, count, float(last.get("ts") or 0))
 
 
 def parse_notify(value: str | None) -> tuple[str, ...]:

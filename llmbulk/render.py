@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from llmbulk.listing import Grid, write_rows
 from llmbulk.views import LIVE_BATCH_STATES, TERMINAL_BATCH_STATES
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
         SubmitResult,
     )
     from llmbulk.costs import Estimate
+    from llmbulk.events import DeliveryFailures
+    from llmbulk.jobs.types import Check, WorkerResult
     from llmbulk.store.schema import Job
     from llmbulk.views import JobRecord
 
@@ -192,33 +195,62 @@ def cost_json(report: CostReport) -> dict[str, Any]:
     }
 
 
+def cost_rows(report: CostReport) -> list[dict[str, Any]]:
+    """The cost table's rows for csv / jsonl: estimates (when recorded) and the actual so far."""
+    est, tokens = report.estimate or {}, report.tokens
+    rows = []
+    if est:
+        for row, output_key, batch_key, sync_key in (
+            ("estimate_likely", "likely_output_tokens", "batch_likely_usd", "sync_likely_usd"),
+            ("estimate_upper", "max_output_tokens", "batch_upper_usd", None),
+        ):
+            rows.append({"row": row, "input_tokens": est["input_tokens"], "cached_tokens": None,
+                         "output_tokens": est[output_key], "batch_usd": est.get(batch_key),
+                         "sync_usd": est.get(sync_key) if sync_key else None})  # fmt: skip
+    rows.append({"row": "actual", "input_tokens": tokens["input_tokens"], "cached_tokens": tokens["cached_tokens"],
+                 "output_tokens": tokens["output_tokens"], "batch_usd": report.actual_usd,
+                 "sync_usd": report.sync_usd})  # fmt: skip
+    return rows
+
+
 def cost_report(report: CostReport) -> None:
-    table = Table("", "input tokens", "output tokens", "batch cost", "synchronous cost")
+    grid = Grid(("cost", "input tokens", "output", "batch", "sync"), right=("input tokens", "output", "batch", "sync"))
     est = report.estimate or {}
     if est:
-        table.add_row(
-            "estimate (likely)",
-            f"{est['input_tokens']:,}",
-            f"{est['likely_output_tokens']:,}",
-            usd(est.get("batch_likely_usd")),
-            usd(est.get("sync_likely_usd")),
-        )
-        table.add_row("estimate (upper bound)", f"{est['input_tokens']:,}", f"{est['max_output_tokens']:,}",
-                      usd(est.get("batch_upper_usd")), "")  # fmt: skip
+        grid.rows.append(("estimate (likely)", f"{est['input_tokens']:,}", f"{est['likely_output_tokens']:,}",
+                          usd_short(est.get("batch_likely_usd")), usd_short(est.get("sync_likely_usd"))))  # fmt: skip
+        grid.rows.append(("estimate (upper bound)", f"{est['input_tokens']:,}", f"{est['max_output_tokens']:,}",
+                          usd_short(est.get("batch_upper_usd")), ""))  # fmt: skip
     tokens = report.tokens
-    table.add_row(
+    grid.rows.append((
         "actual so far",
         f"{tokens['input_tokens']:,} ({tokens['cached_tokens']:,} cached)",
         f"{tokens['output_tokens']:,}",
-        usd(report.actual_usd),
-        usd(report.sync_usd),
-    )
-    out.print(table)
+        usd_short(report.actual_usd),
+        usd_short(report.sync_usd),
+    ))  # fmt: skip
+    print_grid(grid, out)
+    if any("unknown" in cell for row in grid.rows for cell in row):
+        out.print("unknown: the model is not in the price library")
     if report.saving_usd is not None:
         out.print(f"saving against synchronous calls: {usd(report.saving_usd)}")
     if est.get("batch_likely_usd") and report.actual_usd is not None:
         diff = report.actual_usd - est["batch_likely_usd"]
         out.print(f"actual vs likely estimate: {usd_signed(diff)} ({diff / est['batch_likely_usd']:+.1%})")
+
+
+def usd_short(value: float | None) -> str:
+    from llmbulk import costs
+
+    return "unknown" if value is None else costs.usd(value)
+
+
+def print_grid(grid: Grid, console: Console) -> None:
+    """A compact table: one line per row, at most the console's width, the header in bold."""
+    lines = grid.lines(console.width)
+    console.print(Text(lines[0], style="bold"))
+    for line in lines[1:]:
+        console.print(line, markup=False, highlight=False)
 
 
 def submit_result(result: SubmitResult) -> None:
@@ -253,28 +285,32 @@ def job_status(status: JobStatus, console: Console | None = None) -> None:
     done = f"{progress:.0%}" if progress is not None else "unknown"
     emulated = " (emulated)" if job.emulated else ""
     show.print(
-        f"[bold]{job.id}[/]  {escape(job.provider)}/{escape(job.model)}{emulated}  {job.n_items:,} items  "
-        f"state {job.state}  settled {status.settled:,}/{job.n_items:,} ({done})"
+        f"[bold]{job.id}[/]  {escape(job.provider)}/{escape(job.model)}{emulated}  state {job.state}  "
+        f"settled {status.settled:,}/{job.n_items:,} ({done})",
+        soft_wrap=False,
     )
     counts = "  ".join(f"{s} {status.counts[s]:,}" for s in STATE_ORDER if status.counts.get(s))
-    show.print(f"items: {counts or 'none'}")
+    show.print(f"items: {counts or 'none'}", soft_wrap=False)
     if status.batches:
-        show.print(batches_table(status.batches))
+        print_grid(batches_grid(status.batches), show)
     if status.unsent_shards:
-        show.print(f"{status.unsent_shards} shard(s) not yet submitted (quota or interrupted): `llmbulk run {job.id}`")
+        show.print(
+            f"{status.unsent_shards} shard(s) not yet submitted (quota or interrupted): `llmbulk run {job.id}`",
+            soft_wrap=False,
+        )
     if status.errors:
         shown = ", ".join(f"{code or '?'} ×{n:,} ({state})" for state, code, n in status.errors[:6])
-        show.print(f"errors: {shown}", markup=False)
+        show.print(f"errors: {shown}", markup=False, soft_wrap=False)
     if status.dead:
         keys = ", ".join(str(d["key"]) for d in status.dead[:10])
         more = " …" if status.counts.get("dead", 0) > len(status.dead[:10]) else ""
-        show.print(f"dead items (out of attempts): {keys}{more}", markup=False)
+        show.print(f"dead items (out of attempts): {keys}{more}", markup=False, soft_wrap=False)
     usage = status.usage
     if usage.get("attempts"):
         show.print(f"tokens: {usage['input_tokens']:,} in / {usage['output_tokens']:,} out")
     hint = next_step(status)
     if hint:
-        show.print(f"next: {hint}", markup=False)
+        show.print(f"next: {hint}", markup=False, soft_wrap=False)
 
 
 RESULT_STATES = TERMINAL_BATCH_STATES - {"requeued"}
@@ -296,27 +332,28 @@ def next_step(status: JobStatus) -> str | None:
     return None
 
 
-def batches_table(batches: list[BatchView]) -> Table:
-    table = Table("batch", "state", "provider status", "done", "failed", "age", "polled", "collected")
+def batches_grid(batches: list[BatchView]) -> Grid:
+    """One line per batch with its full provider id; counts a provider reports only at the end show as `?`."""
+    grid = Grid(
+        ("batch", "state", "done", "failed", "collected", "age", "polled", "provider status"),
+        optional=("failed", "age", "polled", "provider status"),
+        right=("done", "failed"),
+    )
     now = time.time()
     for b in batches:
-        if b.counts_known and b.total:
-            done = f"{b.completed or 0:,}/{b.total:,}"
-        elif b.total:
-            done = f"?/{b.total:,} (not reported until ended)"
-        else:
-            done = "?"
-        table.add_row(
-            escape(b.provider_batch_id or b.id),
+        total = f"/{b.total:,}" if b.total else ""
+        done = f"{b.completed or 0:,}{total}" if b.counts_known else f"?{total}"
+        grid.rows.append((
+            b.provider_batch_id or b.id,
             b.state,
-            escape(b.raw_status or ""),
             done,
             f"{b.failed:,}" if b.counts_known and b.failed is not None else "?",
+            "yes" if b.collected else "no",
             _ago(now, b.created_at),
             _ago(now, b.polled_at) if b.polled_at else "never",
-            "yes" if b.collected else "no",
-        )
-    return table
+            b.raw_status or "",
+        ))  # fmt: skip
+    return grid
 
 
 def _ago(now: float, when: float | None) -> str:
@@ -367,27 +404,26 @@ def run_result(result: RunResult) -> None:
 
 
 def jobs_table(jobs: list[Job]) -> None:
-    table = Table("job", "created", "provider", "model", "items", "state", "emulated")
+    grid = Grid(("job", "created", "model", "items", "state", "emulated"), optional=("emulated",), elastic="model",
+                right=("items",))  # fmt: skip
     for job in jobs:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
-        table.add_row(
-            job.id,
-            created,
-            escape(job.provider),
-            escape(job.model),
-            f"{job.n_items:,}",
-            job.state,
-            "yes" if job.emulated else "",
-        )
-    out.print(table)
+        grid.rows.append((job.id, created, f"{job.provider}/{job.model}", f"{job.n_items:,}", job.state,
+                          "yes" if job.emulated else ""))  # fmt: skip
+    print_grid(grid, out)
+
+
+ITEM_COLUMNS = ("key", "row_index", "state", "attempts", "error_type", "error_code", "error_message")
 
 
 def items_table(rows: list[dict[str, Any]]) -> None:
-    table = Table("key", "row", "state", "attempts", "error")
+    grid = Grid(("key", "row", "state", "attempts", "error"), elastic="error", right=("row", "attempts"))
     for r in rows:
         error = f"{r.get('error_code') or r.get('error_type') or ''}: {r.get('error_message') or ''}".strip(": ")
-        table.add_row(escape(str(r["key"])), str(r["row_index"] + 1), r["state"], str(r["attempts"]), escape(error))
-    out.print(table)
+        grid.rows.append(
+            (str(r["key"]), str(r["row_index"] + 1), r["state"], str(r["attempts"]), " ".join(error.split()))
+        )
+    print_grid(grid, out)
 
 
 def stats_json(stats: Stats) -> dict[str, Any]:
@@ -422,3 +458,120 @@ def stats_report(stats: Stats) -> None:
     states = "  ".join(f"{k} {v:,}" for k, v in sorted(stats.states.items()))
     out.print(f"items: {states}  (dead = out of attempts)")
     out.print(f"cost so far: {usd(stats.actual_usd)}")
+
+
+# ---- command results as --json payloads, and the tables in each --format ---------------------
+
+
+def submit_json(result: SubmitResult) -> dict[str, Any]:
+    return {
+        "job_id": result.job_id,
+        "n_items": result.n_items,
+        "batch_ids": result.batch_ids,
+        "queued_shards": result.queued_shards,
+        "dry_run": result.dry_run,
+        "continued": result.continued,
+        "estimate": estimate_json(result.estimate),
+        "shards": [{name: getattr(s, name) for name in s.__slots__} for s in result.shards],
+    }
+
+
+def run_json(result: RunResult) -> dict[str, Any]:
+    payload = status_json(result.status)
+    payload["timed_out"] = result.timed_out
+    payload["output_path"] = str(result.output.path) if result.output and result.output.path else None
+    return payload
+
+
+def collect_json(result: CollectResult) -> dict[str, Any]:
+    payload = status_json(result.status)
+    payload["collected_batches"] = result.collected_batches
+    payload["output_path"] = str(result.output.path) if result.output and result.output.path else None
+    return payload
+
+
+def retry_json(result: RetryResult) -> dict[str, Any]:
+    return {"job_id": result.job_id, "n_items": result.n_items, "batch_ids": result.batch_ids, "dead": result.dead}
+
+
+def worker_json(result: WorkerResult) -> dict[str, Any]:
+    return {
+        "finished": result.finished,
+        "still_running": result.still_running,
+        "skipped": result.skipped,
+        "failed": [{"job_id": j, "error": e} for j, e in result.failed],
+    }
+
+
+def worker_summary(result: WorkerResult) -> None:
+    err.print(
+        f"finished {len(result.finished)}, still running {len(result.still_running)}, "
+        f"skipped (held by another runner) {len(result.skipped)}, could not advance {len(result.failed)}"
+    )
+
+
+def doctor_json(checks: list[Check]) -> list[dict[str, Any]]:
+    return [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
+
+
+def doctor_report(checks: list[Check]) -> None:
+    for check in checks:
+        mark = "[green]ok[/]  " if check.ok else "[yellow]--[/]  "
+        out.print(f"{mark}{check.name}: {escape(check.detail)}")
+
+
+def warning(message: str) -> None:
+    """A problem that does not stop the command (a hook that could not be reached), on one line."""
+    err.print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False)
+
+
+def deliveries_json(failures: DeliveryFailures | None) -> dict[str, Any] | None:
+    if failures is None:
+        return None
+    return {"target": failures.target, "count": failures.count, "last_failed_at": failures.last_at}
+
+
+def deliveries_line(failures: DeliveryFailures) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(failures.last_at))
+    return f"{failures.target}: last delivery failed at {when} ({failures.count} failure{'s' * (failures.count != 1)})"
+
+
+def status_output(status: JobStatus, kind: str, failures: DeliveryFailures | None = None) -> None:
+    """`status` in a --format: the summary and its batches (table), all of it (json), the batches (csv, jsonl)."""
+    if kind == "json":
+        print_json({**status_json(status), "hook_failures": deliveries_json(failures)})
+    elif kind in ("csv", "jsonl"):
+        write_rows(kind, [batch_json(b) for b in status.batches], BATCH_COLUMNS)
+    else:
+        job_status(status)
+        if failures is not None:
+            out.print(deliveries_line(failures), markup=False, soft_wrap=False)
+
+
+BATCH_COLUMNS = ("id", "provider_batch_id", "state", "raw_status", "total", "completed", "failed", "counts_known",
+                 "created_at", "ended_at", "collected", "error")  # fmt: skip
+JOB_COLUMNS = ("job_id", "created_at", "provider", "model", "state", "n_items", "emulated", "input", "output")
+COST_COLUMNS = ("row", "input_tokens", "cached_tokens", "output_tokens", "batch_usd", "sync_usd")
+
+
+def jobs_output(jobs: list[Job], kind: str) -> None:
+    if kind == "table":
+        jobs_table(jobs)
+    else:
+        write_rows(kind, [job_json(j) for j in jobs], JOB_COLUMNS)
+
+
+def items_output(rows: list[dict[str, Any]], kind: str) -> None:
+    if kind == "table":
+        items_table(rows)
+    else:
+        write_rows(kind, rows, ITEM_COLUMNS)
+
+
+def cost_output(report: CostReport, kind: str) -> None:
+    if kind == "table":
+        cost_report(report)
+    elif kind == "json":
+        print_json(cost_json(report))
+    else:
+        write_rows(kind, cost_rows(report), COST_COLUMNS)
