@@ -29,6 +29,23 @@ def install() -> None:
         signal.signal(signum, _on_signal)
 
 
+def begin() -> None:
+    """A new command: signals an earlier command of this process received are not its own."""
+    _received.clear()
+    _reported.clear()
+    _pending.clear()
+
+
+def received() -> bool:
+    """Whether SIGINT or SIGTERM arrived during this command.
+
+    A signal can land inside library code that turns the KeyboardInterrupt into its own error
+    (pydantic building an SDK's response model wraps it in a SchemaError): any error seen after a
+    signal is that signal.
+    """
+    return bool(_received)
+
+
 def ignore() -> None:
     """From here on (the command has finished), SIGINT and SIGTERM change nothing."""
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -33,31 +33,41 @@ def run_command(body: Callable[[], object]) -> int:
 
     `body` may return an `ExitStatus`/int (its exit code) or None (0).
     """
-    from llmbulk import render
+    from llmbulk import interrupts
 
     _forget_current_job()
+    interrupts.begin()
     try:
         code = body()
-    except LlmbulkError as exc:
-        render.error(str(exc) + _kept_job_note(exc))
-        return int(exc.exit_status)
     except KeyboardInterrupt:
         return _interrupted()
-    except OSError as exc:
-        if exc.errno not in _STORAGE_ERRORS:
-            raise
-        where = f" {exc.filename}" if exc.filename else ""
-        render.error(f"cannot write{where}: {exc.strerror}; nothing recorded was lost")
-        return int(ExitStatus.ERROR)
     except Exception as exc:
-        mapped = _click_error(exc)
-        if mapped is None:
-            raise
-        return mapped
+        if interrupts.received():  # the interrupt, turned into another error on its way up
+            return _interrupted()
+        return _failed(exc)
     code = int(code) if isinstance(code, int) else 0
     if code == ExitStatus.INTERRUPTED:  # typer's own form of a Ctrl-C (it reports nothing itself)
         _interrupted()
     return code
+
+
+def _failed(exc: Exception) -> int:
+    """The exit code of a command that raised `exc` (re-raised if it is a bug)."""
+    from llmbulk import render
+
+    if isinstance(exc, LlmbulkError):
+        render.error(str(exc) + _kept_job_note(exc))
+        return int(exc.exit_status)
+    if isinstance(exc, OSError):
+        if exc.errno not in _STORAGE_ERRORS:
+            raise exc
+        where = f" {exc.filename}" if exc.filename else ""
+        render.error(f"cannot write{where}: {exc.strerror}; nothing recorded was lost")
+        return int(ExitStatus.ERROR)
+    mapped = _click_error(exc)
+    if mapped is None:
+        raise exc
+    return mapped
 
 
 def _interrupted() -> int:
