@@ -51,7 +51,7 @@ class Reports(Reading):
             " LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
             " AND a.attempt = i.attempts WHERE i.job_id = :j ORDER BY i.row_index"
         )
-        with self.engine.connect() as conn:
+        with self._engine.connect() as conn:
             conn = conn.execution_options(**{READ_OPTION: True}, stream_results=True, yield_per=5000)
             with conn.begin():
                 for chunk in conn.execute(sql, {"j": job_id}).partitions():

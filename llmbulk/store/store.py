@@ -33,10 +33,10 @@ class Store(JobReads, ItemReads, BatchReads, Reports):
         return cls(open_engine(url))
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._engine.dispose()
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        with self.engine.begin() as conn:
+        with self._engine.begin() as conn:
             yield Tx(conn)

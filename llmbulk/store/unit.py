@@ -36,11 +36,11 @@ class Reading:
     """Read-only transactions on the engine (they do not take SQLite's write lock)."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self._engine = engine
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._engine.connect() as conn:
             conn = conn.execution_options(**{READ_OPTION: True})
             with conn.begin():
                 yield conn
