@@ -91,18 +91,18 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
         owner=ctx.lease.owner,
         input_file_id=reusable_file,
     )
-    with ctx.lease.fenced() as conn:
+    with ctx.lease.fenced() as tx:
         # The holder of an earlier intent may have resumed and recorded its batch since we looked.
-        landed = store.intent_with_batch(conn, [b.id for b in pending])
+        landed = tx.intent_with_batch([b.id for b in pending])
         if landed is None:
-            store.add_batch_in(conn, batch)
-            store.supersede_intents(conn, [b.id for b in pending], "no batch found at the provider")
+            tx.add_batch(batch)
+            tx.supersede_intents([b.id for b in pending], "no batch found at the provider")
     if landed is not None:
         return next(b for b in pending if b.id == landed)
     crashpoint("after_intent")
     file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
-    with ctx.lease.fenced() as conn:  # the create's in-flight window starts now
-        store.touch_intent(conn, batch.id)
+    with ctx.lease.fenced() as tx:  # the create's in-flight window starts now
+        tx.touch_intent(batch.id)
     crashpoint("before_create")
     ctx.lease.guard()
     crashpoint("in_create")  # past the guard: a pause here is the window only detection covers
@@ -110,20 +110,22 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
         ref = provider.create(source, file_id, labels)
         crashpoint("after_create")
     except QuotaError as exc:
-        store.update_batch(batch.id, state=BatchState.REQUEUED.value, error=exc.message, error_code="quota")
+        with store.tx() as tx:
+            tx.refuse_intent(batch.id, exc.message, error_code="quota")
         raise
     except ProviderError as exc:
         if not exc.retryable:  # a definite refusal: nothing was created
-            store.update_batch(batch.id, state=BatchState.REQUEUED.value, error=exc.message)
+            with store.tx() as tx:
+                tx.refuse_intent(batch.id, exc.message)
         raise
-    other = store.mark_submitted(
-        batch.id,
-        shard.id,
-        job.id,
-        provider_batch_id=ref.batch_id,
-        state=BatchState.VALIDATING.value,
-        created_at=ref.created_at or time.time(),
-    )
+    with store.tx() as tx:
+        other = tx.mark_submitted(
+            batch.id,
+            shard.id,
+            job.id,
+            provider_batch_id=ref.batch_id,
+            created_at=ref.created_at or time.time(),
+        )
     if other is not None:  # another holder sent this shard while we were paused: ours is the extra one
         _cancel_duplicate(ctx, batch.id, ref.batch_id, shard.id, kept=other, fenced=False)
     return batch
@@ -149,7 +151,8 @@ def _upload(ctx: Sending, source: ShardInput, shard: Shard, labels: dict[str, st
     crashpoint("after_upload")
     if file_id is None:
         return None
-    ctx.store.update_batch(batch.id, input_file_id=file_id)  # a fact: recorded whoever holds the lease
+    with ctx.store.tx() as tx:
+        tx.set_input_file(batch.id, file_id)  # a fact: recorded whoever holds the lease
     # The SDK retries uploads: one whose answer was lost is a stray copy.
     _delete_stray_uploads(ctx, shard, labels, batch.intent_at, keep=file_id)
     return file_id
@@ -185,15 +188,15 @@ def _reconcile(ctx: Sending, shard: Shard, batch: Batch, labels: dict[str, str])
         return None if unproven else _NOT_FOUND
     owned.sort(key=lambda ref: ref.created_at or 0.0)
     keep, extras = owned[0], owned[1:]  # the oldest: any later ones are duplicates
-    store.mark_submitted(
-        batch.id,
-        shard.id,
-        job.id,
-        provider_batch_id=keep.batch_id,
-        input_file_id=keep.input_file_id or batch.input_file_id,
-        state=BatchState.VALIDATING.value,
-        created_at=keep.created_at or batch.intent_at,
-    )
+    with store.tx() as tx:
+        tx.mark_found(
+            batch.id,
+            shard.id,
+            job.id,
+            provider_batch_id=keep.batch_id,
+            input_file_id=keep.input_file_id or batch.input_file_id,
+            created_at=keep.created_at or batch.intent_at,
+        )
     for extra in extras:
         _record_and_cancel_duplicate(ctx, shard, extra, kept=keep.batch_id)
     return batch
@@ -229,7 +232,8 @@ def _record_and_cancel_duplicate(ctx: Sending, shard: Shard, ref: BatchRef, kept
         total=shard.n_items,
         owner=ctx.lease.owner,
     )
-    ctx.store.add_batch(batch)
+    with ctx.store.tx() as tx:
+        tx.add_batch(batch)
     _cancel_duplicate(ctx, batch.id, ref.batch_id, shard.id, kept=kept, fenced=True)
 
 
@@ -243,7 +247,8 @@ def _cancel_duplicate(ctx: Sending, batch_id: str, provider_id: str, shard_id: s
         ctx.lease.guard()
     with contextlib.suppress(ProviderError):  # already ended: it is still never collected
         ctx.provider.cancel(provider_id)
-    ctx.store.mark_duplicate(batch_id, kept)
+    with ctx.store.tx() as tx:
+        tx.mark_duplicate(batch_id, kept)
     ctx.emit("batch.duplicate_cancelled", {"batch_id": provider_id, "shard_id": shard_id, "kept": kept})
 
 
@@ -329,28 +334,11 @@ def poll_batches(
             guard()
         now = time.time()
         for batch, status in zip(live, statuses, strict=True):
-            store.record_poll(batch.id, **_status_values(status, now))
+            with store.tx() as tx:
+                tx.record_poll(batch.id, status, now)
             if status.state.value != batch.state:
                 changes.append((batch, status))
     return changes
-
-
-def _status_values(status: BatchStatus, now: float) -> dict[str, object]:
-    values: dict[str, object] = {
-        "state": status.state.value,
-        "raw_status": status.raw_status,
-        "completed": status.completed if status.counts_known else None,
-        "failed": status.failed if status.counts_known else None,
-        "error": status.error,
-        "error_code": status.error_code,
-        "result_refs_json": orjson.dumps(status.result_refs).decode(),
-        "ended_at": status.ended_at or (now if status.state.terminal else None),
-        "polled_at": now,
-        "raw_json": orjson.dumps(status.raw).decode(),
-    }
-    if status.total is not None:  # providers that hide counts must not erase the shard's size
-        values["total"] = status.total
-    return values
 
 
 def status_of(batch: Batch) -> BatchStatus:
@@ -385,14 +373,16 @@ def cancel_batches(store: Store, provider: BatchProvider, job: Job, lease: JobLe
                 if exc.retryable and exc.status != CONFLICT:
                     raise
                 continue  # no longer cancellable (409 and the like): it ended on its own
-            store.update_batch(batch.id, state=BatchState.CANCELLING.value)
+            with store.tx() as tx:
+                tx.mark_cancelling(batch.id)
             cancelled.append(batch.provider_batch_id)
     return cancelled
 
 
 def requeue_batch(store: Store, batch: Batch) -> None:
     """A batch refused for quota: its items go back to the queue, not to failure."""
-    store.requeue_batch(batch.id, batch.job_id, batch.shard_id)
+    with store.tx() as tx:
+        tx.requeue_batch(batch.id, batch.job_id, batch.shard_id)
 
 
 def next_poll_delay(previous: float | None, initial: float, maximum: float) -> float:

@@ -24,7 +24,7 @@ from llmbulk.models import Fence
 from llmbulk.store import Store
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from llmbulk.store import Tx
 
 DEFAULT_TTL = 60.0
 
@@ -75,10 +75,11 @@ class JobLease:
     def _acquire(self, wait: float, sleep: Callable[[float], None]) -> int:
         store, job_id = self.store, self.job_id
         deadline = time.monotonic() + wait
-        while (gen := store.claim_lease(job_id, self.owner, self.ttl)) is None:
+        while (gen := self._claim()) is None:
             holder = store.get_job(job_id)
             if holder.lease_owner and holder_is_dead(holder.lease_owner):
-                gen = store.take_over_lease(job_id, holder.lease_owner, self.owner, self.ttl)
+                with store.tx() as tx:
+                    gen = tx.take_over_lease(job_id, holder.lease_owner, self.owner, self.ttl)
                 if gen is not None:
                     return gen
                 continue
@@ -92,6 +93,10 @@ class JobLease:
             sleep(min(1.0, max(0.05, deadline - time.monotonic())))
         return gen
 
+    def _claim(self) -> int | None:
+        with self.store.tx() as tx:
+            return tx.claim_lease(self.job_id, self.owner, self.ttl)
+
     @property
     def fence(self) -> Fence:
         return Fence(self.job_id, self.owner, self.gen)
@@ -99,8 +104,8 @@ class JobLease:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl / 3):
             try:
-                with self.store.tx() as conn:
-                    held = self.store.renew_lease(conn, self.fence, self.ttl)
+                with self.store.tx() as tx:
+                    held = tx.renew_lease(self.fence, self.ttl)
             except Exception:  # a transient database error: try again next beat
                 continue
             if not held:
@@ -120,17 +125,17 @@ class JobLease:
         )
 
     @contextmanager
-    def fenced(self) -> Iterator[Connection]:
+    def fenced(self) -> Iterator[Tx]:
         """A transaction that holds only while this process still holds the lease (else LeaseError).
 
         Record a side effect's intent in it; the provider call comes after it commits.
         """
         self.check()
-        with self.store.tx() as conn:
-            if not self.store.renew_lease(conn, self.fence, self.ttl):
+        with self.store.tx() as tx:
+            if not tx.renew_lease(self.fence, self.ttl):
                 self.lost = True
                 raise self._lost_error()
-            yield conn
+            yield tx
         self._confirm()
 
     def guard(self) -> None:
@@ -160,7 +165,8 @@ class JobLease:
     def release(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.store.release_lease(self.job_id, self.owner)
+        with self.store.tx() as tx:
+            tx.release_lease(self.job_id, self.owner)
 
     def __enter__(self) -> JobLease:
         return self

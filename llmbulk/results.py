@@ -89,14 +89,15 @@ def collect_batch(
         if batch.error_code in REQUEUE_CODES:
             requeue_batch(store, batch)
             return {"lines": 0, "requeued": batch.total or 0}
-        store.fail_shard_items(
-            job.id,
-            batch,
-            "batch_failed",
-            batch.error_code or "batch_failed",
-            batch.error or "the provider failed the batch as a whole",
-            job.max_attempts,
-        )
+        with store.tx() as tx:
+            tx.fail_shard_items(
+                job.id,
+                batch,
+                "batch_failed",
+                batch.error_code or "batch_failed",
+                batch.error or "the provider failed the batch as a whole",
+                job.max_attempts,
+            )
         return {"lines": 0, "failed_batch": batch.total or 0}
     schema = job.spec.output_schema  # None: no --schema
     path = results_path(job_dir, batch)
@@ -109,7 +110,11 @@ def collect_batch(
             if report is not None:
                 outcomes = every(outcomes, PROGRESS_EVERY, report)
             # One transaction: a corrupt line rolls back every outcome of the batch recorded before it.
-            return store.record_outcomes(job.id, batch, outcomes, job.max_attempts)
+            with store.tx() as tx:
+                counts = tx.add_outcomes(job.id, batch, outcomes)
+                crashpoint("mid_record")
+                tx.settle_batch(job.id, batch, job.max_attempts)
+            return counts
         except ProviderError as exc:
             if not exc.retryable or isinstance(exc, QuotaError) or not tries_left:
                 raise

@@ -497,7 +497,7 @@ def test_bad_input_is_refused_cleanly(
 
 
 def test_corpus_is_large_and_every_file_is_used() -> None:
-    from llmbulk.store.store import CHUNK
+    from llmbulk.store.unit import CHUNK
 
     used = set().union(*(p.values[0].corpus_files() for p in CASES))
     assert len(CASES) >= 45

@@ -170,8 +170,8 @@ def test_cancel_while_another_process_holds_the_job_is_honoured_by_it(
 
 def test_a_takeover_fences_the_old_holder(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
-    with store.tx() as conn:
-        conn.exec_driver_sql(
+    with store.tx() as tx:
+        tx._conn.exec_driver_sql(
             "INSERT INTO jobs (id, created_at, provider, model, input_path, input_format, spec_json, emulated,"
             " max_attempts, max_items, max_bytes, n_items, state, lease_gen) VALUES"
             " ('jfence', 0, 'openai', 'm', '/x', 'csv', '{}', 1, 3, 10, 100, 0, 'active', 0)"
@@ -181,8 +181,8 @@ def test_a_takeover_fences_the_old_holder(tmp_path: Path) -> None:
     time.sleep(0.4)
     with JobLease(store, "jfence", ttl=30) as successor:
         assert successor.gen == paused.gen + 1
-        with pytest.raises(LeaseError, match="lost the lease"), paused.fenced() as conn:
-            store.add_batch_in(conn, Batch(id="b", job_id="jfence", shard_id="s", state="creating", intent_at=0))
+        with pytest.raises(LeaseError, match="lost the lease"), paused.fenced() as tx:
+            tx.add_batch(Batch(id="b", job_id="jfence", shard_id="s", state="creating", intent_at=0))
         assert store.batches("jfence") == []  # the intent was never recorded
         with pytest.raises(LeaseError):
             paused.guard()
@@ -221,8 +221,9 @@ def test_another_holders_create_in_flight_is_waited_for_then_reconciled(home: Pa
     try:
         shard = store.unsent_shards(job_id)[0]
         # A runner on another machine recorded its create intent moments ago and may still be sending it.
-        store.add_batch(Batch(id=f"{shard.id}-b1", job_id=job_id, shard_id=shard.id, state="creating",
-                              intent_at=time.time(), owner="elsewhere:4242:abcd"))  # fmt: skip
+        with store.tx() as tx:
+            tx.add_batch(Batch(id=f"{shard.id}-b1", job_id=job_id, shard_id=shard.id, state="creating",
+                               intent_at=time.time(), owner="elsewhere:4242:abcd"))  # fmt: skip
         waiting = api.run(job_id, settings=settings, timeout=1.5)
         assert not waiting.finished
         assert shard.id not in {e["metadata"]["llmbulk_shard"] for e in _created(home)}
@@ -257,8 +258,9 @@ def test_a_second_provider_batch_for_a_shard_is_cancelled_and_logged(home: Path,
             extra = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
                                           completion_window="24h", metadata={"llmbulk_job": job_id,
                                                                              "llmbulk_shard": shard.id})  # fmt: skip
-        store.add_batch(Batch(id=f"{shard.id}-b2", job_id=job_id, shard_id=shard.id, state="validating",
-                              provider_batch_id=extra.id, intent_at=time.time(), created_at=time.time()))  # fmt: skip
+        with store.tx() as tx:
+            tx.add_batch(Batch(id=f"{shard.id}-b2", job_id=job_id, shard_id=shard.id, state="validating",
+                               provider_batch_id=extra.id, intent_at=time.time(), created_at=time.time()))  # fmt: skip
         result = api.run(job_id, settings=settings, out=tmp_path / "out.csv")
         assert result.finished
         dup = next(b for b in store.batches(job_id) if b.provider_batch_id == extra.id)
@@ -290,8 +292,9 @@ def test_anthropic_never_adopts_a_same_sized_batch_of_another_job(home: Path, tm
         x_shard = store.unsent_shards(job_x)[0]
         y_shard = store.unsent_shards(job_y)[0]
         intent_at = time.time()
-        store.add_batch(Batch(id=f"{x_shard.id}-b1", job_id=job_x, shard_id=x_shard.id, state="creating",
-                              intent_at=intent_at, owner="gone:1:x"))  # fmt: skip
+        with store.tx() as tx:
+            tx.add_batch(Batch(id=f"{x_shard.id}-b1", job_id=job_x, shard_id=x_shard.id, state="creating",
+                               intent_at=intent_at, owner="gone:1:x"))  # fmt: skip
         with EmulatorServer(settings.emulator_dir, config_from_env(settings.env)) as server:
             client = anthropic.Anthropic(api_key="k", base_url=server.anthropic_base_url)
             requests = [json.loads(line) for line in (home / y_shard.path).read_text().splitlines()]
@@ -470,8 +473,10 @@ def test_a_resumed_holder_never_sets_back_a_batch_another_holder_adopted_and_col
     try:
         (batch,) = store.batches(job_id)
         assert batch.collected_at is not None
-        late = store.mark_submitted(batch.id, batch.shard_id, job_id, provider_batch_id=batch.provider_batch_id,
-                                    state="validating", created_at=time.time())  # fmt: skip
+        assert batch.provider_batch_id is not None
+        with store.tx() as tx:
+            late = tx.mark_submitted(batch.id, batch.shard_id, job_id, provider_batch_id=batch.provider_batch_id,
+                                     created_at=time.time())  # fmt: skip
         assert late is None
         (after,) = store.batches(job_id)
         assert (after.state, after.collected_at) == (batch.state, batch.collected_at)

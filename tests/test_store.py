@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from llmbulk.errors import InputError
 from llmbulk.leases import JobLease
-from llmbulk.models import BatchState, ItemOutcome, Outcome, make_custom_id
+from llmbulk.models import ItemOutcome, Outcome, make_custom_id
 from llmbulk.store import Store
 from llmbulk.store.schema import Batch, Job, Shard
 
@@ -25,7 +25,7 @@ def store(store_url: str) -> Iterator[Store]:
     opened = Store.open(store_url)
     yield opened
     # Whatever the test did, the counts `status` reads were kept in step with the items.
-    with opened.read() as conn:
+    with opened._read() as conn:
         counted = conn.execute(text("SELECT job_id, state, COUNT(*) FROM items GROUP BY job_id, state")).all()
         kept = conn.execute(
             text("SELECT job_id, state, SUM(n) FROM item_counts GROUP BY job_id, state HAVING SUM(n) > 0")
@@ -78,15 +78,33 @@ def _shard(job_id: str, seq: int, n: int) -> Shard:
     )
 
 
+def _record(store: Store, job_id: str, batch: Batch, outcomes: list[ItemOutcome], max_attempts: int) -> dict[str, int]:
+    with store.tx() as tx:
+        counts = tx.add_outcomes(job_id, batch, outcomes)
+        tx.settle_batch(job_id, batch, max_attempts)
+    return counts
+
+
+def _claim(store: Store, job_id: str, owner: str, ttl: float) -> int | None:
+    with store.tx() as tx:
+        return tx.claim_lease(job_id, owner, ttl)
+
+
+def _release(store: Store, job_id: str, owner: str) -> None:
+    with store.tx() as tx:
+        tx.release_lease(job_id, owner)
+
+
 def _setup(store: Store, job: Job) -> tuple[Shard, Batch]:
     shard = _shard(job.id, 1, 4)
-    with store.tx() as conn:
-        store.add_job(conn, job)
-        store.add_items(conn, job.id, shard.id, [(i, f"k{i}") for i in range(4)])
-        store.add_shard(conn, shard)
+    with store.tx() as tx:
+        tx.add_job(job)
+        tx.add_items(job.id, shard.id, [(i, f"k{i}") for i in range(4)])
+        tx.add_shard(shard)
     batch = Batch(id=f"{shard.id}-b1", job_id=job.id, shard_id=shard.id, state="creating", intent_at=time.time())
-    store.add_batch(batch)
-    store.mark_submitted(batch.id, shard.id, job.id, provider_batch_id="batch_1", state=BatchState.ENDED.value)
+    with store.tx() as tx:
+        tx.add_batch(batch)
+        tx.mark_submitted(batch.id, shard.id, job.id, provider_batch_id="batch_1", created_at=time.time())
     return shard, batch
 
 
@@ -98,9 +116,9 @@ def test_items_are_added_and_counted(store: Store) -> None:
 
 def test_duplicate_keys_name_both_rows(store: Store) -> None:
     job = _job()
-    with pytest.raises(InputError, match=r"duplicate id 'k1' at rows 2 and 4"), store.tx() as conn:
-        store.add_job(conn, job)
-        store.add_items(conn, job.id, _shard(job.id, 1, 4).id, [(0, "k0"), (1, "k1"), (2, "k2"), (3, "k1")])
+    with pytest.raises(InputError, match=r"duplicate id 'k1' at rows 2 and 4"), store.tx() as tx:
+        tx.add_job(job)
+        tx.add_items(job.id, _shard(job.id, 1, 4).id, [(0, "k0"), (1, "k1"), (2, "k2"), (3, "k1")])
     assert store.list_jobs() == []  # the whole pack rolled back
 
 
@@ -113,12 +131,12 @@ def test_outcomes_settle_items_and_missing_lines_become_retryable(store: Store) 
         ItemOutcome(make_custom_id(job.id, 2, 1), Outcome.RETRYABLE, error_code="429"),
         ItemOutcome(make_custom_id("jother", 3, 1), Outcome.SUCCEEDED, output="not ours"),
     ]
-    counts = store.record_outcomes(job.id, batch, outcomes, job.max_attempts)
+    counts = _record(store, job.id, batch, outcomes, job.max_attempts)
     assert counts == {"lines": 4, "foreign": 1}
     assert store.item_counts(job.id) == {"succeeded": 1, "failed_permanent": 1, "failed_retryable": 2}
     missing = store.items_in_state(job.id, "failed_retryable")
     assert [(m["row_index"], m["error_code"]) for m in missing] == [(2, "429"), (3, "missing_result")]
-    again = store.record_outcomes(job.id, batch, outcomes, job.max_attempts)  # re-collect: idempotent
+    again = _record(store, job.id, batch, outcomes, job.max_attempts)  # re-collect: idempotent
     assert again["lines"] == 4
     assert store.item_counts(job.id) == {"succeeded": 1, "failed_permanent": 1, "failed_retryable": 2}
     rows = list(store.merged_rows(job.id))
@@ -129,38 +147,40 @@ def test_retry_counts_attempts_and_dead_after_the_last(store: Store) -> None:
     job = _job(max_attempts=2)
     _setup(store, job)
     batch = store.batches(job.id)[0]
-    store.record_outcomes(job.id, batch, [], job.max_attempts)  # every item missing → retryable
+    _record(store, job.id, batch, [], job.max_attempts)  # every item missing → retryable
     rows = list(store.retryable_rows(job.id))
     assert rows == [0, 1, 2, 3]
     retry_shard = _shard(job.id, 2, 2)
-    with store.tx() as conn:
-        store.add_shard(conn, retry_shard)
-        store.requeue_items(conn, job.id, retry_shard.id, [1, 3])
+    with store.tx() as tx:
+        tx.add_shard(retry_shard)
+        tx.requeue_items(job.id, retry_shard.id, [1, 3])
     assert store.item_attempts(job.id, [1, 3]) == {1: 2, 3: 2}
     assert store.shard_rows(retry_shard.id) == [1, 3]
     retry_batch = Batch(id="b2", job_id=job.id, shard_id=retry_shard.id, state="ended", intent_at=time.time())
-    store.add_batch(retry_batch)
-    store.record_outcomes(job.id, retry_batch, [], job.max_attempts)
+    with store.tx() as tx:
+        tx.add_batch(retry_batch)
+    _record(store, job.id, retry_batch, [], job.max_attempts)
     assert store.item_counts(job.id) == {"failed_retryable": 2, "dead": 2}
 
 
 def test_requeued_batch_puts_items_back_in_the_queue(store: Store) -> None:
     job = _job()
     shard, batch = _setup(store, job)
-    store.requeue_batch(batch.id, job.id, shard.id)
+    with store.tx() as tx:
+        tx.requeue_batch(batch.id, job.id, shard.id)
     assert store.item_counts(job.id) == {"queued": 4}
     assert [s.id for s in store.unsent_shards(job.id)] == [shard.id]
 
 
 def test_lease_excludes_others_until_released_or_expired(store: Store) -> None:
     _setup(store, _job())
-    assert store.claim_lease("jtest1", "a", ttl=30)
-    assert not store.claim_lease("jtest1", "b", ttl=30)
-    assert store.claim_lease("jtest1", "a", ttl=30)  # renewal by the holder
-    store.release_lease("jtest1", "a")
-    assert store.claim_lease("jtest1", "b", ttl=0.2)
+    assert _claim(store, "jtest1", "a", ttl=30)
+    assert not _claim(store, "jtest1", "b", ttl=30)
+    assert _claim(store, "jtest1", "a", ttl=30)  # renewal by the holder
+    _release(store, "jtest1", "a")
+    assert _claim(store, "jtest1", "b", ttl=0.2)
     time.sleep(0.3)
-    assert store.claim_lease("jtest1", "c", ttl=30)  # b's lease lapsed (crashed holder)
+    assert _claim(store, "jtest1", "c", ttl=30)  # b's lease lapsed (crashed holder)
 
 
 def test_concurrent_lease_claims_have_exactly_one_winner(store: Store) -> None:
@@ -170,7 +190,7 @@ def test_concurrent_lease_claims_have_exactly_one_winner(store: Store) -> None:
 
     def claim(name: str) -> None:
         barrier.wait()
-        if store.claim_lease("jtest1", name, ttl=30):
+        if _claim(store, "jtest1", name, ttl=30):
             winners.append(name)
 
     threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(6)]
@@ -185,9 +205,9 @@ def test_job_lease_heartbeat_keeps_it(store: Store) -> None:
     _setup(store, _job())
     with JobLease(store, "jtest1", ttl=0.3) as lease:
         time.sleep(0.7)  # longer than the ttl: only the heartbeat keeps it
-        assert not store.claim_lease("jtest1", "intruder", ttl=30)
+        assert not _claim(store, "jtest1", "intruder", ttl=30)
         lease.check()
-    assert store.claim_lease("jtest1", "next", ttl=30)
+    assert _claim(store, "jtest1", "next", ttl=30)
 
 
 def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(store: Store) -> None:
@@ -195,10 +215,10 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(store: Store
 
     _setup(store, _job())
     dead = f"{socket.gethostname()}:999999999:deadbeef"
-    assert store.claim_lease("jtest1", dead, ttl=3600)
+    assert _claim(store, "jtest1", dead, ttl=3600)
     with JobLease(store, "jtest1", wait=0) as lease:
         assert store.get_job("jtest1").lease_owner == lease.owner
     other_host = "some-other-host:1:x"
-    assert store.claim_lease("jtest1", other_host, ttl=3600)
+    assert _claim(store, "jtest1", other_host, ttl=3600)
     with pytest.raises(Exception, match="another llmbulk process"):
         JobLease(store, "jtest1", wait=0)

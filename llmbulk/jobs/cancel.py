@@ -36,7 +36,9 @@ def resume(
 
 
 def reactivate(session: Session, job_id: str) -> None:
-    session.store.update_job(job_id, state="active", cancel_requested=None)
+    with session.store.tx() as tx:
+        tx.set_job_state(job_id, "active")
+        tx.clear_cancel_request(job_id)
     session.events.emit("job.resumed", job_id)
 
 
@@ -66,7 +68,8 @@ def cancel(
         try:
             lease = session.lease(job.id, wait=wait_lock)
         except LeaseError:
-            session.store.request_cancel(job.id)
+            with session.store.tx() as tx:
+                tx.request_cancel(job.id)
             session.events.emit("job.cancel_requested", job.id)
             session.progress.note(
                 f"job {job.id} is being worked on by another process; asked it to cancel the job at its next step"
@@ -81,5 +84,7 @@ def cancel(
 
 def cancel_job(session: Session, job: Job, provider: BatchProvider, lease: JobLease) -> None:
     cancel_batches(session.store, provider, job, lease)
-    session.store.update_job(job.id, state="cancelled", cancel_requested=None)
+    with session.store.tx() as tx:
+        tx.set_job_state(job.id, "cancelled")
+        tx.clear_cancel_request(job.id)
     session.events.emit("job.cancelled", job.id)

@@ -126,5 +126,6 @@ def write_table(session: Session, job: Job, path: Path | None, fmt: str, explode
     session.progress.stage("writing output", job.n_items)
     summary = write_output(session.store, job, path, fmt, explode or session.explode)
     if path is not None:
-        session.store.update_job(job.id, out_path=str(path.resolve()))
+        with session.store.tx() as tx:
+            tx.set_out_path(job.id, str(path.resolve()))
     return summary

@@ -45,16 +45,16 @@ def pack_new_job(
     committed = False
     naming = interrupts.Deferral()  # from the commit until the job is named, an interrupt waits
     try:
-        with store.tx() as conn:
-            store.add_job(conn, job)
+        with store.tx() as tx:
+            tx.add_job(job)
             tasks = every(counter.count(iter_tasks(table, spec)), PROGRESS_EVERY, reporter(session, job.id, "pack"))
 
             def add_items(seq: int, items: list[tuple[int, str]]) -> None:
-                store.add_items(conn, job.id, shard_id_for(job.id, seq), items)
+                tx.add_items(job.id, shard_id_for(job.id, seq), items)
 
             for packed in write_shards(tasks, adapter.encode, job.id, limits, shard_dir, add_items):
                 shard = shard_row(job.id, packed, home, round_=1)
-                store.add_shard(conn, shard)
+                tx.add_shard(shard)
                 plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
                 crashpoint("mid_pack")
             if not plans:
@@ -62,15 +62,14 @@ def pack_new_job(
             n_items = sum(p.n_items for p in plans)
             estimate = estimate_for(store, job, spec, counter.chars, n_items)
             check_budget(estimate, max_cost, job)
-            store.update_job_in(
-                conn,
+            tx.record_pack(
                 job.id,
                 n_items=n_items,
                 input_sha256=table.sha256,
-                state="active",
                 prompt_chars=counter.chars,
                 estimate_json=orjson.dumps(estimate_json(estimate)).decode(),
             )
+            tx.set_job_state(job.id, "active")
             if dry_run:
                 raise DryRun()
             naming.start()

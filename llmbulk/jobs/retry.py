@@ -46,7 +46,8 @@ def retry(
 
 def retry_in(session: Session, job: Job, lease: JobLease) -> RetryResult:
     store = session.store
-    dead = store.mark_dead(job.id, job.max_attempts)
+    with store.tx() as tx:
+        dead = tx.mark_dead(job.id, job.max_attempts)
     rows = list(store.retryable_rows(job.id))
     if not rows:
         batch_ids, _ = send_unsent(session, job, lease) if store.unsent_shards(job.id) else ([], 0)
@@ -60,12 +61,12 @@ def retry_in(session: Session, job: Job, lease: JobLease) -> RetryResult:
     shard_dir = session.job_dir(job.id) / "shards"
     plans: list[ShardPlan] = []
     session.progress.stage("packing retries", len(rows))
-    with store.tx() as conn:
-        first_seq = store.next_shard_seq(conn, job.id)
+    with store.tx() as tx:
+        first_seq = tx.next_shard_seq(job.id)
         round_ = 1 + max((s.round for s in store.shards(job.id)), default=1)
 
         def requeue(seq: int, items: list[tuple[int, str]]) -> None:
-            store.requeue_items(conn, job.id, shard_id_for(job.id, seq), [row for row, _ in items])
+            tx.requeue_items(job.id, shard_id_for(job.id, seq), [row for row, _ in items])
 
         packed_iter = write_shards(
             iter_tasks(table, spec, only_rows=wanted),
@@ -79,7 +80,7 @@ def retry_in(session: Session, job: Job, lease: JobLease) -> RetryResult:
         )
         for packed in packed_iter:
             shard = shard_row(job.id, packed, session.settings.home, round_)
-            store.add_shard(conn, shard)
+            tx.add_shard(shard)
             plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
         if job.input_sha256 and table.sha256 and table.sha256 != job.input_sha256:
             raise InputError(

@@ -80,10 +80,12 @@ def apply_run_policies(session: Session, job: Job, max_attempts: int | None, max
     if max_attempts is not None:
         if max_attempts < 1:
             raise UsageError("--max-attempts must be at least 1")
-        session.store.update_job(job.id, max_attempts=max_attempts)
+        with session.store.tx() as tx:
+            tx.set_max_attempts(job.id, max_attempts)
     if max_cost is not None:
         spec = job.spec.model_copy(update={"max_cost": max_cost})
-        session.store.update_job(job.id, spec_json=spec.to_stored())
+        with session.store.tx() as tx:
+            tx.set_job_spec(job.id, spec.to_stored())
 
 
 class Runner:
@@ -192,13 +194,15 @@ class Runner:
 
     def finish(self, job: Job) -> RunResult:
         store, events = self.store, self.session.events
-        store.mark_dead(job.id, job.max_attempts)
+        with store.tx() as tx:
+            tx.mark_dead(job.id, job.max_attempts)
         if job.state != "cancelled" and store.item_counts(job.id).get(ItemState.FAILED_RETRYABLE.value):
             # Nothing in flight, but items wait to be retried (`collect --follow`, --no-retry): not done.
             self.summary = self.write(job, final=True)
             return RunResult(job.id, False, False, self.summary, job_status(store, job))
         if job.state != "cancelled":
-            store.update_job(job.id, state="done")
+            with store.tx() as tx:
+                tx.set_job_state(job.id, "done")
         self.summary = self.write(job, final=True)
         final = job_status(store, job)
         failed = final.counts.get("failed_permanent", 0) + final.counts.get("dead", 0)

@@ -1,0 +1,225 @@
+"""The items aggregate: items and their attempts — add, requeue, settle, fail, mark dead, recount.
+
+An item's state is the outcome of its current attempt. Items a batch carried but that came back
+without an outcome become failed-retryable, and dead once out of attempts (`_fail_unanswered`,
+the one place that rule is written).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.exc import IntegrityError
+
+from llmbulk.errors import InputError
+from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
+from llmbulk.store.schema import Batch
+from llmbulk.store.unit import CHUNK, Reading, Unit, mark_collected, recount
+
+_INSERT_ATTEMPT = (
+    "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
+    " input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_type, error_code,"
+    " error_message, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (job_id, row_index, attempt) DO NOTHING"
+)
+
+
+class ItemWrites(Unit):
+    """Write operations on items and attempts, in the unit of work."""
+
+    def add_items(self, job_id: str, shard_id: str, items: Sequence[tuple[int, str]]) -> None:
+        """Record new items (row, key) of a shard, each at attempt 1."""
+        queued = ItemState.QUEUED.value
+        rows = [(job_id, row, key, queued, shard_id) for row, key in items]
+        sql = "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id) VALUES (?, ?, ?, ?, 1, ?)"
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            try:
+                with self._conn.begin_nested():
+                    self._bulk(sql, chunk)
+            except (IntegrityError, *_driver_integrity_errors()) as exc:  # type: ignore[misc]  # a runtime tuple
+                raise self._duplicate_error(job_id, [(row, key) for (_job, row, key, _s, _sh) in chunk]) from exc
+
+    def _duplicate_error(self, job_id: str, chunk: list[tuple[int, str]]) -> InputError:
+        seen: dict[str, int] = {}
+        for row, key in chunk:
+            if key in seen:
+                return _dup(key, seen[key], row)
+            seen[key] = row
+        sql = text("SELECT key, row_index FROM items WHERE job_id = :j AND key IN :keys").bindparams(
+            bindparam("keys", expanding=True)
+        )
+        found = self._conn.execute(sql, {"j": job_id, "keys": list(seen)}).first()
+        if found is None:
+            return InputError("duplicate item ids in the input", hint="make the id column unique")
+        return _dup(found[0], found[1], seen[found[0]])
+
+    def requeue_items(self, job_id: str, shard_id: str, rows: Sequence[int]) -> None:
+        """Move retried items into a new shard and count the attempt (the shard is added with add_shard)."""
+        sql = (
+            "UPDATE items SET state = :s, attempts = attempts + 1, shard_id = :sh WHERE job_id = :j AND row_index = :r"
+        )
+        params = [{"s": ItemState.QUEUED.value, "sh": shard_id, "j": job_id, "r": r} for r in rows]
+        for start in range(0, len(params), CHUNK):
+            self._run(sql, params[start : start + CHUNK])
+        recount(self._conn, job_id)  # the rows leave whichever shards held them
+
+    def add_outcomes(self, job_id: str, batch: Batch, outcomes: Iterable[ItemOutcome]) -> dict[str, int]:
+        """Record every result line of a batch as an attempt; returns line counts.
+
+        Lines for other jobs (or unreadable ids) are ignored and counted as `foreign`; lines for
+        attempts already recorded are kept as first recorded. `settle_batch` then moves the items.
+        """
+        now = time.time()
+        counts = {"lines": 0, "foreign": 0}
+        chunk: list[tuple[Any, ...]] = []
+        for outcome in outcomes:
+            counts["lines"] += 1
+            try:
+                owner, row, attempt = parse_custom_id(outcome.custom_id)
+            except ValueError:
+                counts["foreign"] += 1
+                continue
+            if owner != job_id:
+                counts["foreign"] += 1
+                continue
+            chunk.append(_attempt_params(job_id, row, attempt, batch.id, outcome, now))
+            if len(chunk) >= CHUNK:
+                self._bulk(_INSERT_ATTEMPT, chunk)
+                chunk = []
+        self._bulk(_INSERT_ATTEMPT, chunk)
+        return counts
+
+    def settle_batch(self, job_id: str, batch: Batch, max_attempts: int) -> None:
+        """Settle the items of a collected batch from its recorded lines; stamp the batch collected.
+
+        Items the batch carried with no line become failed-retryable (`missing_result`).
+        """
+        now = time.time()
+        # Outcome of the item's current attempt, as carried by this batch.
+        self._run(
+            "UPDATE items SET state = a.outcome FROM attempts a"
+            " WHERE a.job_id = items.job_id AND a.row_index = items.row_index"
+            " AND a.attempt = items.attempts AND a.batch_id = :b"
+            " AND items.job_id = :j AND items.shard_id = :sh",
+            {"j": job_id, "b": batch.id, "sh": batch.shard_id},
+        )
+        message = "the provider returned no result line for this item"
+        self._fail_unanswered(job_id, batch, ("missing_result", "missing_result", message), max_attempts, now)
+        mark_collected(self._conn, batch.id, now)
+
+    def fail_shard_items(
+        self, job_id: str, batch: Batch, error_type: str, error_code: str, message: str, max_attempts: int
+    ) -> None:
+        """Every item of a batch that failed as a whole gets the batch's error on its attempt."""
+        now = time.time()
+        self._fail_unanswered(job_id, batch, (error_type, error_code, message), max_attempts, now)
+        mark_collected(self._conn, batch.id, now)
+
+    def _fail_unanswered(
+        self, job_id: str, batch: Batch, error: tuple[str, str, str], max_attempts: int, now: float
+    ) -> None:
+        """Items of the batch's shard still queued or submitted get `error` and become failed-retryable.
+
+        Those out of attempts become dead, and the shard's counts are brought up to date.
+        """
+        params = {"j": job_id, "b": batch.id, "sh": batch.shard_id, "t": now}
+        self._run(
+            "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, error_type,"
+            " error_code, error_message, recorded_at) SELECT job_id, row_index, attempts, :b,"
+            " 'failed_retryable', :et, :ec, :em, :t FROM items WHERE job_id = :j AND shard_id = :sh"
+            " AND state IN ('queued', 'submitted') ON CONFLICT (job_id, row_index, attempt) DO NOTHING",
+            {**params, "et": error[0], "ec": error[1], "em": error[2]},
+        )
+        self._run(
+            "UPDATE items SET state = 'failed_retryable' WHERE job_id = :j AND shard_id = :sh"
+            " AND state IN ('queued', 'submitted')",
+            params,
+        )
+        self._kill_exhausted(job_id, max_attempts, batch.shard_id)
+        recount(self._conn, job_id, batch.shard_id)
+
+    def mark_dead(self, job_id: str, max_attempts: int) -> int:
+        """Failed-retryable items out of attempts become dead; returns how many."""
+        changed = self._kill_exhausted(job_id, max_attempts)
+        if changed:
+            recount(self._conn, job_id)
+        return changed
+
+    def _kill_exhausted(self, job_id: str, max_attempts: int, shard_id: str | None = None) -> int:
+        shard = " AND shard_id = :sh" if shard_id is not None else ""
+        result = self._run(
+            f"UPDATE items SET state = 'dead' WHERE job_id = :j{shard} AND state = 'failed_retryable'"
+            " AND attempts >= :m",
+            {"j": job_id, "sh": shard_id, "m": max_attempts},
+        )
+        return result.rowcount or 0
+
+
+class ItemReads(Reading):
+    """Reads of items: rows and attempt numbers."""
+
+    def shard_attempts(self, job_id: str, shard_id: str) -> dict[int, int]:
+        """Row → attempt of every item a shard carries (what its lines' custom ids hold)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                text("SELECT row_index, attempts FROM items WHERE job_id = :j AND shard_id = :s ORDER BY row_index"),
+                {"j": job_id, "s": shard_id},
+            )
+            return {int(row): int(attempt) for row, attempt in rows}
+
+    def retryable_rows(self, job_id: str) -> Iterator[int]:
+        """Rows of failed-retryable items with attempts left, in input order."""
+        with self._read() as conn:
+            yield from conn.execute(
+                text("SELECT row_index FROM items WHERE job_id = :j AND state = :s ORDER BY row_index"),
+                {"j": job_id, "s": ItemState.FAILED_RETRYABLE.value},
+            ).scalars()
+
+    def item_attempts(self, job_id: str, rows: Sequence[int]) -> dict[int, int]:
+        """Current attempt number of each of these rows."""
+        out: dict[int, int] = {}
+        sql = text("SELECT row_index, attempts FROM items WHERE job_id = :j AND row_index IN :rows").bindparams(
+            bindparam("rows", expanding=True)
+        )
+        with self._read() as conn:
+            for start in range(0, len(rows), 900):
+                result = conn.execute(sql, {"j": job_id, "rows": list(rows[start : start + 900])})
+                out.update((int(row), int(attempts)) for row, attempts in result)
+        return out
+
+    def shard_rows(self, shard_id: str) -> list[int]:
+        with self._read() as conn:
+            sql = text("SELECT row_index FROM items WHERE shard_id = :s ORDER BY row_index")
+            return list(conn.execute(sql, {"s": shard_id}).scalars())
+
+
+def _dup(key: str, first_row: int, second_row: int) -> InputError:
+    return InputError(
+        f"duplicate id {key!r} at rows {first_row + 1} and {second_row + 1}",
+        hint="ids must be unique; fix the id column or drop --id-column to use row numbers",
+    )
+
+
+def _attempt_params(job_id: str, row: int, attempt: int, batch_id: str, o: ItemOutcome, now: float) -> tuple[Any, ...]:
+    return (
+        job_id, row, attempt, batch_id, o.outcome.value, o.output, o.finish_reason, o.input_tokens,
+        o.output_tokens, o.cached_tokens, o.reasoning_tokens, o.error_type, o.error_code, o.error_message, now,
+    )  # fmt: skip
+
+
+def _driver_integrity_errors() -> tuple[type[Exception], ...]:
+    """The DBAPI-level unique-violation errors (raw cursors bypass SQLAlchemy's wrapping)."""
+    import sqlite3
+
+    errors: list[type[Exception]] = [sqlite3.IntegrityError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.IntegrityError)
+    except ImportError:
+        pass
+    return tuple(errors)
