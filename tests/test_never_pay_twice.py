@@ -194,8 +194,8 @@ def test_a_takeover_fences_the_old_holder(tmp_path: Path) -> None:
 def test_a_holder_whose_machine_slept_checks_the_database_before_a_provider_call(tmp_path: Path) -> None:
     """A closed laptop lid: the monotonic clock stood still while the wall clock (and the lease) ran on."""
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
-    with store.tx() as conn:
-        conn.exec_driver_sql(
+    with store.tx() as tx:
+        tx._conn.exec_driver_sql(
             "INSERT INTO jobs (id, created_at, provider, model, input_path, input_format, spec_json, emulated,"
             " max_attempts, max_items, max_bytes, n_items, state, lease_gen) VALUES"
             " ('jsleep', 0, 'openai', 'm', '/x', 'csv', '{}', 1, 3, 10, 100, 0, 'active', 0)"
