@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from llmbulk.listing import Grid, write_rows
+from llmbulk.models import JobState
 from llmbulk.views import LIVE_BATCH_STATES, TERMINAL_BATCH_STATES
 
 if TYPE_CHECKING:
@@ -319,7 +320,7 @@ RESULT_STATES = TERMINAL_BATCH_STATES - {"requeued"}
 def next_step(status: JobStatus) -> str | None:
     """What to run next, when the job waits on the user rather than on the provider."""
     job = status.job
-    if job.state == "cancelled":
+    if job.state == JobState.CANCELLED:
         return f"the job is cancelled; `llmbulk resume {job.id}` continues it"
     in_flight = any(b.state in LIVE_BATCH_STATES for b in status.batches)
     uncollected = [b for b in status.batches if b.state in RESULT_STATES and not b.collected]

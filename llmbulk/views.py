@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llmbulk.errors import ExitStatus
+from llmbulk.models import JobState
 
 OPEN_ITEM_STATES = ("pending", "queued", "submitted", "failed_retryable")
 SETTLED_ITEM_STATES = ("succeeded", "failed_permanent", "dead")
@@ -101,7 +102,7 @@ class JobStatus:
 
 def exit_status(status: JobStatus) -> ExitStatus:
     """What `status`, `collect` and `run` exit with: cancelled, done, done with failed or dead items, or running."""
-    if status.job.state == "cancelled":
+    if status.job.state == JobState.CANCELLED:
         return ExitStatus.CANCELLED
     if not status.finished:
         return ExitStatus.RUNNING

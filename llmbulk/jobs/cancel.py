@@ -13,6 +13,7 @@ from llmbulk.errors import (
 )
 from llmbulk.jobs.collect import job_status, poll_and_collect
 from llmbulk.leases import JobLease
+from llmbulk.models import JobState
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.providers.base import BatchProvider
 from llmbulk.session import Session, current_job, logged, open_session
@@ -29,7 +30,7 @@ def resume(
         current_job.set(job.id)
         with session.lease(job.id, wait=wait_lock), logged(session, job.id):
             job = session.store.get_job(job_id)
-            if job.state != "cancelled":
+            if job.state != JobState.CANCELLED:
                 raise UsageError(f"job {job.id} is not cancelled (it is {job.state})", hint=f"`llmbulk run {job.id}`")
             reactivate(session, job.id)
         return job_status(session.store, job)
@@ -37,7 +38,7 @@ def resume(
 
 def reactivate(session: Session, job_id: str) -> None:
     with session.store.tx() as tx:
-        tx.set_job_state(job_id, "active")
+        tx.set_job_state(job_id, JobState.ACTIVE)
         tx.clear_cancel_request(job_id)
     session.events.emit("job.resumed", job_id)
 
@@ -60,8 +61,8 @@ def cancel(
     with open_session(settings, progress) as session:
         job = session.store.get_job(job_id)
         current_job.set(job.id)
-        if job.state in ("done", "cancelled"):
-            word = "finished" if job.state == "done" else "cancelled"
+        if job.state in (JobState.DONE, JobState.CANCELLED):
+            word = "finished" if job.state == JobState.DONE else "cancelled"
             session.progress.note(f"job {job.id} is already {word}; nothing to cancel")
             return job_status(session.store, job)
         provider = session.provider(job)
@@ -85,6 +86,6 @@ def cancel(
 def cancel_job(session: Session, job: Job, provider: BatchProvider, lease: JobLease) -> None:
     cancel_batches(session.store, provider, job, lease)
     with session.store.tx() as tx:
-        tx.set_job_state(job.id, "cancelled")
+        tx.set_job_state(job.id, JobState.CANCELLED)
         tx.clear_cancel_request(job.id)
     session.events.emit("job.cancelled", job.id)

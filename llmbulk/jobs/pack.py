@@ -18,7 +18,7 @@ from llmbulk.errors import (
 from llmbulk.events import PROGRESS_EVERY, every
 from llmbulk.jobs.budget import check_budget, estimate_for, estimate_json
 from llmbulk.jobs.types import ShardPlan
-from llmbulk.models import Limits
+from llmbulk.models import JobState, Limits
 from llmbulk.providers.base import BatchProvider
 from llmbulk.session import Session, current_job
 from llmbulk.shards import PackedShard, write_shards
@@ -69,7 +69,7 @@ def pack_new_job(
                 prompt_chars=counter.chars,
                 estimate_json=orjson.dumps(estimate_json(estimate)).decode(),
             )
-            tx.set_job_state(job.id, "active")
+            tx.set_job_state(job.id, JobState.ACTIVE)
             if dry_run:
                 raise DryRun()
             naming.start()

@@ -12,7 +12,7 @@ from llmbulk.jobs.pack import shard_id_for, shard_row
 from llmbulk.jobs.send import send_unsent
 from llmbulk.jobs.types import RetryResult, ShardPlan
 from llmbulk.leases import JobLease
-from llmbulk.models import Limits
+from llmbulk.models import JobState, Limits
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.session import Session, current_job, logged, open_session
 from llmbulk.shards import write_shards
@@ -37,7 +37,7 @@ def retry(
         current_job.set(job.id)
         with session.lease(job.id, wait=wait_lock) as lease, logged(session, job.id):
             job = session.store.get_job(job_id)
-            if job.state == "cancelled":
+            if job.state == JobState.CANCELLED:
                 if not resume:
                     raise cancelled_error(job.id, "retry does not reactivate it")
                 reactivate(session, job.id)

@@ -27,7 +27,7 @@ from llmbulk.jobs.submit import submit_in
 from llmbulk.jobs.types import RunResult, SubmitOptions, WorkerResult
 from llmbulk.leases import JobLease
 from llmbulk.merge import MergeSummary, SettledRowStream, check_output, resolve_output
-from llmbulk.models import BatchState, ItemState
+from llmbulk.models import BatchState, ItemState, JobState
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.session import Session, current_job, logged, open_session
 from llmbulk.store.schema import Job
@@ -85,7 +85,7 @@ def apply_run_policies(session: Session, job: Job, max_attempts: int | None, max
     if max_cost is not None:
         spec = job.spec.model_copy(update={"max_cost": max_cost})
         with session.store.tx() as tx:
-            tx.set_job_spec(job.id, spec.to_stored())
+            tx.set_job_spec(job.id, spec)
 
 
 class Runner:
@@ -136,13 +136,13 @@ class Runner:
 
     def honour_cancel_request(self, job: Job) -> Job:
         """`llmbulk cancel` from another process asked this holder to cancel the job."""
-        if job.cancel_requested is None or job.state == "cancelled":
+        if job.cancel_requested is None or job.state == JobState.CANCELLED:
             return job
         cancel_job(self.session, job, self.session.provider(job), self.lease)
         return self.store.get_job(job.id)
 
     def send_unsent(self, job: Job) -> None:
-        if job.state == "cancelled" or not self.store.unsent_shards(job.id):
+        if job.state == JobState.CANCELLED or not self.store.unsent_shards(job.id):
             return
         created, _waiting = send_unsent(self.session, job, self.lease)
         if created:
@@ -167,7 +167,7 @@ class Runner:
     def retry_failed_items(self, job: Job, state: JobStatus) -> bool:
         """Resend retryable items (within --max-cost); True when something was resent."""
         retryable = state.counts.get(ItemState.FAILED_RETRYABLE.value, 0)
-        if not (self.retry_failed and job.state == "active" and retryable and not self.budget_stopped):
+        if not (self.retry_failed and job.state == JobState.ACTIVE and retryable and not self.budget_stopped):
             return False
         if within_budget(self.session, job, retryable):
             retry_in(self.session, job, self.lease)
@@ -184,7 +184,7 @@ class Runner:
             or (not b.collected and b.state != BatchState.REQUEUED.value)  # ended, results not yet fetched
             for b in state.batches
         )
-        cancelled = job.state == "cancelled"
+        cancelled = job.state == JobState.CANCELLED
         if live or (state.unsent_shards and not cancelled):
             return None
         if self.budget_stopped and not cancelled:
@@ -196,13 +196,13 @@ class Runner:
         store, events = self.store, self.session.events
         with store.tx() as tx:
             tx.mark_dead(job.id, job.max_attempts)
-        if job.state != "cancelled" and store.item_counts(job.id).get(ItemState.FAILED_RETRYABLE.value):
+        if job.state != JobState.CANCELLED and store.item_counts(job.id).get(ItemState.FAILED_RETRYABLE.value):
             # Nothing in flight, but items wait to be retried (`collect --follow`, --no-retry): not done.
             self.summary = self.write(job, final=True)
             return RunResult(job.id, False, False, self.summary, job_status(store, job))
-        if job.state != "cancelled":
+        if job.state != JobState.CANCELLED:
             with store.tx() as tx:
-                tx.set_job_state(job.id, "done")
+                tx.set_job_state(job.id, JobState.DONE)
         self.summary = self.write(job, final=True)
         final = job_status(store, job)
         failed = final.counts.get("failed_permanent", 0) + final.counts.get("dead", 0)
@@ -242,7 +242,7 @@ def worker(
     skipped: list[str] = []
     failed: list[tuple[str, str]] = []
     with open_session(settings, progress) as session:
-        active = [j for j in reversed(session.store.list_jobs(10_000)) if j.state == "active"]
+        active = [j for j in reversed(session.store.list_jobs(10_000)) if j.state == JobState.ACTIVE]
     for job in active:
         try:
             result = run(job.id, None, timeout=timeout_per_job, settings=settings, progress=progress, sleep=sleep,

@@ -18,7 +18,7 @@ from llmbulk.errors import (
 from llmbulk.jobs.pack import pack_new_job
 from llmbulk.jobs.send import send_unsent
 from llmbulk.jobs.types import ShardPlan, SubmitOptions, SubmitResult
-from llmbulk.models import Limits
+from llmbulk.models import JobState, Limits
 from llmbulk.params import check_params
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.session import Session, current_job, open_session
@@ -146,12 +146,12 @@ def same_job(session: Session, job_print: str, table: InputTable) -> Job | None:
 def continue_job(session: Session, job: Job) -> SubmitResult:
     """A rerun of the command that made `job`: continue it instead of paying for its items again."""
     current_job.set(job.id)
-    if job.state == "cancelled":
+    if job.state == JobState.CANCELLED:
         raise CancelledError(
             f"job {job.id} was made from the same input and options, and was cancelled",
             hint=f"`llmbulk resume {job.id}` continues it; add --new-job to start a separate job",
         )
-    if job.state == "done":
+    if job.state == JobState.DONE:
         session.progress.note(
             f"job {job.id} already finished with the same input and options; nothing sent"
             " (--new-job starts a separate job)"
@@ -160,7 +160,7 @@ def continue_job(session: Session, job: Job) -> SubmitResult:
         session.progress.note(f"continuing job {job.id} (same input and options; --new-job starts a separate job)")
     batch_ids: list[str] = []
     queued = 0
-    if job.state == "active" and session.store.unsent_shards(job.id):
+    if job.state == JobState.ACTIVE and session.store.unsent_shards(job.id):
         with session.lease(job.id) as lease:
             batch_ids, queued = send_unsent(session, job, lease)
     plans = [ShardPlan(s.id, s.n_items, s.n_bytes) for s in session.store.shards(job.id)]

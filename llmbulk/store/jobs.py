@@ -11,7 +11,7 @@ import time
 from sqlalchemy import text
 
 from llmbulk.errors import NotFoundError
-from llmbulk.models import Fence
+from llmbulk.models import Fence, JobSpec, JobState
 from llmbulk.store import queries
 from llmbulk.store.schema import Job
 from llmbulk.store.unit import Reading, Unit, insert_sql
@@ -34,14 +34,14 @@ class JobWrites(Unit):
             job_id, n_items=n_items, input_sha256=input_sha256, prompt_chars=prompt_chars, estimate_json=estimate_json
         )
 
-    def set_job_state(self, job_id: str, state: str) -> None:
-        self._set_job(job_id, state=state)
+    def set_job_state(self, job_id: str, state: JobState) -> None:
+        self._set_job(job_id, state=JobState(state).value)  # the plain value: drivers bind str, not enums
 
     def set_max_attempts(self, job_id: str, max_attempts: int) -> None:
         self._set_job(job_id, max_attempts=max_attempts)
 
-    def set_job_spec(self, job_id: str, spec_json: str) -> None:
-        self._set_job(job_id, spec_json=spec_json)
+    def set_job_spec(self, job_id: str, spec: JobSpec) -> None:
+        self._set_job(job_id, spec_json=spec.to_stored())
 
     def set_out_path(self, job_id: str, out_path: str) -> None:
         self._set_job(job_id, out_path=out_path)
