@@ -18,7 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from llmbulk import rounds
+from llmbulk import interrupts, rounds
 from llmbulk.rounds import Snapshot, clock, money, seconds
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class RichProgress:
         for line in rounds.transitions(self._batch_states, status):
             if self.verbose > 0:
                 self.console.print(Text(line, style="dim"), highlight=False)
+        self._finish()  # the counter line of the step before, if any
         self._snap, self._stage = snap, None
         self._poll_at = None if next_poll_in is None else time.monotonic() + next_poll_in
         if next_poll_in is None:
@@ -100,19 +101,22 @@ class RichProgress:
     def _start(self) -> None:
         if self._live is not None:
             return
-        self._finish()
         self._live = Live(
             console=self.console, get_renderable=self._render, transient=True,
             refresh_per_second=REFRESH_PER_SECOND, redirect_stdout=False,
         )  # fmt: skip
+        # An error or Ctrl-C unwinds past `run` without a last round: erase the panel on the way out
+        # (registered first: a Ctrl-C can land the moment the first frame is drawn).
+        atexit.register(self.stop)
+        interrupts.add_cleanup(self.stop)
         self._live.start(refresh=True)
-        atexit.register(self.stop)  # an error or Ctrl-C unwinds past `run`: erase the panel on the way out
 
     def stop(self) -> None:
         """Erase the panel (if shown) and give the cursor back."""
         live, self._live = self._live, None
         if live is not None:
             atexit.unregister(self.stop)
+            interrupts.remove_cleanup(self.stop)
             live.stop()
 
     def _render(self) -> Group:
@@ -154,7 +158,7 @@ def panel(snap: Snapshot, elapsed: float, poll_in: float | None, activity: str |
     grid.add_row("time", Text(f"elapsed {clock(elapsed)} · ETA {eta_text(snap)}"))
     estimate = f" of ~{money(snap.estimate)} estimated" if snap.estimate is not None else ""
     grid.add_row("cost", Text(f"{money(snap.cost)} so far{estimate}"))
-    poll = "now" if poll_in is not None and poll_in <= 0 else (f"in {seconds(poll_in)}" if poll_in is not None else "–")
+    poll = "–" if poll_in is None else ("now" if poll_in < 0.05 else f"in {seconds(poll_in)}")
     grid.add_row("next poll", Text(poll + (f"  ({activity})" if activity else "")))
     return Group(head, grid)
 
