@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import atexit
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
@@ -79,18 +81,22 @@ class RichProgress:
 
     def round(self, status: JobStatus, next_poll_in: float | None) -> None:
         snap = rounds.snapshot(status)
-        for line in rounds.transitions(self._batch_states, status):
-            if self.verbose > 0:
-                self.console.print(Text(line, style="dim"), highlight=False)
         self._finish()  # the counter line of the step before, if any
+        changes = rounds.transitions(self._batch_states, status)
+        for line in changes if self.verbose > 0 else []:
+            self.console.print(Text(line, style="dim"), highlight=False)
+        if self._snap is not None and self._snap.job_id != snap.job_id:
+            self._opened = time.monotonic()  # `worker` runs one job after another: time each on its own
         self._snap, self._stage = snap, None
         self._poll_at = None if next_poll_in is None else time.monotonic() + next_poll_in
         if next_poll_in is None:
             self.stop()
             self.console.print(rounds.final_line(snap, time.monotonic() - self._opened), markup=False, highlight=False)
-        elif self.verbose < 0:
-            return
-        elif self.console.is_terminal and not self.console.is_dumb_terminal:
+        elif self.verbose >= 0:
+            self._show(snap, next_poll_in)
+
+    def _show(self, snap: Snapshot, next_poll_in: float) -> None:
+        if self.console.is_terminal and not self.console.is_dumb_terminal:
             self._start()
         else:
             line = rounds.progress_line(snap, time.monotonic() - self._opened, time.time(), next_poll_in)
@@ -109,7 +115,8 @@ class RichProgress:
         # (registered first: a Ctrl-C can land the moment the first frame is drawn).
         atexit.register(self.stop)
         interrupts.add_cleanup(self.stop)
-        self._live.start(refresh=True)
+        with _whole():
+            self._live.start(refresh=True)
 
     def stop(self) -> None:
         """Erase the panel (if shown) and give the cursor back."""
@@ -117,7 +124,8 @@ class RichProgress:
         if live is not None:
             atexit.unregister(self.stop)
             interrupts.remove_cleanup(self.stop)
-            live.stop()
+            with _whole():
+                live.stop()
 
     def _render(self) -> Group:
         assert self._snap is not None
@@ -135,6 +143,17 @@ class RichProgress:
     def _finish(self) -> None:
         if self._stage and self.console.is_terminal and self._done and self._live is None:
             self.console.print(" " * 60, end="\r")
+
+
+@contextmanager
+def _whole() -> Iterator[None]:
+    """A Ctrl-C waits until the panel is fully drawn or erased (half a frame is never erased)."""
+    deferral = interrupts.Deferral()
+    deferral.start()
+    try:
+        yield
+    finally:
+        deferral.end()
 
 
 def panel(snap: Snapshot, elapsed: float, poll_in: float | None, activity: str | None) -> Group:

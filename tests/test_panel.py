@@ -116,8 +116,12 @@ def test_panel_shows_job_counts_and_eta_and_leaves_a_clean_final_screen(tmp_path
     assert drawn.rfind("\x1b[?25h") > drawn.rfind("\x1b[?25l")  # the cursor is given back
 
 
+def _second_frame(drawn: str) -> bool:
+    return drawn.count("next poll") >= 2
+
+
 def test_ctrl_c_erases_the_panel_and_leaves_the_interrupt_line(tmp_path: Path) -> None:
-    code, drawn = _on_terminal(RUN, tmp_path, _env(tmp_path / ".llmbulk", "30"), until=lambda s: "next poll" in s)
+    code, drawn = _on_terminal(RUN, tmp_path, _env(tmp_path / ".llmbulk", "30"), until=_second_frame)
     assert code == 130
     screen = _screen(drawn)
     assert not any("next poll" in line or "settled" in line for line in screen), screen
@@ -181,6 +185,18 @@ def test_quiet_off_a_terminal_prints_only_the_final_lines(llmbulk: Callable[...,
     assert result.exit_code == 0, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and lines[0].startswith("done: job ") and lines[1].startswith("wrote 50 rows")
+
+
+def test_collect_follow_reports_rounds_too(llmbulk: Callable[..., Outcome], slow_batches: None) -> None:
+    submit = [a for a in RUN if a not in ("--out", "out.csv")]
+    submitted = llmbulk("submit", *submit[1:], "--max-items-per-batch", "25", "--json")
+    assert submitted.exit_code == 0, submitted.stderr
+    job_id = submitted.json()["job_id"]
+    result = llmbulk("collect", job_id, "--follow", "--out", "out.csv")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith(f"progress: job={job_id} settled=0/50 ") for line in lines), lines
+    assert f"done: job {job_id} · 50 succeeded, 0 failed, 0 dead of 50" in result.stderr
 
 
 def _status(batches: list[BatchView], unsent: int) -> JobStatus:
