@@ -21,6 +21,7 @@ _received: list[int] = []
 _reported: list[bool] = []
 _deferring: list[bool] = []
 _pending: list[int] = []
+_cleanups: list[Callable[[], object]] = []  # run before an interrupted exit, which skips atexit
 
 
 def install() -> None:
@@ -113,8 +114,21 @@ def leave() -> None:
     exit_now()
 
 
+def add_cleanup(fn: Callable[[], object]) -> None:
+    """Run `fn` (quick, e.g. erasing a live display) before an interrupted exit, which skips atexit."""
+    _cleanups.append(fn)
+
+
+def remove_cleanup(fn: Callable[[], object]) -> None:
+    with contextlib.suppress(ValueError):
+        _cleanups.remove(fn)
+
+
 def exit_now() -> None:
     """Exit 130 at once: the state is committed; threads still downloading are not waited for."""
+    for fn in list(_cleanups):
+        with contextlib.suppress(Exception):
+            fn()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -1,11 +1,14 @@
 """Progress reporting from the library: a callback protocol whose default does nothing.
 
-Only `render.py` knows how to draw it; tests and library users get silence by default.
+Only `panel.py` (re-exported by `render.py`) knows how to draw it; tests and library users get silence by default.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from llmbulk.views import JobStatus
 
 
 class Progress(Protocol):
@@ -20,6 +23,9 @@ class Progress(Protocol):
     def note(self, message: str) -> None:
         """Something worth telling the user happened."""
 
+    def round(self, status: JobStatus, next_poll_in: float | None) -> None:
+        """A poll round of `run` ended with this status; `next_poll_in` is None once the run is over."""
+
 
 class NoProgress:
     """The default: report nothing."""
@@ -31,6 +37,9 @@ class NoProgress:
         return None
 
     def note(self, message: str) -> None:
+        return None
+
+    def round(self, status: JobStatus, next_poll_in: float | None) -> None:
         return None
 
 

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from llmbulk.listing import Grid, write_rows
 from llmbulk.models import JobState
+from llmbulk.panel import RichProgress as RichProgress  # its home is panel.py; the CLI imports it from here
 from llmbulk.views import LIVE_BATCH_STATES, TERMINAL_BATCH_STATES
 
 if TYPE_CHECKING:
@@ -50,46 +51,6 @@ def print_json(value: Any) -> None:
 def error(message: str) -> None:
     # Messages carry user data (file names, column names), so they are never parsed as markup.
     err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
-
-
-class RichProgress:
-    """Progress on stderr: a live counter on a terminal, notes always; -q only errors, -v each
-    stage, -vv each stage with the time the previous one took and its count."""
-
-    def __init__(self, verbose: int = 0) -> None:
-        self.verbose = verbose
-        self._stage: str | None = None
-        self._done = 0
-        self._total: int | None = None
-        self._last = 0.0
-        self._started = time.monotonic()
-
-    def stage(self, name: str, total: int | None = None) -> None:
-        self._finish()
-        now = time.monotonic()
-        if self.verbose > 1 and self._stage:
-            err.print(f"[dim]  {escape(self._stage)}: {self._done:,} in {now - self._started:.2f} s[/]")
-        self._stage, self._done, self._total, self._started = name, 0, total, now
-        if self.verbose > 0:
-            err.print(f"[dim]{escape(name)}…[/]")
-
-    def advance(self, n: int = 1) -> None:
-        self._done += n
-        if self.verbose < 0:
-            return
-        now = time.monotonic()
-        if err.is_terminal and now - self._last > 0.2:
-            self._last = now
-            total = f"/{self._total:,}" if self._total else ""
-            err.print(f"{self._stage}: {self._done:,}{total}", end="\r", markup=False)
-
-    def note(self, message: str) -> None:
-        if self.verbose >= 0:
-            err.print(Text.assemble(("note:", "yellow"), " ", message), highlight=False)
-
-    def _finish(self) -> None:
-        if self._stage and err.is_terminal and self._done:
-            err.print(" " * 60, end="\r")
 
 
 # ---- payloads for --json -----------------------------------------------------------------------

@@ -366,7 +366,8 @@ def cancel_case(sc: Scenario, provider: str, while_running: bool) -> None:
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_cancelled_job_stays_cancelled_until_resumed(tmp_path: Path, store_url: str) -> None:
-    with scenario(tmp_path, store_url, "cancel", "openai", "while_running", running=3.0) as sc:
+    # Batches of 8 s: the cancel (a new process) lands while they run, even on a loaded machine.
+    with scenario(tmp_path, store_url, "cancel", "openai", "while_running", running=8.0) as sc:
         cancel_case(sc, "openai", while_running=True)
 
 
@@ -376,7 +377,7 @@ def test_cancelled_job_stays_cancelled_until_resumed(tmp_path: Path, store_url: 
 @pytest.mark.parametrize("while_running", [True, False], ids=["while_running", "after_submit"])
 def test_cancel_every_provider(while_running: bool, provider: str, tmp_path: Path, store_url: str) -> None:
     case = "while_running" if while_running else "after_submit"
-    with scenario(tmp_path, store_url, "cancel", provider, case, running=3.0) as sc:
+    with scenario(tmp_path, store_url, "cancel", provider, case, running=8.0 if while_running else 3.0) as sc:
         cancel_case(sc, provider, while_running)
 
 

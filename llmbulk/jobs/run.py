@@ -73,7 +73,9 @@ def run(
         path, fmt = resolve_output(job, out, fmt)
         with session.lease(job.id, wait=wait_lock) as lease, logged(session, job.id):
             runner = Runner(session, lease, job.id, path, fmt, retry_failed, started, sleep, clock)
-            return runner.run(timeout)
+            result = runner.run(timeout)
+            session.progress.round(result.status, None)
+            return result
 
 
 def apply_run_policies(session: Session, job: Job, max_attempts: int | None, max_cost: float | None) -> None:
@@ -132,6 +134,7 @@ class Runner:
                 seconds = self.clock() - self.started
                 self.session.events.emit("job.timeout", job.id, counts=state.counts, seconds=seconds)
                 return RunResult(job.id, False, True, self.summary, state)
+            self.session.progress.round(state, self.delay)
             self.sleep(self.delay)
 
     def honour_cancel_request(self, job: Job) -> Job:
