@@ -14,7 +14,7 @@ from conftest import Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/README.md") if p.parent.name != "ci")
-EXPECTED_ROWS = {"sentiment": 40, "marketing_emails": 24, "qa_generation": None, "code_review": None}
+EXPECTED_ROWS = {"quickstart": 50, "sentiment": 40, "marketing_emails": 24, "qa_generation": None, "code_review": None}
 
 
 def _command(example: str) -> list[str]:
