@@ -60,9 +60,9 @@ SCRUBBED = (
 # Obviously fake keys, for cases that must get past the key check to reach the rows; the base URLs
 # point at the discard port, so a case that wrongly gets as far as the network fails fast and offline.
 FAKE_KEYS = {
-    "OPENAI_API_KEY": "sk-fake-llmbulk-bad-inputs",
+    "OPENAI_API_KEY": "fake-openai-key-for-bad-inputs",
     "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
-    "ANTHROPIC_API_KEY": "sk-ant-fake-llmbulk-bad-inputs",
+    "ANTHROPIC_API_KEY": "fake-anthropic-key-for-bad-inputs",
     "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
 }
 STATE_DB_FILES = ("llmbulk.db", "llmbulk.db-wal", "llmbulk.db-shm", "llmbulk.db-journal")

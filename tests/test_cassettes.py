@@ -26,7 +26,7 @@ from llmbulk.shards import write_shards
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD = os.environ.get("LLMBULK_RECORD_CASSETTES") == "1"
 PORT = 18765
-FAKE_KEY = "sk-cassette-fake-key-0000"
+FAKE_KEY = "fake-cassette-key-0000"
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
 
 

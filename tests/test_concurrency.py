@@ -34,7 +34,7 @@ def db_url(store_url: str) -> str:
 
 def _env(home: Path, server: EmulatorServer, db: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMBULK_"))}
-    env.update(LLMBULK_HOME=str(home), LLMBULK_DB=db, OPENAI_API_KEY="sk-concurrency-test",
+    env.update(LLMBULK_HOME=str(home), LLMBULK_DB=db, OPENAI_API_KEY="fake-concurrency-key",
                OPENAI_BASE_URL=server.openai_base_url, LLMBULK_POLL_INITIAL="0.05", LLMBULK_POLL_MAX="0.2")  # fmt: skip
     return env
 

@@ -38,7 +38,7 @@ from llmbulk.providers.anthropic import (
 from llmbulk.providers.base import ProviderSettings
 
 MODEL = "claude-haiku-4-5"
-KEY = "sk-ant-test-secret-0000"
+KEY = "fake-anthropic-test-secret-0000"
 # anthropic 2.12.0 no longer declares these in MessageCreateParams, but sends them unchanged.
 SDK_UNDECLARED = {"temperature", "top_p", "top_k"}
 RETRYABLE_ERROR_TYPES = {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
