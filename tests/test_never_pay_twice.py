@@ -168,14 +168,21 @@ def test_cancel_while_another_process_holds_the_job_is_honoured_by_it(
     assert len([e for e in _audit(home) if e["event"] == "batch.cancelled"]) == 3
 
 
-def test_a_takeover_fences_the_old_holder(tmp_path: Path) -> None:
+def _store_with_job(tmp_path: Path, job_id: str) -> Store:
+    """A fresh SQLite store holding one bare active job (for lease tests)."""
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     with store.tx() as tx:
         tx._conn.exec_driver_sql(
             "INSERT INTO jobs (id, created_at, provider, model, input_path, input_format, spec_json, emulated,"
             " max_attempts, max_items, max_bytes, n_items, state, lease_gen) VALUES"
-            " ('jfence', 0, 'openai', 'm', '/x', 'csv', '{}', 1, 3, 10, 100, 0, 'active', 0)"
+            " (?, 0, 'openai', 'm', '/x', 'csv', '{}', 1, 3, 10, 100, 0, 'active', 0)",
+            (job_id,),
         )
+    return store
+
+
+def test_a_takeover_fences_the_old_holder(tmp_path: Path) -> None:
+    store = _store_with_job(tmp_path, "jfence")
     paused = JobLease(store, "jfence", ttl=0.3)
     paused._stop.set()  # as if the process were stopped: no heartbeat
     time.sleep(0.4)
@@ -193,13 +200,7 @@ def test_a_takeover_fences_the_old_holder(tmp_path: Path) -> None:
 
 def test_a_holder_whose_machine_slept_checks_the_database_before_a_provider_call(tmp_path: Path) -> None:
     """A closed laptop lid: the monotonic clock stood still while the wall clock (and the lease) ran on."""
-    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
-    with store.tx() as tx:
-        tx._conn.exec_driver_sql(
-            "INSERT INTO jobs (id, created_at, provider, model, input_path, input_format, spec_json, emulated,"
-            " max_attempts, max_items, max_bytes, n_items, state, lease_gen) VALUES"
-            " ('jsleep', 0, 'openai', 'm', '/x', 'csv', '{}', 1, 3, 10, 100, 0, 'active', 0)"
-        )
+    store = _store_with_job(tmp_path, "jsleep")
     sleeper = JobLease(store, "jsleep", ttl=0.6)
     sleeper._stop.set()  # asleep: no heartbeat
     time.sleep(0.7)

@@ -205,10 +205,8 @@ class AnthropicBatchProvider:
         key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
         if self._schema_cache is not None and self._schema_cache[0] == key:
             return self._schema_cache[1]
-        from anthropic import transform_schema
-
         try:
-            transformed = transform_schema(schema)
+            transformed = sent_schema(schema)
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputError(
                 f"item {task.key!r}: the output schema cannot be used for Anthropic structured outputs ({exc})",
