@@ -32,6 +32,7 @@ RESULT_COLUMNS = (
     "input_tokens",
     "output_tokens",
     "cost_usd",
+    "reused_from",
 )
 
 
@@ -201,7 +202,7 @@ def _merge_row(
     names: dict[str, str],
     price: Callable[[int | None, int | None, int | None], float | None],
 ) -> dict[str, Any]:
-    (_row, _key, state, attempts, output, finish, in_tok, out_tok, err_type, err_code, err_msg, cached) = record
+    (_row, _key, state, attempts, output, finish, in_tok, out_tok, err_type, err_code, err_msg, cached, reused) = record
     error = None
     if state != "succeeded" and (err_code or err_msg):
         error = f"{err_code or err_type}: {err_msg}" if err_msg else str(err_code or err_type)
@@ -213,7 +214,9 @@ def _merge_row(
     merged[names["finish_reason"]] = finish
     merged[names["input_tokens"]] = in_tok
     merged[names["output_tokens"]] = out_tok
-    merged[names["cost_usd"]] = price(in_tok, out_tok, cached)
+    # An answer taken from another item (this job's, or an earlier job's) was not sent: it cost nothing.
+    merged[names["cost_usd"]] = price(in_tok, out_tok, cached) if reused is None else 0.0
+    merged[names["reused_from"]] = reused
     return merged
 
 

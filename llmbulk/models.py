@@ -89,6 +89,7 @@ class Task:
     system: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     output_schema: dict[str, Any] | None = None  # --schema: the answer is JSON matching it
+    request_key: str | None = None  # what the request asks, hashed (reuse.py); set while packing
 
 
 @dataclass(slots=True)
@@ -205,6 +206,9 @@ class JobSpec(BaseModel):
     inline: bool = False
     pacing: dict[str, Any] = Field(default_factory=dict)
     max_cost: float | None = None
+    fresh: bool = False  # send every row: no earlier answers reused, repeated rows not folded
+    reuse_max_age: float | None = None  # seconds: reuse only answers recorded this recently
+    sample: int | None = None  # a sample number in the request key (reuse.py)
 
     @classmethod
     def from_stored(cls, text: str) -> JobSpec:
@@ -220,6 +224,9 @@ class JobSpec(BaseModel):
             inline=bool(data.get("inline")),
             pacing=data.get("pacing") or {},
             max_cost=data.get("max_cost"),
+            fresh=bool(data.get("fresh")),
+            reuse_max_age=data.get("reuse_max_age"),
+            sample=data.get("sample"),
         )
 
     def task_json(self) -> dict[str, Any]:
@@ -230,6 +237,8 @@ class JobSpec(BaseModel):
         return {"prompt": self.prompt, "system": self.system, "id_column": self.id_column, "params": params}
 
     def to_stored(self) -> str:
-        return orjson.dumps(
-            {**self.task_json(), "inline": self.inline, "pacing": self.pacing, "max_cost": self.max_cost}
-        ).decode()
+        stored = {**self.task_json(), "inline": self.inline, "pacing": self.pacing, "max_cost": self.max_cost}
+        # Only when set: the stored layout (and the fingerprints made from it) of jobs without them is unchanged.
+        reuse = {"fresh": self.fresh, "reuse_max_age": self.reuse_max_age, "sample": self.sample}
+        stored.update((k, v) for k, v in reuse.items() if v)
+        return orjson.dumps(stored).decode()

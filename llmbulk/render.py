@@ -154,6 +154,7 @@ def cost_json(report: CostReport) -> dict[str, Any]:
         "actual_usd": report.actual_usd,
         "sync_usd": report.sync_usd,
         "saving_usd": report.saving_usd,
+        "reused": {**report.reused, "not_spent_usd": report.reused_usd} if report.reused.get("items") else None,
     }
 
 
@@ -172,6 +173,11 @@ def cost_rows(report: CostReport) -> list[dict[str, Any]]:
     rows.append({"row": "actual", "input_tokens": tokens["input_tokens"], "cached_tokens": tokens["cached_tokens"],
                  "output_tokens": tokens["output_tokens"], "batch_usd": report.actual_usd,
                  "sync_usd": report.sync_usd})  # fmt: skip
+    reused = report.reused
+    if reused.get("items"):
+        rows.append({"row": "reused_not_sent", "input_tokens": reused["input_tokens"],
+                     "cached_tokens": reused["cached_tokens"], "output_tokens": reused["output_tokens"],
+                     "batch_usd": report.reused_usd, "sync_usd": None})  # fmt: skip
     return rows
 
 
@@ -191,7 +197,18 @@ def cost_report(report: CostReport) -> None:
         usd_short(report.actual_usd),
         usd_short(report.sync_usd),
     ))  # fmt: skip
+    reused = report.reused
+    if reused.get("items"):
+        grid.rows.append((
+            f"reused, not sent ({reused['items']:,} items)",
+            f"{reused['input_tokens']:,} ({reused['cached_tokens']:,} cached)",
+            f"{reused['output_tokens']:,}",
+            usd_short(report.reused_usd),
+            "",
+        ))  # fmt: skip
     print_grid(grid, out)
+    if reused.get("items") and report.reused_usd is not None:
+        out.print(f"not spent by reusing answers: {usd(report.reused_usd)} ({reused['items']:,} items)")
     if any("unknown" in cell for row in grid.rows for cell in row):
         out.print("unknown: the model is not in the price library")
     if report.saving_usd is not None:
@@ -199,6 +216,17 @@ def cost_report(report: CostReport) -> None:
     if est.get("batch_likely_usd") and report.actual_usd is not None:
         diff = report.actual_usd - est["batch_likely_usd"]
         out.print(f"actual vs likely estimate: {usd_signed(diff)} ({diff / est['batch_likely_usd']:+.1%})")
+
+
+def cache_stats(stats: dict[str, Any]) -> None:
+    grid = Grid(("answers", "bytes", "reused", "not spent", "oldest", "newest"),
+                right=("answers", "bytes", "reused", "not spent"))  # fmt: skip
+    now = time.time()
+    grid.rows.append((
+        f"{stats['entries']:,}", f"{stats['bytes']:,}", f"{stats['hits']:,}", usd(stats["saved_usd"]),
+        _ago(now, stats["oldest"]) if stats["oldest"] else "-", _ago(now, stats["newest"]) if stats["newest"] else "-",
+    ))  # fmt: skip
+    print_grid(grid, out)
 
 
 def usd_short(value: float | None) -> str:
@@ -233,8 +261,9 @@ def submit_result(result: SubmitResult) -> None:
         return
     out.print(result.job_id)
     queued = f", {result.queued_shards} shard(s) waiting for quota" if result.queued_shards else ""
+    sent = "" if result.reuse is None or not result.reuse.summary() else f" ({result.reuse.sent:,} sent)"
     err.print(
-        f"submitted {result.n_items:,} items in {len(result.batch_ids)} batch(es){queued}; "
+        f"submitted {result.n_items:,} items{sent} in {len(result.batch_ids)} batch(es){queued}; "
         f"next: llmbulk status {result.job_id} --refresh  |  llmbulk collect {result.job_id}"
     )
 
@@ -434,6 +463,7 @@ def submit_json(result: SubmitResult) -> dict[str, Any]:
         "dry_run": result.dry_run,
         "continued": result.continued,
         "estimate": estimate_json(result.estimate),
+        "reuse": None if result.reuse is None else result.reuse.to_json(),
         "shards": [{name: getattr(s, name) for name in s.__slots__} for s in result.shards],
     }
 

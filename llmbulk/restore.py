@@ -77,5 +77,5 @@ def ensure_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _ignore_items(_seq: int, _items: list[tuple[int, str]]) -> None:
+def _ignore_items(_seq: int, _items: list[tuple[int, str, str | None]]) -> None:
     """The items are in the database already: a rebuilt shard records nothing."""

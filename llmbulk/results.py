@@ -114,6 +114,7 @@ def collect_batch(
                 counts = tx.add_outcomes(job.id, batch, outcomes)
                 crashpoint("mid_record")
                 tx.settle_batch(job.id, batch, job.max_attempts)
+                tx.record_answers(batch.id, repeats=job.spec.fresh)  # what later jobs may reuse
             return counts
         except ProviderError as exc:
             if not exc.retryable or isinstance(exc, QuotaError) or not tries_left:

@@ -20,8 +20,8 @@ from llmbulk.models import Limits, Task, make_custom_id
 ITEM_CHUNK = 10_000  # item keys handed to the sink at a time
 WRITE_BLOCK = 1 << 20  # bytes of lines gathered before one write (and hash update)
 
-ItemSink = Callable[[int, list[tuple[int, str]]], None]
-"""Receives (shard seq, [(row, key), ...]) for items as their lines are written."""
+ItemSink = Callable[[int, list[tuple[int, str, str | None]]], None]
+"""Receives (shard seq, [(row, key, request key), ...]) for items as their lines are written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +45,17 @@ class _ShardFile:
         self.n_bytes = 0
         self.n_items = 0
         self.sink = sink
-        self.pending: list[tuple[int, str]] = []
+        self.pending: list[tuple[int, str, str | None]] = []
         # Lines not yet written: one write and one hash update per block instead of per line.
         self.lines: list[bytes] = []
         self.buffered = 0
 
-    def add(self, line: bytes, row: int, key: str) -> None:
+    def add(self, line: bytes, row: int, key: str, request_key: str | None) -> None:
         self.lines.append(line)
         self.buffered += len(line)
         self.n_bytes += len(line)
         self.n_items += 1
-        self.pending.append((row, key))
+        self.pending.append((row, key, request_key))
         if len(self.pending) >= ITEM_CHUNK:
             self.flush_items()
         elif self.buffered >= WRITE_BLOCK:
@@ -99,7 +99,7 @@ def write_shards(
 ) -> Iterator[PackedShard]:
     """Pack tasks into shards within `limits`, yielding each shard once it is on disk.
 
-    Every item's (row, key) reaches `sink` before its shard is yielded. `attempt_of(row)` gives
+    Every item's (row, key, request key) reaches `sink` before its shard is yielded. `attempt_of(row)` gives
     each item's attempt number (1 when not given).
     """
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -120,7 +120,7 @@ def write_shards(
                 seq += 1
             if current is None:
                 current = _ShardFile(directory, seq, sink)
-            current.add(line, row, task.key)
+            current.add(line, row, task.key, task.request_key)
         if current is not None:
             yield current.finish()
             current = None

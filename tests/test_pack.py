@@ -121,7 +121,7 @@ def test_packing_never_exceeds_limits_and_keeps_every_item_once(
 ) -> None:
     directory = tmp_path_factory.mktemp("shards")
     limits = Limits(max_items=max_items, max_bytes=max_bytes)
-    sunk: dict[int, list[tuple[int, str]]] = {}
+    sunk: dict[int, list[tuple[int, str, str | None]]] = {}
     shards = list(write_shards(iter(_tasks(sizes)), _encode, "jtest1", limits, directory, _sink(sunk)))
     seen = []
     for shard in shards:
@@ -130,8 +130,8 @@ def test_packing_never_exceeds_limits_and_keeps_every_item_once(
         assert 1 <= shard.n_items <= max_items and shard.n_items == len(sunk[shard.seq])
         assert verify_shard(shard.path, shard.sha256)
         ids = [parse_custom_id(orjson.loads(line)["custom_id"]) for line in data.splitlines()]
-        assert [row for _, row, _ in ids] == [row for row, _ in sunk[shard.seq]]
-        seen.extend(row for row, _ in sunk[shard.seq])
+        assert [row for _, row, _ in ids] == [row for row, _, _ in sunk[shard.seq]]
+        seen.extend(row for row, _, _ in sunk[shard.seq])
     assert seen == list(range(len(sizes)))
     assert not list(directory.glob(".*.tmp"))
 
@@ -151,7 +151,9 @@ def test_verify_shard_detects_changes(tmp_path: Path) -> None:
     assert not verify_shard(shard.path, shard.sha256)
 
 
-def _sink(into: dict[int, list[tuple[int, str]]]) -> Callable[[int, list[tuple[int, str]]], None]:
+def _sink(
+    into: dict[int, list[tuple[int, str, str | None]]],
+) -> Callable[[int, list[tuple[int, str, str | None]]], None]:
     return lambda seq, items: into.setdefault(seq, []).extend(items)
 
 

@@ -99,7 +99,7 @@ def _setup(store: Store, job: Job) -> tuple[Shard, Batch]:
     shard = _shard(job.id, 1, 4)
     with store.tx() as tx:
         tx.add_job(job)
-        tx.add_items(job.id, shard.id, [(i, f"k{i}") for i in range(4)])
+        tx.add_items(job.id, shard.id, [(i, f"k{i}", None) for i in range(4)])
         tx.add_shard(shard)
     batch = Batch(id=f"{shard.id}-b1", job_id=job.id, shard_id=shard.id, state="creating", intent_at=time.time())
     with store.tx() as tx:
@@ -118,7 +118,7 @@ def test_duplicate_keys_name_both_rows(store: Store) -> None:
     job = _job()
     with pytest.raises(InputError, match=r"duplicate id 'k1' at rows 2 and 4"), store.tx() as tx:
         tx.add_job(job)
-        tx.add_items(job.id, _shard(job.id, 1, 4).id, [(0, "k0"), (1, "k1"), (2, "k2"), (3, "k1")])
+        tx.add_items(job.id, _shard(job.id, 1, 4).id, [(0, "k0", None), (1, "k1", None), (2, "k2", None), (3, "k1", None)])
     assert store.list_jobs() == []  # the whole pack rolled back
 
 

@@ -163,10 +163,32 @@ class SubmitFlags:
         ),
     ] = False
 
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Send every row: reuse no answer an earlier job paid for, and send repeated rows each"
+            " (by default an identical request is sent once and earlier answers are reused). Use it, or"
+            " --sample, for several samples at temperature > 0.",
+        ),
+    ] = False
+    reuse_max_age: Annotated[
+        str | None,
+        typer.Option("--reuse-max-age", help="Reuse only answers recorded within this long, e.g. 7d, 12h, 30m."),
+    ] = None
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample",
+            help="Sample number N, part of the request key: --sample 2 gets answers of its own, not --sample 1's.",
+        ),
+    ] = None
+
     def options(self, input: Path, provider: str, model: str) -> api.SubmitOptions:
         """The job to submit; each refused value names its option."""
         from llmbulk import api
         from llmbulk.cli.prompts import job_params, read_prompt
+        from llmbulk.reuse import parse_age
 
         return api.SubmitOptions(
             input=input,
@@ -189,6 +211,9 @@ class SubmitFlags:
             schema=self.schema,
             prompt_source=None if self.prompt_file is None else str(self.prompt_file),
             new_job=self.new_job,
+            fresh=self.fresh,
+            reuse_max_age=None if self.reuse_max_age is None else parse_age(self.reuse_max_age, "--reuse-max-age"),
+            sample=self.sample,
         )
 
 

@@ -73,7 +73,9 @@ def within_budget(session: Session, job: Job, n_retry: int) -> bool:
     if rates is None:
         return True
     spent = rates.cost(tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"])
-    upper = (orjson.loads(job.estimate_json or "{}").get("batch_upper_usd") or 0.0) * n_retry / job.n_items
+    estimate = orjson.loads(job.estimate_json or "{}")
+    requests = estimate.get("requests", job.n_items) or 1  # what the estimate was made for (rows sent)
+    upper = (estimate.get("batch_upper_usd") or 0.0) * n_retry / requests
     if spent + upper <= max_cost:
         return True
     session.events.emit("job.budget_reached", job.id, spent_usd=spent, retry_items=n_retry, max_cost=max_cost)

@@ -47,15 +47,24 @@ def cost(job_id: str, *, settings: Settings | None = None) -> CostReport:
     with open_session(settings, NO_PROGRESS) as session:
         job = session.store.get_job(job_id)
         tokens = session.store.token_totals(job_id)
+        reused = session.store.reused_totals(job_id)
     batch = costs.job_rates(job.provider, job.model, tokens, True)
     sync = costs.job_rates(job.provider, job.model, tokens, False)
     usage = (tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"])
+    reused_rates = costs.job_rates(job.provider, job.model, reused, True)
+    not_spent = (
+        reused_rates.cost(reused["input_tokens"], reused["output_tokens"], reused["cached_tokens"])
+        if reused_rates
+        else None
+    )
     return CostReport(
         job.id,
         orjson.loads(job.estimate_json) if job.estimate_json else None,
         tokens,
         batch.cost(*usage) if batch else None,
         sync.cost(*usage) if sync else None,
+        reused,
+        not_spent,
     )
 
 

@@ -17,12 +17,15 @@ from llmbulk.errors import (
 )
 from llmbulk.events import PROGRESS_EVERY, every
 from llmbulk.jobs.budget import check_budget, estimate_for, estimate_json
+from llmbulk.jobs.dedup import Deduplicator
 from llmbulk.jobs.types import ShardPlan
 from llmbulk.models import JobState, Limits
 from llmbulk.providers.base import BatchProvider
+from llmbulk.reuse import RequestKeys, ReuseCounts, ReusePolicy
 from llmbulk.session import Session, current_job
 from llmbulk.shards import PackedShard, write_shards
 from llmbulk.store.schema import Job, Shard
+from llmbulk.store.store import Tx
 from llmbulk.tables import InputTable
 from llmbulk.tasks import TaskSpec, iter_tasks
 
@@ -36,7 +39,7 @@ def pack_new_job(
     limits: Limits,
     dry_run: bool,
     max_cost: float | None = None,
-) -> tuple[list[ShardPlan], costs.Estimate]:
+) -> tuple[list[ShardPlan], costs.Estimate, ReuseCounts]:
     store, home = session.store, session.settings.home
     shard_dir = session.job_dir(job.id) / "shards"
     plans: list[ShardPlan] = []
@@ -47,9 +50,11 @@ def pack_new_job(
     try:
         with store.tx() as tx:
             tx.add_job(job)
-            tasks = every(counter.count(iter_tasks(table, spec)), PROGRESS_EVERY, reporter(session, job.id, "pack"))
+            dedup = deduplicator(tx, job, spec)
+            rows = every(iter_tasks(table, spec), PROGRESS_EVERY, reporter(session, job.id, "pack"))
+            tasks = counter.count(dedup.sendable(rows))
 
-            def add_items(seq: int, items: list[tuple[int, str]]) -> None:
+            def add_items(seq: int, items: list[tuple[int, str, str | None]]) -> None:
                 tx.add_items(job.id, shard_id_for(job.id, seq), items)
 
             for packed in write_shards(tasks, adapter.encode, job.id, limits, shard_dir, add_items):
@@ -57,17 +62,19 @@ def pack_new_job(
                 tx.add_shard(shard)
                 plans.append(ShardPlan(shard.id, packed.n_items, packed.n_bytes))
                 crashpoint("mid_pack")
-            if not plans:
+            dedup.finish()
+            counts = dedup.counts
+            if not counts.rows:
                 raise InputError(f"{table.path} has no rows", hint="nothing to submit")
-            n_items = sum(p.n_items for p in plans)
-            estimate = estimate_for(store, job, spec, counter.chars, n_items)
+            n_items = counts.rows
+            estimate = estimate_for(store, job, spec, counter.chars, counts.sent)
             check_budget(estimate, max_cost, job)
             tx.record_pack(
                 job.id,
                 n_items=n_items,
                 input_sha256=table.sha256,
                 prompt_chars=counter.chars,
-                estimate_json=orjson.dumps(estimate_json(estimate)).decode(),
+                estimate_json=orjson.dumps({**estimate_json(estimate), "requests": counts.sent}).decode(),
             )
             tx.set_job_state(job.id, JobState.ACTIVE)
             if dry_run:
@@ -84,7 +91,18 @@ def pack_new_job(
         raise
     finally:
         naming.end()
-    return plans, estimate
+    return plans, estimate, counts
+
+
+def deduplicator(tx: Tx, job: Job, spec: TaskSpec) -> Deduplicator:
+    stored = job.spec
+    keys = RequestKeys(
+        job.provider, job.model, job.endpoint, emulated=job.emulated, output_schema=spec.output_schema,
+        sample=stored.sample,
+    )  # fmt: skip
+    policy = ReusePolicy(fresh=stored.fresh, max_age=stored.reuse_max_age, sample=stored.sample)
+    price = costs.pricer(job.provider, job.model)
+    return Deduplicator(tx, job.id, keys, policy, now=time.time(), output_schema=spec.output_schema, price=price)
 
 
 def reporter(session: Session, job_id: str, stage: str, total: int | None = None) -> Callable[[int], None]:

@@ -65,8 +65,8 @@ def retry_in(session: Session, job: Job, lease: JobLease) -> RetryResult:
         first_seq = tx.next_shard_seq(job.id)
         round_ = 1 + max((s.round for s in store.shards(job.id)), default=1)
 
-        def requeue(seq: int, items: list[tuple[int, str]]) -> None:
-            tx.requeue_items(job.id, shard_id_for(job.id, seq), [row for row, _ in items])
+        def requeue(seq: int, items: list[tuple[int, str, str | None]]) -> None:
+            tx.requeue_items(job.id, shard_id_for(job.id, seq), [row for row, _key, _request in items])
 
         packed_iter = write_shards(
             iter_tasks(table, spec, only_rows=wanted),

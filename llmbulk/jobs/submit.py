@@ -6,6 +6,7 @@ import secrets
 import string
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -21,6 +22,7 @@ from llmbulk.jobs.types import ShardPlan, SubmitOptions, SubmitResult
 from llmbulk.models import JobState, Limits
 from llmbulk.params import check_params
 from llmbulk.progress import NO_PROGRESS, Progress
+from llmbulk.reuse import ReuseCounts
 from llmbulk.session import Session, current_job, open_session
 from llmbulk.store.schema import Job
 from llmbulk.tables import InputTable
@@ -74,7 +76,10 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
         input_format="tasks" if spec.tasks_mode else table.format,
         id_column=options.id_column,
         spec_json=spec.job_spec(
-            inline=options.gemini_inline, pacing=pacing_of(options), max_cost=options.max_cost
+            inline=options.gemini_inline,
+            pacing=pacing_of(options),
+            max_cost=options.max_cost,
+            **reuse_of(options),
         ).to_stored(),
         emulated=options.emulate,
         max_attempts=options.max_attempts,
@@ -94,7 +99,8 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
             spec=orjson.loads(job.spec_json), max_attempts=job.max_attempts, emulated=job.emulated,
             max_items_per_batch=limits.max_items, max_bytes_per_batch=limits.max_bytes,
         )  # fmt: skip
-    plans, estimate = pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost)
+    plans, estimate, reuse = pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost)
+    report_reuse(session, reuse, params)
     if not dry_run:
         session.events.emit(
             "job.submitted",
@@ -102,19 +108,20 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
             provider=job.provider,
             model=job.model,
             input=job.input_path,
-            n_items=sum(p.n_items for p in plans),
+            n_items=reuse.rows,
             shards=len(plans),
+            reuse=reuse.to_json(),
             emulated=job.emulated,
             spec=spec.to_json(),
             max_attempts=job.max_attempts,
         )
     if dry_run:
-        return SubmitResult(job.id, sum(p.n_items for p in plans), plans, [], len(plans), True, estimate)
+        return SubmitResult(job.id, reuse.rows, plans, [], len(plans), True, estimate, reuse=reuse)
     session.use_provider(job.id, adapter)
     current_job.set(job.id)
     with session.lease(job.id) as lease:
         batch_ids, queued = send_unsent(session, session.store.get_job(job.id), lease)
-    return SubmitResult(job.id, sum(p.n_items for p in plans), plans, batch_ids, queued, False, estimate)
+    return SubmitResult(job.id, reuse.rows, plans, batch_ids, queued, False, estimate, reuse=reuse)
 
 
 def fingerprint_of(options: SubmitOptions, spec: TaskSpec, table: InputTable) -> str:
@@ -130,8 +137,31 @@ def fingerprint_of(options: SubmitOptions, spec: TaskSpec, table: InputTable) ->
             "inline": options.gemini_inline,
             "max_items_per_batch": options.max_items_per_batch,
             "max_bytes_per_batch": options.max_bytes_per_batch,
+            **({"reuse": reuse_of(options)} if any(reuse_of(options).values()) else {}),
         }
     )
+
+
+def report_reuse(session: Session, reuse: ReuseCounts, params: dict[str, Any]) -> None:
+    summary = reuse.summary()
+    if summary is None:
+        return
+    session.progress.note(summary)
+    temperature = params.get("temperature")
+    if isinstance(temperature, int | float) and temperature > 0:
+        session.progress.note(
+            f"at temperature {temperature} rows with the same request share one answer;"
+            " --fresh sends every row, --sample N asks for another set of samples"
+        )
+
+
+def reuse_of(options: SubmitOptions) -> dict[str, Any]:
+    """The job's reuse settings (JobSpec fields)."""
+    if options.reuse_max_age is not None and options.reuse_max_age <= 0:
+        raise UsageError("--reuse-max-age must be positive")
+    if options.sample is not None and options.sample < 1:
+        raise UsageError("--sample must be 1 or more")
+    return {"fresh": options.fresh, "reuse_max_age": options.reuse_max_age, "sample": options.sample}
 
 
 def same_job(session: Session, job_print: str, table: InputTable) -> Job | None:

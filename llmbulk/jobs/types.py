@@ -8,6 +8,7 @@ from typing import Any
 
 from llmbulk import costs
 from llmbulk.merge import MergeSummary
+from llmbulk.reuse import ReuseCounts
 from llmbulk.views import JobStatus
 
 
@@ -35,6 +36,9 @@ class SubmitOptions:
     schema: str | None = None
     prompt_source: str | None = None  # where `prompt` was read from (e.g. a file), named in template errors
     new_job: bool = False  # start a separate job even if the same command made one already
+    fresh: bool = False  # send every row: reuse no earlier answer, fold no repeated rows
+    reuse_max_age: float | None = None  # seconds: reuse only answers recorded this recently
+    sample: int | None = None  # sample number, part of the request key (several samples of one prompt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class SubmitResult:
     dry_run: bool
     estimate: costs.Estimate | None = None
     continued: bool = False  # an earlier job with the same input and options was continued
+    reuse: ReuseCounts | None = None  # rows sent, answered from earlier jobs, repeating other rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,8 @@ class CostReport:
     tokens: dict[str, int]
     actual_usd: float | None
     sync_usd: float | None
+    reused: dict[str, int] = field(default_factory=dict)  # items answered without sending, and their tokens
+    reused_usd: float | None = None  # what those answers would have cost at the batch rate (not spent)
 
     @property
     def saving_usd(self) -> float | None:

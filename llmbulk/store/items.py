@@ -16,8 +16,17 @@ from sqlalchemy.exc import IntegrityError
 
 from llmbulk.errors import InputError
 from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
+from llmbulk.store.answers import ReusedItem
 from llmbulk.store.schema import Batch
 from llmbulk.store.unit import CHUNK, Reading, Unit, mark_collected, recount
+
+_INSERT_REUSED_ATTEMPT = (
+    "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
+    " input_tokens, output_tokens, cached_tokens, reasoning_tokens, recorded_at, reused_from)"
+    " VALUES (?, ?, 1, ?, 'succeeded', ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The pseudo-shard of items answered from earlier jobs (no shard file, no batch).
+REUSED_SHARD = "reused"
 
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
@@ -30,18 +39,90 @@ _INSERT_ATTEMPT = (
 class ItemWrites(Unit):
     """Write operations on items and attempts, in the unit of work."""
 
-    def add_items(self, job_id: str, shard_id: str, items: Sequence[tuple[int, str]]) -> None:
-        """Record new items (row, key) of a shard, each at attempt 1."""
+    def add_items(self, job_id: str, shard_id: str, items: Sequence[tuple[int, str, str | None]]) -> None:
+        """Record new items (row, key, request key) of a shard, each at attempt 1."""
         queued = ItemState.QUEUED.value
-        rows = [(job_id, row, key, queued, shard_id) for row, key in items]
-        sql = "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id) VALUES (?, ?, ?, ?, 1, ?)"
+        self._insert_items(
+            job_id,
+            "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id, request_key)"
+            " VALUES (?, ?, ?, ?, 1, ?, ?)",
+            [(job_id, row, key, queued, shard_id, request_key) for row, key, request_key in items],
+        )
+
+    def add_followers(self, job_id: str, items: Sequence[tuple[int, str, str, int]]) -> None:
+        """Record items (row, key, request key, leader row) that take the answer of an earlier row
+        sending the same request; `place_followers` puts them in their leaders' shards."""
+        queued = ItemState.QUEUED.value
+        self._insert_items(
+            job_id,
+            "INSERT INTO items (job_id, row_index, key, state, attempts, request_key, leader_row)"
+            " VALUES (?, ?, ?, ?, 1, ?, ?)",
+            [(job_id, row, key, queued, request_key, leader) for row, key, request_key, leader in items],
+        )
+
+    def add_reused(self, job_id: str, items: Sequence[ReusedItem]) -> None:
+        """Record items answered from an earlier job's answer: succeeded at once, nothing sent or billed."""
+        now = time.time()
+        self._insert_items(
+            job_id,
+            "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id, request_key)"
+            " VALUES (?, ?, ?, 'succeeded', 1, ?, ?)",
+            [(job_id, i.row, i.key, REUSED_SHARD, i.request_key) for i in items],
+        )
+        self._bulk(
+            _INSERT_REUSED_ATTEMPT,
+            [
+                (
+                    job_id, i.row, i.answer.batch_id, i.answer.output, i.answer.finish_reason, i.answer.input_tokens,
+                    i.answer.output_tokens, i.answer.cached_tokens, i.answer.reasoning_tokens, now,
+                    f"{i.answer.job_id}/{i.answer.key}",
+                )
+                for i in items
+            ],
+        )  # fmt: skip
+
+    def place_followers(self, job_id: str) -> None:
+        """Followers recorded while packing join their leaders' shards, then every count is brought up to date."""
+        self._run(
+            "UPDATE items AS f SET shard_id = l.shard_id FROM items AS l WHERE l.job_id = f.job_id"
+            " AND l.row_index = f.leader_row AND f.job_id = :j AND f.shard_id IS NULL AND f.leader_row IS NOT NULL",
+            {"j": job_id},
+        )
+        recount(self._conn, job_id)
+
+    def _mirror_followers(self, job_id: str, where: str, params: dict[str, Any]) -> None:
+        """Followers (chosen by `where` on `f`) take their leader's current attempt, state and shard.
+
+        The leader's outcome is copied as the follower's attempt, marked `reused_from` (not billed).
+        """
+        self._run(
+            "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
+            " input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_type, error_code, error_message,"
+            " recorded_at, reused_from) SELECT f.job_id, f.row_index, l.attempts, a.batch_id, a.outcome, a.output,"
+            " a.finish_reason, a.input_tokens, a.output_tokens, a.cached_tokens, a.reasoning_tokens, a.error_type,"
+            " a.error_code, a.error_message, a.recorded_at, l.key FROM items f"
+            " JOIN items l ON l.job_id = f.job_id AND l.row_index = f.leader_row"
+            " JOIN attempts a ON a.job_id = l.job_id AND a.row_index = l.row_index AND a.attempt = l.attempts"
+            f" WHERE f.job_id = :j AND f.leader_row IS NOT NULL AND {where}"
+            " ON CONFLICT (job_id, row_index, attempt) DO NOTHING",
+            params,
+        )
+        self._run(
+            "UPDATE items AS f SET state = l.state, attempts = l.attempts, shard_id = l.shard_id FROM items AS l"
+            " WHERE l.job_id = f.job_id AND l.row_index = f.leader_row"
+            f" AND f.job_id = :j AND f.leader_row IS NOT NULL AND {where}",
+            params,
+        )
+
+    def _insert_items(self, job_id: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert item rows (job, row, key, …) in chunks; a repeated key is a one-line input error."""
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
             try:
                 with self._conn.begin_nested():
                     self._bulk(sql, chunk)
             except (IntegrityError, *_driver_integrity_errors()) as exc:  # type: ignore[misc]  # a runtime tuple
-                raise self._duplicate_error(job_id, [(row, key) for (_job, row, key, _s, _sh) in chunk]) from exc
+                raise self._duplicate_error(job_id, [(row[1], row[2]) for row in chunk]) from exc
 
     def _duplicate_error(self, job_id: str, chunk: list[tuple[int, str]]) -> InputError:
         seen: dict[str, int] = {}
@@ -65,6 +146,8 @@ class ItemWrites(Unit):
         params = [{"s": ItemState.QUEUED.value, "sh": shard_id, "j": job_id, "r": r} for r in rows]
         for start in range(0, len(params), CHUNK):
             self._run(sql, params[start : start + CHUNK])
+        # Followers of the requeued leaders (failed with them, so failed-retryable too) go along.
+        self._mirror_followers(job_id, "f.state = :s", {"j": job_id, "s": ItemState.FAILED_RETRYABLE.value})
         recount(self._conn, job_id)  # the rows leave whichever shards held them
 
     def add_outcomes(self, job_id: str, batch: Batch, outcomes: Iterable[ItemOutcome]) -> dict[str, int]:
@@ -131,14 +214,16 @@ class ItemWrites(Unit):
             "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, error_type,"
             " error_code, error_message, recorded_at) SELECT job_id, row_index, attempts, :b,"
             " 'failed_retryable', :et, :ec, :em, :t FROM items WHERE job_id = :j AND shard_id = :sh"
-            " AND state IN ('queued', 'submitted') ON CONFLICT (job_id, row_index, attempt) DO NOTHING",
+            " AND state IN ('queued', 'submitted') AND leader_row IS NULL"
+            " ON CONFLICT (job_id, row_index, attempt) DO NOTHING",
             {**params, "et": error[0], "ec": error[1], "em": error[2]},
         )
         self._run(
             "UPDATE items SET state = 'failed_retryable' WHERE job_id = :j AND shard_id = :sh"
-            " AND state IN ('queued', 'submitted')",
+            " AND state IN ('queued', 'submitted') AND leader_row IS NULL",
             params,
         )
+        self._mirror_followers(job_id, "f.shard_id = :sh", {"j": job_id, "sh": batch.shard_id})
         self._kill_exhausted(job_id, max_attempts, batch.shard_id)
         recount(self._conn, job_id, batch.shard_id)
 
@@ -166,16 +251,22 @@ class ItemReads(Reading):
         """Row → attempt of every item a shard carries (what its lines' custom ids hold)."""
         with self._read() as conn:
             rows = conn.execute(
-                text("SELECT row_index, attempts FROM items WHERE job_id = :j AND shard_id = :s ORDER BY row_index"),
+                text(
+                    "SELECT row_index, attempts FROM items WHERE job_id = :j AND shard_id = :s"
+                    " AND leader_row IS NULL ORDER BY row_index"
+                ),
                 {"j": job_id, "s": shard_id},
             )
             return {int(row): int(attempt) for row, attempt in rows}
 
     def retryable_rows(self, job_id: str) -> Iterator[int]:
-        """Rows of failed-retryable items with attempts left, in input order."""
+        """Rows of failed-retryable items with attempts left, in input order (leaders: followers go along)."""
         with self._read() as conn:
             yield from conn.execute(
-                text("SELECT row_index FROM items WHERE job_id = :j AND state = :s ORDER BY row_index"),
+                text(
+                    "SELECT row_index FROM items WHERE job_id = :j AND state = :s AND leader_row IS NULL"
+                    " ORDER BY row_index"
+                ),
                 {"j": job_id, "s": ItemState.FAILED_RETRYABLE.value},
             ).scalars()
 
@@ -193,7 +284,7 @@ class ItemReads(Reading):
 
     def shard_rows(self, shard_id: str) -> list[int]:
         with self._read() as conn:
-            sql = text("SELECT row_index FROM items WHERE shard_id = :s ORDER BY row_index")
+            sql = text("SELECT row_index FROM items WHERE shard_id = :s AND leader_row IS NULL ORDER BY row_index")
             return list(conn.execute(sql, {"s": shard_id}).scalars())
 
 

@@ -170,6 +170,34 @@ def _fencing(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_batches_input_file ON batches (input_file_id)"))
 
 
+def _reuse(conn: Connection) -> None:
+    """Never pay twice across jobs: request keys, in-job followers and the answers table.
+
+    An item's `request_key` is the hash of what it sends; an item whose request an earlier row of
+    the same job sends too records that row as `leader_row` and takes its answer. `answers` points,
+    per request key, at the succeeded attempt holding its answer (stored once, in `attempts`);
+    attempts copied from another item carry `reused_from` and are not billed.
+    """
+    conn.execute(text("ALTER TABLE items ADD COLUMN request_key VARCHAR"))
+    conn.execute(text("ALTER TABLE items ADD COLUMN leader_row INTEGER"))
+    conn.execute(text("ALTER TABLE attempts ADD COLUMN reused_from VARCHAR"))
+    conn.execute(
+        text(
+            """CREATE TABLE answers (
+        request_key VARCHAR NOT NULL PRIMARY KEY,
+        job_id VARCHAR NOT NULL,
+        row_index INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        created_at FLOAT NOT NULL,
+        hits BIGINT NOT NULL,
+        saved_usd FLOAT NOT NULL,
+        last_hit_at FLOAT
+    )"""
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_answers_job ON answers (job_id)"))
+
+
 FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
 
 
@@ -203,6 +231,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0003_status_speed", _status_speed),
     ("0004_item_counts", _item_counts),
     ("0005_fencing", _fencing),
+    ("0006_reuse", _reuse),
 ]
 
 # Names an earlier release of llmbulk recorded for a migration that was later renamed: such a

@@ -47,7 +47,7 @@ class Reports(Reading):
         """Per item in input order: row, key, state, attempts and the current attempt's outcome."""
         sql = text(
             "SELECT i.row_index, i.key, i.state, i.attempts, a.output, a.finish_reason, a.input_tokens,"
-            " a.output_tokens, a.error_type, a.error_code, a.error_message, a.cached_tokens FROM items i"
+            " a.output_tokens, a.error_type, a.error_code, a.error_message, a.cached_tokens, a.reused_from FROM items i"
             " LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
             " AND a.attempt = i.attempts WHERE i.job_id = :j ORDER BY i.row_index"
         )
@@ -83,12 +83,14 @@ class Reports(Reading):
         return per_token, per_item
 
     def token_totals(self, job_id: str) -> dict[str, int]:
-        """Billed tokens over every attempt of a job (all attempts are billed, not only the last)."""
+        """Billed tokens over every attempt of a job (all attempts are billed, not only the last; answers
+        taken from another item were not sent and are not billed)."""
         with self._read() as conn:
             row = conn.execute(
                 text(
                     "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
                     " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens) FROM attempts WHERE job_id = :j"
+                    " AND reused_from IS NULL"
                 ),
                 {"j": job_id},
             ).one()
@@ -97,6 +99,25 @@ class Reports(Reading):
             "output_tokens": int(row[1]),
             "cached_tokens": int(row[2]),
             "n": int(row[3]),
+        }
+
+    def reused_totals(self, job_id: str) -> dict[str, int]:
+        """Tokens of the job's answers taken without sending (from earlier jobs or repeated rows)."""
+        with self._read() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
+                    " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens), COUNT(*) FROM attempts"
+                    " WHERE job_id = :j AND reused_from IS NOT NULL AND outcome = 'succeeded'"
+                ),
+                {"j": job_id},
+            ).one()
+        return {
+            "input_tokens": int(row[0]),
+            "output_tokens": int(row[1]),
+            "cached_tokens": int(row[2]),
+            "n": int(row[3]),
+            "items": int(row[4]),
         }
 
     def stats_rows(self, job_ids: Sequence[str]) -> dict[str, Any]:
@@ -120,7 +141,7 @@ class Reports(Reading):
                 for o, c, n in conn.execute(
                     text(
                         "SELECT outcome, COALESCE(error_code, ''), COUNT(*) FROM attempts WHERE job_id IN :ids"
-                        " GROUP BY outcome, COALESCE(error_code, '') ORDER BY 3 DESC"
+                        " AND reused_from IS NULL GROUP BY outcome, COALESCE(error_code, '') ORDER BY 3 DESC"
                     ).bindparams(bindparam("ids", expanding=True)),
                     ids,
                 )

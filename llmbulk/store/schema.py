@@ -71,6 +71,10 @@ class Item(SQLModel, table=True):
     state: str = Field(default="queued", description="ItemState value.")
     attempts: int = Field(default=0, description="Attempts made so far (the current one included).")
     shard_id: str | None = Field(default=None, description="Shard holding the current attempt.")
+    request_key: str | None = Field(default=None, description="Hash of the request it sends (reuse.py).")
+    leader_row: int | None = Field(
+        default=None, description="Row of the same job sending the same request: this item takes its answer."
+    )
 
 
 class ItemCount(SQLModel, table=True):
@@ -159,6 +163,26 @@ class Attempt(SQLModel, table=True):
     error_code: str | None = Field(default=None, description="Provider error code or HTTP status.")
     error_message: str | None = Field(default=None, description="Provider error message.")
     recorded_at: float = Field(description="When the outcome was recorded.")
+    reused_from: str | None = Field(
+        default=None,
+        description="Not sent: the answer of another item (its key; job/key from another job). Not billed.",
+    )
+
+
+class Answer(SQLModel, table=True):
+    """The reusable answer of one request key: a pointer to the succeeded attempt that holds it."""
+
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_job", "job_id"),)
+
+    request_key: str = Field(primary_key=True, description="Hash of the request (reuse.py).")
+    job_id: str = Field(description="Job of the attempt holding the answer.")
+    row_index: int = Field(description="Its item's row.")
+    attempt: int = Field(description="Its attempt number.")
+    created_at: float = Field(description="When the answer was recorded.")
+    hits: int = Field(default=0, sa_type=BigInteger, description="Items answered from it without sending.")
+    saved_usd: float = Field(default=0.0, description="What those items would have cost (batch rate).")
+    last_hit_at: float | None = Field(default=None, description="When it last answered an item.")
 
 
 class SchemaMigration(SQLModel, table=True):

@@ -4,7 +4,7 @@
         tx.add_job(job)
         tx.add_items(job.id, shard_id, items)
 
-Every write is a named operation of an aggregate (`jobs`, `items`, `batches`) on the unit of
+Every write is a named operation of an aggregate (`jobs`, `items`, `batches`, `answers`) on the unit of
 work; reads open their own read-only transaction (`reports` holds the larger ones). Writes are
 short transactions (`BEGIN IMMEDIATE` on SQLite); no SQLAlchemy object leaves this package.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from llmbulk.store.answers import AnswerReads, AnswerWrites
 from llmbulk.store.batches import BatchReads, BatchWrites
 from llmbulk.store.engine import open_engine
 from llmbulk.store.items import ItemReads, ItemWrites
@@ -21,11 +22,11 @@ from llmbulk.store.jobs import JobReads, JobWrites
 from llmbulk.store.reports import Reports
 
 
-class Tx(JobWrites, ItemWrites, BatchWrites):
+class Tx(JobWrites, ItemWrites, BatchWrites, AnswerWrites):
     """One write transaction: every write operation of the store, committed together on exit."""
 
 
-class Store(JobReads, ItemReads, BatchReads, Reports):
+class Store(JobReads, ItemReads, BatchReads, AnswerReads, Reports):
     """The state database: read methods, and `tx()` for writes."""
 
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, Engine, text
 
 from llmbulk.store.engine import READ_OPTION
-from llmbulk.store.migrations import BATCH_USAGE_SET, item_counts_select
+from llmbulk.store.migrations import item_counts_select
 
 CHUNK = 20_000
 
@@ -76,8 +76,16 @@ def recount(conn: Connection, job_id: str, shard_id: str | None = None) -> None:
     conn.execute(text(f"INSERT INTO item_counts (job_id, shard_id, state, error_code, n) {counted}"), params)
 
 
+# A batch's usage from the attempts it billed (ix_attempts_batch); copies of its answers that other
+# items of the job took (`reused_from`) carry its id but were not sent, so they are not counted.
+_BILLED = "FROM attempts a WHERE a.batch_id = batches.id AND a.reused_from IS NULL"
+BATCH_USAGE = (
+    f"input_tokens = (SELECT COALESCE(SUM(a.input_tokens), 0) {_BILLED}),"
+    f" output_tokens = (SELECT COALESCE(SUM(a.output_tokens), 0) {_BILLED}),"
+    f" attempts_recorded = (SELECT COUNT(*) {_BILLED})"
+)
+
+
 def mark_collected(conn: Connection, batch_id: str, now: float) -> None:
     """The batch's results are recorded: stamp it and keep its usage sums."""
-    conn.execute(
-        text(f"UPDATE batches SET collected_at = :t, {BATCH_USAGE_SET} WHERE id = :b"), {"t": now, "b": batch_id}
-    )
+    conn.execute(text(f"UPDATE batches SET collected_at = :t, {BATCH_USAGE} WHERE id = :b"), {"t": now, "b": batch_id})

@@ -1,0 +1,119 @@
+"""While a job is packed: fold repeated requests into one, and answer requests earlier jobs paid for.
+
+Tasks arrive in input order and are looked at in chunks: each chunk's request keys are matched,
+set-wise and indexed, against the keys this job already sends (a scratch table of the packing
+transaction) and against the answers table. A task whose request an earlier row sends becomes
+that row's follower (it takes the answer when it comes); one with a usable earlier answer is
+recorded as succeeded at once; only the rest go on to the shards. Memory stays flat: one chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Any
+
+from llmbulk import schemas
+from llmbulk.models import Task
+from llmbulk.reuse import RequestKeys, ReuseCounts, ReusePolicy
+from llmbulk.store.answers import ReusedAnswer, ReusedItem
+from llmbulk.store.store import Tx
+
+CHUNK = 2_000
+
+Price = Callable[[int | None, int | None, int | None], float | None]
+
+
+class Deduplicator:
+    """Filters a job's tasks down to the requests to send, recording the others in the transaction."""
+
+    def __init__(
+        self,
+        tx: Tx,
+        job_id: str,
+        keys: RequestKeys,
+        policy: ReusePolicy,
+        *,
+        now: float,
+        output_schema: dict[str, Any] | None,
+        price: Price,
+    ) -> None:
+        self._tx, self._job_id, self._keys, self._policy = tx, job_id, keys, policy
+        self._oldest = policy.oldest(now)
+        self._checker = schemas.OutputChecker(output_schema) if output_schema is not None else None
+        self._price = price
+        self.counts = ReuseCounts()
+
+    def sendable(self, tasks: Iterator[Task]) -> Iterator[Task]:
+        """The tasks to send, in input order; followers and reused rows are recorded on the way.
+
+        `finish` must follow once the tasks sent are recorded (their shards written).
+        """
+        tasks = iter(tasks)
+        while chunk := list(islice(tasks, CHUNK)):
+            yield from self._chunk(chunk)
+
+    def _chunk(self, chunk: list[Task]) -> list[Task]:
+        key = self._keys.key
+        request_keys = []
+        for task in chunk:
+            task.request_key = request_key = key(task)
+            request_keys.append(request_key)
+        self.counts.rows += len(chunk)
+        if self._policy.fresh:
+            self.counts.sent += len(chunk)
+            return chunk
+        unique = list(dict.fromkeys(request_keys))
+        earlier = self._tx.leaders_of(unique)
+        answers = self._usable(self._tx.find_answers([k for k in unique if k not in earlier], self._oldest))
+        leaders: dict[str, int] = {}
+        send: list[Task] = []
+        followers: list[tuple[int, str, str, int]] = []
+        reused: list[ReusedItem] = []
+        for task, request_key in zip(chunk, request_keys, strict=True):
+            answer = answers.get(request_key)
+            if answer is not None:
+                reused.append(ReusedItem(task.row_index, task.key, request_key, answer))
+                continue
+            leader = earlier.get(request_key, leaders.get(request_key))
+            if leader is not None:
+                followers.append((task.row_index, task.key, request_key, leader))
+                continue
+            leaders[request_key] = task.row_index
+            send.append(task)
+        self._tx.add_leaders(list(leaders.items()))
+        if followers:
+            self._tx.add_followers(self._job_id, followers)
+        if reused:
+            self._record_reused(reused)
+        self.counts.sent += len(send)
+        self.counts.repeats += len(followers)
+        return send
+
+    def _usable(self, answers: dict[str, ReusedAnswer]) -> dict[str, ReusedAnswer]:
+        """Answers that pass this job's schema check, like a fresh answer would have to."""
+        if self._checker is None:
+            return answers
+        checker = self._checker
+        return {k: a for k, a in answers.items() if checker.problem(a.output) is None}
+
+    def _record_reused(self, reused: list[ReusedItem]) -> None:
+        self._tx.add_reused(self._job_id, reused)
+        hits: dict[str, tuple[int, float]] = {}
+        for item in reused:
+            answer = item.answer
+            cost = self._price(answer.input_tokens, answer.output_tokens, answer.cached_tokens)
+            if cost is None:
+                self.counts.saved_known = False
+                cost = 0.0
+            self.counts.saved_usd += cost
+            n, usd = hits.get(item.request_key, (0, 0.0))
+            hits[item.request_key] = (n + 1, usd + cost)
+        self._tx.count_hits([(k, n, usd) for k, (n, usd) in hits.items()])
+        self.counts.reused += len(reused)
+
+    def finish(self) -> None:
+        """Followers join their leaders' shards (recorded by now); the scratch table goes."""
+        self._tx.drop_pack_keys()
+        if self.counts.repeats or self.counts.reused:
+            self._tx.place_followers(self._job_id)  # also recounts the job's items
