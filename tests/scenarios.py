@@ -10,7 +10,8 @@ was sent), from every state database, and from the job logs and output tables:
 - no request was sent in two batches that both ran: a duplicate must have been cancelled, recorded
   as `cancelled` with error_code `duplicate`, and logged as `batch.duplicate_cancelled`;
 - no input file that a created batch reads was deleted;
-- every input row is in its job's output exactly once, in order, in a terminal state.
+- every input row is in its job's output exactly once, in order, in a terminal state;
+- a row repeating an earlier row's request (inputs repeat every fifth row) is never sent.
 
 `python tests/scenarios.py REPORT.jsonl` sums the tallies that tests append to the file named by
 LLMBULK_SCENARIO_REPORT, per scenario kind, provider and backend.
@@ -209,12 +210,16 @@ class Scenario:
         env.update(extra)
         return env
 
-    def write_input(self, name: str = "in.csv", rows: int = 30, prefix: str = "r") -> Path:
+    def write_input(self, name: str = "in.csv", rows: int = 30, prefix: str = "r", repeat_every: int = 5) -> Path:
+        """An input whose every `repeat_every`-th row repeats the row before it (the same request:
+        sent once, answered to both), so every scenario runs with repeated rows folded."""
         path = self.tmp / name
         with open(path, "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["id", "text"])
-            writer.writerows([f"{prefix}{i}", f"review {prefix} number {i}"] for i in range(rows))
+            for i in range(rows):
+                same = i - 1 if repeat_every and i % repeat_every == repeat_every - 1 else i
+                writer.writerow([f"{prefix}{i}", f"review {prefix} number {same}"])
         return path
 
     def job_line(self, verb: str, input_path: Path, provider: str, model: str | None = None, *extra: str) -> list[str]:
@@ -363,7 +368,9 @@ def _db_rows(store: Store) -> tuple[list[dict[str, Any]], dict[str, dict[str, An
                 "SELECT id, job_id, shard_id, provider_batch_id, state, error_code, input_file_id FROM batches"
             )).mappings()]  # fmt: skip
             shards = {r["id"]: dict(r) for r in conn.execute(text("SELECT id, job_id, path FROM shards")).mappings()}
-            items = [dict(r) for r in conn.execute(text("SELECT job_id, row_index, key, state FROM items")).mappings()]
+            items = [dict(r) for r in conn.execute(
+                text("SELECT job_id, row_index, key, state, leader_row FROM items")
+            ).mappings()]  # fmt: skip
     finally:
         engine.dispose()
     return batches, shards, items
@@ -446,6 +453,14 @@ def check_ledger(server: EmulatorServer, stores: list[Store], outputs: dict[str,
             if shard_ids is not None and sorted(shard_ids) != sorted(ids):
                 ledger.fail(f"batch {batch_id} was sent other requests than its shard {owner['shard_id']} holds")
 
+    followers = {
+        (i["job_id"], i["row_index"]) for its in items_by_job.values() for i in its if i["leader_row"] is not None
+    }
+    for batch_id, ids in sent.items():
+        for custom_id in ids:
+            job_id, row, _attempt = custom_id.rsplit("-", 2)
+            if (job_id, int(row)) in followers:
+                ledger.fail(f"row {row} of job {job_id} repeats another row's request but was sent ({batch_id})")
     _check_duplicates(ledger, sent, records, emu, client_cancelled, by_provider_id, logged)
     _check_one_batch_per_shard(ledger, rows)
     for job_id, (path, keys) in outputs.items():

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Outcome
-from scenarios import _request_ids, _source
+from scenarios import Scenario, Tally, _request_ids, _source, emulator, input_keys
 
 from llmbulk.emulator import Emulator
 from llmbulk.models import Task
@@ -114,7 +114,10 @@ def test_a_request_key_ignores_key_order_and_row_identity_but_nothing_that_chang
     assert base not in changed and len(set(changed)) == len(changed)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("7d", 604800), ("12h", 43200), ("30m", 1800), ("90s", 90), ("2w", 1209600), ("45", 45)])  # fmt: skip
+AGES = [("7d", 604800), ("12h", 43200), ("30m", 1800), ("90s", 90), ("2w", 1209600), ("45", 45)]
+
+
+@pytest.mark.parametrize(("text", "seconds"), AGES)
 def test_reuse_ages_parse(text: str, seconds: float) -> None:
     assert parse_age(text, "--reuse-max-age") == seconds
 
@@ -345,3 +348,44 @@ def test_every_row_answered_from_earlier_jobs_makes_a_finished_job_with_no_batch
     assert status["state"] == "done" and status["counts"] == {"succeeded": 3} and status["batches"] == []
     rows = _rows(tmp_path / "other-out.csv")
     assert [r["output"] for r in rows] == [_rows(tmp_path / "out.csv")[i]["output"] for i in (1, 0, 1)]
+
+
+# ---- runners sharing one database ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_runner_elsewhere_reuses_the_answers_another_runner_paid_for(tmp_path: Path, store_url: str) -> None:
+    backend = "postgresql" if store_url.startswith("postgresql") else "sqlite"
+    tally = Tally("reuse", "openai", backend)
+    with emulator(tmp_path / "emulator") as server:
+        sc = Scenario(tmp_path, server, store_url, tally)
+        try:
+            first_input = sc.write_input("a.csv", rows=30)
+            first = sc.llmbulk(*sc.run_line(first_input, "openai", out="a-out.csv"))
+            assert first.code == 0, str(first)
+            first_job = sc.newest_job()
+            # Another machine: its own home folder and checkout, the same state database.
+            elsewhere = tmp_path / "elsewhere"
+            elsewhere.mkdir()
+            grown = sc.write_input("b.csv", rows=33)  # the same 30 rows, and 3 new ones
+            second = sc.llmbulk(*sc.run_line(grown, "openai", out="b-out.csv"), env={"LLMBULK_HOME": str(elsewhere)})
+            assert second.code == 0, str(second)
+            assert "33 rows: 30 answered from earlier jobs" in second.stderr and "3 sent" in second.stderr
+            second_job = sc.newest_job()
+            sent = [i for b in sc.created_batches() for i in _batch_ids(server, b["id"])]
+            assert sorted(int(i.rsplit("-", 2)[1]) for i in sent if i.startswith(second_job)) == [30, 31, 32]
+            rows = _rows(tmp_path / "b-out.csv")
+            # Every fifth row repeated the one before: the answer came from the row that was sent.
+            leaders = [i - 1 if i % 5 == 4 else i for i in range(30)]
+            assert [r["reused_from"] for r in rows[:30]] == [f"{first_job}/r{i}" for i in leaders]
+            sc.audit({first_job: (tmp_path / "a-out.csv", input_keys(first_input)),
+                      second_job: (tmp_path / "b-out.csv", input_keys(grown))})  # fmt: skip
+            tally.passed = True
+        finally:
+            sc.close()
+            tally.record()
+
+
+def _batch_ids(server: Any, batch_id: str) -> list[str]:
+    record = next(b for p in MODELS for b in server.emulator.list_batches(p) if b["id"] == batch_id)
+    return _request_ids(server.emulator.file_path(_source(record) or "")) or []

@@ -118,7 +118,9 @@ def test_duplicate_keys_name_both_rows(store: Store) -> None:
     job = _job()
     with pytest.raises(InputError, match=r"duplicate id 'k1' at rows 2 and 4"), store.tx() as tx:
         tx.add_job(job)
-        tx.add_items(job.id, _shard(job.id, 1, 4).id, [(0, "k0", None), (1, "k1", None), (2, "k2", None), (3, "k1", None)])
+        tx.add_items(
+            job.id, _shard(job.id, 1, 4).id, [(0, "k0", None), (1, "k1", None), (2, "k2", None), (3, "k1", None)]
+        )
     assert store.list_jobs() == []  # the whole pack rolled back
 
 

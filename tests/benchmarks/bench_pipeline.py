@@ -138,6 +138,32 @@ def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any
     """
     from llmbulk import api
     from llmbulk.config import load_settings
+
+    settings = load_settings(home=work / "home", env=dict(os.environ))
+    figures: dict[str, Any] = {}
+    with api.Session(settings) as session:
+        job_id = run_job(session, input_path, work, provider, figures)
+        results = sorted((work / "home" / "jobs" / job_id / "results").glob("*.jsonl"))
+        figures["results_bytes"] = sum(p.stat().st_size for p in results)
+        with open(work / "all_results.jsonl", "wb") as out:
+            for path in results:
+                with open(path, "rb") as fh:
+                    shutil.copyfileobj(fh, out)
+        started = time.perf_counter()
+        api.status(job_id, settings=settings)
+        figures["status_seconds"] = time.perf_counter() - started
+        figures["job_id"] = job_id
+    figures["peak_rss_mb"] = peak_rss_mb()
+    figures["status_cli_seconds"] = status_cli_seconds(work, figures["job_id"])
+    return figures
+
+
+def run_job(
+    session: Any, input_path: Path, work: Path, provider: str, figures: dict[str, Any], *, fresh: bool = False,
+    pack_only: bool = False,
+) -> str:  # fmt: skip
+    """Pack (timed), then unless `pack_only` submit, wait for the batches, collect and merge (each timed)."""
+    from llmbulk import api
     from llmbulk.jobs import submit as submit_mod
     from llmbulk.jobs.collect import poll_and_collect, write_table
     from llmbulk.jobs.pack import pack_new_job
@@ -145,71 +171,81 @@ def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any
     from llmbulk.store.schema import Job
     from llmbulk.tasks import TaskSpec
 
-    settings = load_settings(home=work / "home", env=dict(os.environ))
     options = api.SubmitOptions(
-        input=input_path,
-        provider=provider,
-        model=MODELS[provider],
-        prompt=TEMPLATE,
-        id_column="review_id",
+        input=input_path, provider=provider, model=MODELS[provider], prompt=TEMPLATE, id_column="review_id"
     )
+    started = time.perf_counter()
+    table = submit_mod.input_table_of(options)
+    spec = TaskSpec(options.prompt, None, options.id_column, {})
+    job = Job(
+        id=api.new_job_id(),
+        created_at=time.time(),
+        provider=provider,
+        model=options.model,
+        input_path=str(input_path.resolve()),
+        input_format="csv",
+        id_column="review_id",
+        spec_json=spec.job_spec(fresh=fresh).to_stored(),
+        emulated=False,
+        max_items=10**9,
+        max_bytes=10**12,
+    )
+    limits = submit_mod.limits_of(options)
+    job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
+    adapter = session.make_provider(provider, job.model, None, False, need_key=True)
+    plans, _, reuse = pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
+    figures["pack"] = {"seconds": time.perf_counter() - started, "bytes": sum(p.n_bytes for p in plans)}
+    figures["shards"] = len(plans)
+    figures["reuse"] = reuse.to_json()
+    if pack_only:
+        return job.id
+    session.use_provider(job.id, adapter)
+    started = time.perf_counter()
+    with session.lease(job.id) as lease:
+        send_unsent(session, session.store.get_job(job.id), lease)
+    figures["submit"] = {"seconds": time.perf_counter() - started, "bytes": figures["pack"]["bytes"]}
+    figures["submit_rss_mb"] = peak_rss_mb()
+    job = session.store.get_job(job.id)
+    batch_ids = [b.provider_batch_id for b in session.store.batches(job.id)]
+    while not all(status.state.terminal for status in adapter.poll(batch_ids)):
+        time.sleep(0.2)
+    started = time.perf_counter()
+    with session.lease(job.id) as lease:
+        poll_and_collect(session, job, True, lease)
+    figures["collect"] = {"seconds": time.perf_counter() - started}
+    started = time.perf_counter()
+    summary = write_table(session, job, work / f"out-{job.id}.parquet", "parquet")
+    figures["merge"] = {"seconds": time.perf_counter() - started, "rows": summary.rows}
+    counts = session.store.item_counts(job.id)
+    if counts.get("succeeded") != summary.rows:
+        raise SystemExit(f"benchmark run incomplete: {counts}")
+    return str(job.id)
+
+
+def reuse_stages(input_path: Path, work: Path, provider: str, n: int, percent: int) -> dict[str, Any]:
+    """Pack the input after an earlier job answered `percent`% of its rows, with reuse on and with --fresh.
+
+    The earlier job ran over the first rows of the table (a table that grew, as a nightly job's does).
+    """
+    from llmbulk import api
+    from llmbulk.config import load_settings
+
+    settings = load_settings(home=work / "home", env=dict(os.environ))
     figures: dict[str, Any] = {}
     with api.Session(settings) as session:
-        started = time.perf_counter()
-        table = submit_mod.input_table_of(options)
-        spec = TaskSpec(options.prompt, None, options.id_column, {})
-        job = Job(
-            id=api.new_job_id(),
-            created_at=time.time(),
-            provider=provider,
-            model=options.model,
-            input_path=str(input_path.resolve()),
-            input_format="csv",
-            id_column="review_id",
-            spec_json=json.dumps(spec.to_json()),
-            emulated=False,
-            max_items=10**9,
-            max_bytes=10**12,
-        )
-        limits = submit_mod.limits_of(options)
-        job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
-        adapter = session.make_provider(provider, job.model, None, False, need_key=True)
-        plans, _ = pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
-        figures["pack"] = {"seconds": time.perf_counter() - started, "bytes": sum(p.n_bytes for p in plans)}
-        figures["shards"] = len(plans)
-        session.use_provider(job.id, adapter)
-        started = time.perf_counter()
-        with session.lease(job.id) as lease:
-            send_unsent(session, session.store.get_job(job.id), lease)
-        figures["submit"] = {"seconds": time.perf_counter() - started, "bytes": figures["pack"]["bytes"]}
-        figures["submit_rss_mb"] = peak_rss_mb()
-        job = session.store.get_job(job.id)
-        batch_ids = [b.provider_batch_id for b in session.store.batches(job.id)]
-        while not all(status.state.terminal for status in adapter.poll(batch_ids)):
-            time.sleep(0.2)
-        started = time.perf_counter()
-        with session.lease(job.id) as lease:
-            poll_and_collect(session, job, True, lease)
-        figures["collect"] = {"seconds": time.perf_counter() - started}
-        started = time.perf_counter()
-        summary = write_table(session, job, work / "out.parquet", "parquet")
-        figures["merge"] = {"seconds": time.perf_counter() - started, "rows": summary.rows}
-        counts = session.store.item_counts(job.id)
-        if counts.get("succeeded") != summary.rows:
-            raise SystemExit(f"benchmark run incomplete: {counts}")
-        results = sorted((work / "home" / "jobs" / job.id / "results").glob("*.jsonl"))
-        figures["results_bytes"] = sum(p.stat().st_size for p in results)
-        with open(work / "all_results.jsonl", "wb") as out:
-            for path in results:
-                with open(path, "rb") as fh:
-                    shutil.copyfileobj(fh, out)
-        started = time.perf_counter()
-        api.status(job.id, settings=settings)
-        figures["status_seconds"] = time.perf_counter() - started
-        figures["job_id"] = job.id
-    figures["peak_rss_mb"] = peak_rss_mb()
-    figures["status_cli_seconds"] = status_cli_seconds(work, figures["job_id"])
-    return figures
+        seeded = n * percent // 100
+        if seeded:
+            seed = work / "seed.csv"
+            with open(input_path, newline="") as src, open(seed, "w", newline="") as dst:
+                for index, line in enumerate(src):
+                    if index > seeded:
+                        break
+                    dst.write(line)
+            run_job(session, seed, work, provider, {})
+        fresh: dict[str, Any] = {}
+        run_job(session, input_path, work, provider, fresh, fresh=True, pack_only=True)
+        run_job(session, input_path, work, provider, figures, pack_only=True)
+    return {"pack": figures["pack"], "reuse": figures["reuse"], "fresh_pack": fresh["pack"]}
 
 
 def status_cli_seconds(work: Path, job_id: str) -> float:
@@ -266,15 +302,18 @@ def child(args: argparse.Namespace) -> None:
         collect = floor_collect(Path(args.results), work, args.n)
         result["collect"] = collect
         result["peak_rss_mb"] = peak_rss_mb()
+    elif args.role == "reuse":
+        result = reuse_stages(input_path, work, args.provider, args.n, args.percent)
     else:
         result = llmbulk_stages(input_path, work, args.provider)
     print(json.dumps(result))
 
 
 def run_child(
-    role: str, work: Path, n: int, provider: str = "", results: str = "", env: dict[str, str] | None = None
-) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", role, "--work", str(work), "--n", str(n)]
+    role: str, work: Path, n: int, provider: str = "", results: str = "", env: dict[str, str] | None = None,
+    percent: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    cmd = [sys.executable, __file__, "--child", role, "--work", str(work), "--n", str(n), "--percent", str(percent)]
     if provider:
         cmd += ["--provider", provider]
     if results:
@@ -300,6 +339,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=0)
     parser.add_argument("--provider", default="")
     parser.add_argument("--results", default="")
+    parser.add_argument("--percent", type=int, default=0)
+    parser.add_argument(
+        "--reuse", type=int, nargs="*", default=[0, 30, 90],
+        help="Also pack after an earlier job answered these percentages of the rows (first provider only).",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.role:
         child(args)
@@ -336,7 +380,32 @@ def main() -> None:
                 f"{provider:<10}{n:>9,}  status {ours['status_seconds']:.3f}s (CLI {ours['status_cli_seconds']:.3f}s)"
                 f"  shards {ours['shards']}  emulator calls {calls['total']}  floor peak RSS {floor_rss:.0f} MB"
             )
+    if args.reuse:
+        print_reuse(args.sizes, args.providers[0], args.reuse)
     print(f"llmbulk --help: {help_seconds():.3f}s")
+
+
+def print_reuse(sizes: list[int], provider: str, percents: list[int]) -> None:
+    """Pack time with 0/30/90% of the rows answered by an earlier job, against --fresh (no lookups)."""
+    print()
+    print(
+        f"{'provider':<10}{'N':>9}  {'reuse':>6}{'pack s':>9}{'fresh s':>9}{'vs fresh':>10}{'sent':>10}{'reused':>10}"
+    )
+    for n in sizes:
+        for percent in percents:
+            with tempfile.TemporaryDirectory(prefix="llmbulk-bench-") as tmp:
+                work = Path(tmp)
+                make_input(work / "input.csv", n)
+                emulator = Emulator(work)
+                try:
+                    got = run_child("reuse", work, n, provider, env=emulator.env, percent=percent)
+                finally:
+                    emulator.stop()
+            pack, fresh, reuse = got["pack"]["seconds"], got["fresh_pack"]["seconds"], got["reuse"]
+            print(
+                f"{provider:<10}{n:>9,}  {percent:>5}%{pack:>9.2f}{fresh:>9.2f}{pack / fresh - 1:>+10.0%}"
+                f"{reuse['sent']:>10,}{reuse['reused']:>10,}"
+            )
 
 
 if __name__ == "__main__":
