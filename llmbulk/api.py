@@ -6,6 +6,7 @@ A façade: each verb lives in its own module under `llmbulk.jobs` (and the sessi
 
 from __future__ import annotations
 
+from llmbulk.jobs.cache import cache_stats, prune_cache
 from llmbulk.jobs.cancel import cancel, resume
 from llmbulk.jobs.collect import collect, status
 from llmbulk.jobs.doctor import doctor
@@ -44,6 +45,7 @@ __all__ = [
     "SubmitOptions",
     "SubmitResult",
     "WorkerResult",
+    "cache_stats",
     "cancel",
     "check_output",
     "collect",
@@ -54,6 +56,7 @@ __all__ = [
     "items",
     "jobs",
     "new_job_id",
+    "prune_cache",
     "resolve_output",
     "resume",
     "retry",

@@ -238,7 +238,10 @@ def test_notify_on_groups_select_exactly_their_events(
 
     faults(item_errors={"invalid_request": 0.2})
     receiver.bodies.clear()
-    result = _run(llmbulk, "--max-items-per-batch", "20", "--notify-on", "done,batch", "--webhook", receiver.url)
+    # --fresh: the first run's answers would otherwise answer every row without sending.
+    result = _run(
+        llmbulk, "--max-items-per-batch", "20", "--notify-on", "done,batch", "--webhook", receiver.url, "--fresh"
+    )
     assert result.exit_code == 4, result.stderr
     names = [e["event"] for e in receiver.events()]
     assert "job.done_with_failures" not in names and "job.done" not in names
@@ -246,7 +249,7 @@ def test_notify_on_groups_select_exactly_their_events(
     assert set(names) == {"batch.created", "batch.ended", "batch.collected"}, names
 
     receiver.bodies.clear()
-    result = _run(llmbulk, "--notify-on", "failed", "--webhook", receiver.url, out="second.csv")
+    result = _run(llmbulk, "--notify-on", "failed", "--webhook", receiver.url, "--fresh", out="second.csv")
     assert result.exit_code == 4, result.stderr
     assert [e["event"] for e in receiver.events()] == ["job.done_with_failures"]
 
@@ -418,10 +421,10 @@ def _expected_stats(home: Path, job_ids: list[str]) -> dict[str, Any]:
         return _query(home, sql.replace("(?)", f"({marks})"), *job_ids)
 
     outcomes = select(
-        "SELECT outcome, COALESCE(error_code, ''), COUNT(*) FROM attempts WHERE job_id IN (?) GROUP BY 1, 2"
+        "SELECT outcome, COALESCE(error_code, ''), COUNT(*) FROM attempts WHERE job_id IN (?)"
+        " AND reused_from IS NULL GROUP BY 1, 2"
     )
     attempts = sum(n for _, _, n in outcomes)
-    n_items = select("SELECT SUM(n_items) FROM jobs WHERE id IN (?)")[0][0]
     ended = select("SELECT ended_at - created_at FROM batches WHERE job_id IN (?) AND ended_at IS NOT NULL")
     latencies = sorted(r[0] for r in ended)
     start, end = select("SELECT MIN(created_at), MAX(ended_at) FROM batches WHERE job_id IN (?)")[0]
@@ -436,15 +439,17 @@ def _expected_stats(home: Path, job_ids: list[str]) -> dict[str, Any]:
         rates = costs.rates(provider, model)
         assert rates is not None
         tin, tout, tcached = _query(
-            home, "SELECT SUM(input_tokens), SUM(output_tokens), COALESCE(SUM(cached_tokens), 0) FROM attempts"
-            " WHERE job_id = ?", job_id,
+            home, "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
+            " COALESCE(SUM(cached_tokens), 0) FROM attempts WHERE job_id = ? AND reused_from IS NULL", job_id,
         )[0]  # fmt: skip
         spend += (tin - tcached) * rates.input + tcached * rates.cached_input + tout * rates.output
     return {
         "attempts": attempts,
         "failures": sorted((o, c, n) for o, c, n in outcomes if o != "succeeded"),
         "failure_rate": (attempts - succeeded) / attempts,
-        "retries": attempts - n_items,
+        "retries": select("SELECT COUNT(*) FROM attempts WHERE job_id IN (?) AND attempt > 1 AND reused_from IS NULL")[
+            0
+        ][0],
         "latencies": latencies,
         "items_per_hour": succeeded / ((end - start) / 3600) if end > start else None,
         "states": states,

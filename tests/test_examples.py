@@ -79,5 +79,6 @@ def test_cli_is_a_thin_layer_over_the_api() -> None:
         "llmbulk.cli.prompts",
         "llmbulk.providers",  # the registry's names, for completing --provider
         "llmbulk.views",  # the item states, for completing --state
+        "llmbulk.reuse",  # parsing --reuse-max-age and --older-than
     }
     assert imported <= allowed, imported

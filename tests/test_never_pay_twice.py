@@ -81,7 +81,12 @@ def test_the_same_run_command_twice_continues_its_job_and_pays_once(
     separate = llmbulk(*_run_args(provider, "--out", "out2.csv", "--new-job"))
     assert separate.exit_code == 0, separate.stderr
     assert len(_jobs(llmbulk)) == 2
-    assert len(_created(home)) == 2 * created
+    assert len(_created(home)) == created  # a separate job, answered from the first one's answers
+    assert {r["reused_from"].split("/")[0] for r in _rows(tmp_path / "out2.csv")} == {_jobs(llmbulk)[1]["job_id"]}
+    fresh = llmbulk(*_run_args(provider, "--out", "out3.csv", "--new-job", "--fresh"))
+    assert fresh.exit_code == 0, fresh.stderr
+    assert len(_jobs(llmbulk)) == 3
+    assert len(_created(home)) == 2 * created  # --fresh sends everything again
 
 
 def test_a_changed_input_or_option_is_a_new_job(llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path) -> None:

@@ -418,6 +418,8 @@ def jobs_in_a_row(sc: Scenario, provider: str) -> None:
     assert len(sc.created_batches()) == created, "rerunning a done job's command line sent batches"
     assert (sc.tmp / "out-a1.csv").exists()
     ran([*sc.run_line(first_in, provider, out="out-a-new.csv"), "--new-job"], "out-a-new.csv", first_in)
+    assert len(sc.created_batches()) == created, "a separate job over answered rows sent them again"
+    ran([*sc.run_line(first_in, provider, out="out-a-fresh.csv"), "--new-job", "--fresh"], "out-a-fresh.csv", first_in)
     assert len(sc.created_batches()) > created
 
     # Cancelling a finished job says so and changes nothing.

@@ -25,10 +25,9 @@ def cache_stats(json: JsonOpt = False, *, state: State) -> None:
 
     Example: llmbulk cache stats
     """
-    from llmbulk import render
-    from llmbulk.jobs.cache import cache_stats
+    from llmbulk import api, render
 
-    stats = cache_stats(settings=state.settings())
+    stats = api.cache_stats(settings=state.settings())
     render.print_json(stats) if json else render.cache_stats(stats)
 
 
@@ -51,12 +50,11 @@ def cache_prune(
 
     Example: llmbulk cache prune --older-than 30d
     """
-    from llmbulk import render
-    from llmbulk.jobs.cache import prune_cache
+    from llmbulk import api, render
     from llmbulk.reuse import parse_age
 
     age = 0.0 if all_ else (None if older_than is None else parse_age(older_than, "--older-than"))
-    removed = prune_cache(age, job, settings=state.settings())
+    removed = api.prune_cache(age, job, settings=state.settings())
     if json:
         render.print_json({"removed": removed})
     else:

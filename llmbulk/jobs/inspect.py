@@ -85,7 +85,6 @@ def stats(job_id: str | None = None, *, recent: int = 20, settings: Settings | N
     settled = sum(n for o, _, n in raw["outcomes"] if o == "succeeded")
     start, end = raw["span"]
     hours = (end - start) / 3600 if start and end and end > start else None
-    n_items = sum(j.n_items for j in selected)
     return Stats(
         job_ids=[j.id for j in selected],
         batches_ended=len(latencies),
@@ -94,7 +93,7 @@ def stats(job_id: str | None = None, *, recent: int = 20, settings: Settings | N
         attempts=attempts,
         failure_rate=failed / attempts if attempts else None,
         failures_by_code=[(o, c, n) for o, c, n in raw["outcomes"] if o != "succeeded"],
-        retries=max(0, attempts - n_items) if attempts else 0,
+        retries=raw["retries"],
         states=raw["states"],
         actual_usd=sum(spend) if spend else None,
     )

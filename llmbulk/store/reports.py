@@ -121,9 +121,10 @@ class Reports(Reading):
         }
 
     def stats_rows(self, job_ids: Sequence[str]) -> dict[str, Any]:
-        """Raw figures for `stats`: batch latencies, attempt outcomes by error code, item states."""
+        """Raw figures for `stats`: batch latencies, attempt outcomes by error code (of the requests
+        sent: answers taken from another item are left out), resends, item states."""
         if not job_ids:
-            return {"latencies": [], "outcomes": [], "states": {}, "span": (None, None)}
+            return {"latencies": [], "outcomes": [], "states": {}, "span": (None, None), "retries": 0}
         ids = {"ids": list(job_ids)}
         with self._read() as conn:
             latencies = [
@@ -146,6 +147,12 @@ class Reports(Reading):
                     ids,
                 )
             ]
+            retries = conn.execute(
+                text(
+                    "SELECT COUNT(*) FROM attempts WHERE job_id IN :ids AND attempt > 1 AND reused_from IS NULL"
+                ).bindparams(bindparam("ids", expanding=True)),
+                ids,
+            ).scalar_one()
             states = {
                 s: int(n)
                 for s, n in conn.execute(
@@ -161,4 +168,6 @@ class Reports(Reading):
                 ),
                 ids,
             ).one()
-        return {"latencies": latencies, "outcomes": outcomes, "states": states, "span": tuple(span)}
+        return {
+            "latencies": latencies, "outcomes": outcomes, "states": states, "span": tuple(span), "retries": int(retries)
+        }  # fmt: skip
