@@ -3,24 +3,53 @@
 No upload: the shard's lines travel in the create body, sent with SDK retries off. Item counts
 stay hidden until a batch ends, so progress is reported as unknown rather than a wrong 0%.
 Results stream from the batch's absolute `results_url` and are joined on `custom_id` only.
+
+This module owns the adapter: the SDK client, its calls and the mapping of SDK errors. Beside it:
+`lines` (the line codec, the schema as sent, the create body) and `status` (batches → `BatchStatus`).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
-import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-import orjson
+from llmbulk.errors import ConfigError, ProviderError, QuotaError
+from llmbulk.models import BatchRef, BatchStatus, ItemOutcome, Limits, Task
+from llmbulk.providers.anthropic.lines import (
+    DEFAULT_MAX_TOKENS,
+    DROPPED_PARAMS,
+    MESSAGE_ROLES,
+    PERMANENT_ERROR_TYPES,
+    RENAMED_PARAMS,
+    RESERVED_PARAMS,
+    RequestEncoder,
+    decode_line,
+    sent_schema,
+    split_lines,
+    write_create_body,
+)
+from llmbulk.providers.anthropic.status import STATES, batch_status, match_batches, seconds
+from llmbulk.providers.base import ProviderSettings, ShardInput, transport_errors
 
-from llmbulk.errors import ConfigError, InputError, ProviderError, QuotaError
-from llmbulk.models import CUSTOM_ID_RE, BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Outcome, Task
-from llmbulk.providers.base import ProviderSettings, ShardInput, model_params, same_params, transport_errors
+__all__ = [  # the adapter, and what its parts make public (the registry and tests import them from here)
+    "DEFAULT_MAX_TOKENS",
+    "DROPPED_PARAMS",
+    "LIMITS",
+    "MESSAGE_ROLES",
+    "PERMANENT_ERROR_TYPES",
+    "RENAMED_PARAMS",
+    "RESERVED_PARAMS",
+    "STATES",
+    "AnthropicBatchProvider",
+    "batch_status",
+    "match_batches",
+    "sent_schema",
+    "split_lines",
+    "write_create_body",
+]
 
 MAX_REQUESTS = 100_000
 # The create body is the shard's lines plus a comma per request and a 15-byte wrapper; the
@@ -41,46 +70,10 @@ LIMITS = Limits(
     schema_checks=("sent_form_resolves", "no_recursion"),
 )
 
-
-def sent_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema as Anthropic structured outputs receive it: the SDK's own `transform_schema`."""
-    from anthropic import transform_schema
-
-    return dict(transform_schema(copy.deepcopy(schema)))
-
-
-DEFAULT_MAX_TOKENS = 1024
 LIST_PAGE_SIZE = 100
 CLOCK_SKEW_SECONDS = 60.0
 DOWNLOAD_CHUNK = 1 << 20
-
-# `ended` covers normal ends, expiry and cancellation alike; `batch_status` tells cancellation apart
-# by `cancel_initiated_at`. Expired items show up as `expired` result lines either way.
-STATES: dict[str, BatchState] = {
-    "in_progress": BatchState.RUNNING,
-    "canceling": BatchState.CANCELLING,
-    "ended": BatchState.ENDED,
-}
-# Item errors that a resend cannot fix; every other error type (including unknown ones) is retried.
-PERMANENT_ERROR_TYPES = frozenset(
-    {
-        "invalid_request_error",
-        "authentication_error",
-        "permission_error",
-        "not_found_error",
-        "request_too_large",
-        "billing_error",
-    }
-)
 RETRYABLE_HTTP = frozenset({408, 409})  # plus every 5xx (529 overloaded included); 429 is a QuotaError
-MESSAGE_ROLES = frozenset({"user", "assistant"})
-RENAMED_PARAMS = {"stop": "stop_sequences"}
-RESERVED_PARAMS = {
-    "stream": "batches never stream",
-    "model": "choose the model with --model",
-    "messages": "messages come from the prompt or the tasks file",
-}
-DROPPED_PARAMS = frozenset({"seed"})  # Anthropic has no sampling seed; the CLI documents "where supported"
 ERROR_TEXT_LIMIT = 300
 
 
@@ -94,8 +87,7 @@ class AnthropicBatchProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self._client: Any = None
-        self._schema_cache: tuple[bytes, dict[str, Any]] | None = None
-        self._params_cache: tuple[tuple[tuple[str, Any], ...], int, dict[str, Any], Any] | None = None
+        self._encoder = RequestEncoder()
 
     @property
     def client(self) -> Any:
@@ -111,109 +103,11 @@ class AnthropicBatchProvider:
 
     def encode(self, task: Task, custom_id: str) -> bytes:
         """One `{"custom_id", "params"}` request line for the create body."""
-        if not CUSTOM_ID_RE.match(custom_id):
-            raise InputError(
-                f"custom_id {custom_id!r} is not valid for Anthropic",
-                hint="ids must match ^[a-zA-Z0-9_-]{1,64}$; use a shorter job id or row key",
-            )
-        system_parts = [task.system] if task.system else []
-        messages: list[dict[str, Any]] = []
-        for message in task.messages:
-            role = message.get("role")
-            if role in MESSAGE_ROLES:
-                messages.append({"role": role, "content": message.get("content")})
-            elif role == "system":  # lifted: the top-level `system` is the portable place for it
-                system_parts.append(_text_of(message.get("content")))
-            else:
-                raise InputError(
-                    f"item {task.key!r}: message role {role!r} is not supported by Anthropic",
-                    hint="use user, assistant or system",
-                )
-        if not messages:
-            raise InputError(f"item {task.key!r} has no user or assistant message", hint="Anthropic needs at least one")
-        cached = self._params_cache
-        if (
-            cached is not None
-            and task.output_schema is cached[3]
-            and ((not task.params and not cached[0]) or same_params(task.params, cached[0]))
-        ):
-            max_tokens, extra = cached[1], cached[2]
-        else:
-            max_tokens, extra = self._params_of(task)
-        params: dict[str, Any] = {"model": self.settings.model, "max_tokens": max_tokens, "messages": messages}
-        if system_parts:
-            params["system"] = "\n\n".join(system_parts)
-        if extra:
-            # The same keys, values and order as assigning them one by one after `system`.
-            params.update(extra)
-        return orjson.dumps({"custom_id": custom_id, "params": params})
-
-    def _params_of(self, task: Task) -> tuple[int, dict[str, Any]]:
-        """`max_tokens` and the other request params of a task, remembered for the tasks after it.
-
-        A job's tasks share their params (usually the very same dict), so `encode` reuses the last
-        result while the params hold the same names, in the same order, bound to the same objects.
-        """
-        max_tokens = _max_tokens(task)
-        extra: dict[str, Any] = {}
-        for name, value in model_params(task, {}).items():
-            if name == "max_tokens" or name in DROPPED_PARAMS:
-                continue
-            if name == "output_config" and isinstance(value, dict):  # e.g. effort; a --schema format wins
-                extra["output_config"] = {**value, **extra.get("output_config", {})}
-                continue
-            if name in RESERVED_PARAMS:
-                raise InputError(
-                    f"item {task.key!r}: parameter {name!r} cannot be set here", hint=RESERVED_PARAMS[name]
-                )
-            key = RENAMED_PARAMS.get(name, name)
-            extra[key] = [value] if key == "stop_sequences" and isinstance(value, str) else value
-        if task.output_schema is not None:  # native structured output: the answer is a JSON text block
-            schema = self._output_schema(task, task.output_schema)
-            extra["output_config"] = {
-                **extra.get("output_config", {}),
-                "format": {"type": "json_schema", "schema": schema},
-            }
-        self._params_cache = (tuple(task.params.items()), max_tokens, extra, task.output_schema)
-        return max_tokens, extra
+        return self._encoder.encode(task, custom_id, self.settings.model)
 
     def decode(self, line: bytes) -> ItemOutcome:
         """One results line (`succeeded`, `errored`, `canceled` or `expired`) to an outcome."""
-        data = orjson.loads(line)
-        custom_id = data["custom_id"]
-        result = data["result"]
-        kind = result["type"]
-        if kind == "succeeded":
-            return _decode_message(custom_id, result["message"])
-        if kind == "errored":
-            return _decode_error(custom_id, result.get("error") or {})
-        if kind in ("canceled", "expired"):
-            # Never attempted: the batch was cancelled or hit its 24 h window first. Resend.
-            reason = "the batch was cancelled before this request ran" if kind == "canceled" else "the batch expired"
-            return ItemOutcome(
-                custom_id, Outcome.RETRYABLE, error_type="batch_error", error_code=kind, error_message=reason
-            )
-        raise ProviderError(f"Anthropic result for {custom_id!r} has unknown type {kind!r}", hint="upgrade llmbulk")
-
-    def _output_schema(self, task: Task, schema: Any) -> dict[str, Any]:
-        """The schema as Anthropic's structured outputs take it, through the SDK's own `transform_schema`.
-
-        Every object is closed (`additionalProperties: false`) and unsupported keywords (e.g. numeric
-        bounds) move into descriptions; results are still validated against the original schema.
-        One job has one schema, so the last transform is kept.
-        """
-        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-        if self._schema_cache is not None and self._schema_cache[0] == key:
-            return self._schema_cache[1]
-        try:
-            transformed = sent_schema(schema)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise InputError(
-                f"item {task.key!r}: the output schema cannot be used for Anthropic structured outputs ({exc})",
-                hint="give every property a type (or anyOf/enum/const)",
-            ) from exc
-        self._schema_cache = (key, transformed)
-        return transformed
+        return decode_line(line)
 
     # ---- calls -------------------------------------------------------------------------------
 
@@ -236,7 +130,7 @@ class AnthropicBatchProvider:
                 )
         finally:
             body_path.unlink(missing_ok=True)
-        return BatchRef(provider=self.name, batch_id=batch.id, created_at=_seconds(batch.created_at))
+        return BatchRef(provider=self.name, batch_id=batch.id, created_at=seconds(batch.created_at))
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
         """Retrieve each batch and normalize its status."""
@@ -325,145 +219,6 @@ class AnthropicBatchProvider:
     def _scrub(self, text: str) -> str:
         key = self.settings.api_key
         return text.replace(key, "***") if key else text
-
-
-# ---- pure helpers (tested directly) ------------------------------------------------------------
-
-
-def batch_status(batch: Any) -> BatchStatus:
-    """An SDK `MessageBatch` → a normalized status (pure; an unknown status is an error, never a guess)."""
-    state = STATES.get(batch.processing_status)
-    if state is None:
-        raise ProviderError(
-            f"Anthropic batch {batch.id} has unknown status {batch.processing_status!r}", hint="upgrade llmbulk"
-        )
-    if state is BatchState.ENDED and batch.cancel_initiated_at is not None:
-        state = BatchState.CANCELLED
-    counts = batch.request_counts
-    total = _total(counts)
-    # Anthropic keeps every bucket but `processing` at 0 until the end: before that, unknown.
-    known = batch.processing_status == "ended"
-    return BatchStatus(
-        batch_id=batch.id,
-        state=state,
-        raw_status=batch.processing_status,
-        total=total,
-        completed=total - counts.processing if known else None,
-        failed=counts.errored + counts.canceled + counts.expired if known else None,
-        counts_known=known,
-        result_refs={"results_url": batch.results_url} if known and batch.results_url else {},
-        ended_at=_seconds(batch.ended_at) if batch.ended_at else None,
-        raw=batch.model_dump(mode="json"),
-    )
-
-
-def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Byte chunks → JSONL lines without line endings, blank lines dropped (they crash JSONL readers)."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line.rstrip(b"\r")
-    if pending.strip():
-        yield pending.rstrip(b"\r")
-
-
-def match_batches(batches: Iterable[Any], cutoff: float, n_items: int) -> list[BatchRef]:
-    """Batches (newest first) created at/after `cutoff` holding exactly `n_items` requests."""
-    found: list[BatchRef] = []
-    for batch in batches:
-        created = _seconds(batch.created_at)
-        if created < cutoff:
-            break  # newest first: everything after this is older, so stop paging
-        if _total(batch.request_counts) == n_items:
-            # A match by shape only: its result ids must prove it is ours before it is adopted.
-            ref = BatchRef(provider=AnthropicBatchProvider.name, batch_id=batch.id, created_at=created, owned=None)
-            found.append(ref)
-    return found
-
-
-def write_create_body(shard_path: Path) -> Path:
-    """`{"requests": [line, line, ...]}` from a shard's JSONL lines, written next to the shard."""
-    body_path = shard_path.with_name(f".{shard_path.name}.{os.getpid()}.create-body.json")
-    with open(shard_path, "rb") as lines, open(body_path, "wb") as out:
-        out.write(b'{"requests":[')
-        separator = b""
-        for line in lines:
-            request = line.strip()
-            if request:
-                out.write(separator + request)
-                separator = b",\n"
-        out.write(b"]}")
-    return body_path
-
-
-def _max_tokens(task: Task) -> int:
-    value = task.params.get("max_tokens")
-    if value is None:
-        return DEFAULT_MAX_TOKENS
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(
-            f"item {task.key!r}: max_tokens must be a whole number of at least 1 for Anthropic, not {value!r}"
-        )
-    return value
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return "" if content is None else str(content)
-
-
-def _decode_message(custom_id: str, message: dict[str, Any]) -> ItemOutcome:
-    texts: list[str] = []
-    tool_input: Any = None
-    has_tool = False
-    for block in message.get("content") or []:
-        if block.get("type") == "text":
-            texts.append(block.get("text") or "")
-        elif block.get("type") == "tool_use" and not has_tool:
-            # Jobs submitted before native structured outputs forced a `record_output` tool call:
-            # its input is the answer. Native structured output arrives as a plain JSON text block.
-            has_tool, tool_input = True, block.get("input")
-    usage = message.get("usage") or {}
-    cache_read = usage.get("cache_read_input_tokens") or 0
-    cache_write = usage.get("cache_creation_input_tokens") or 0
-    input_tokens = usage.get("input_tokens")
-    return ItemOutcome(
-        custom_id,
-        Outcome.SUCCEEDED,
-        output=orjson.dumps(tool_input).decode() if has_tool else "".join(texts),
-        finish_reason=message.get("stop_reason"),
-        # Anthropic's input_tokens excludes cache reads and writes; llmbulk counts cached tokens inside input.
-        input_tokens=None if input_tokens is None else input_tokens + cache_read + cache_write,
-        output_tokens=usage.get("output_tokens"),
-        cached_tokens=usage.get("cache_read_input_tokens"),
-    )
-
-
-def _decode_error(custom_id: str, response: dict[str, Any]) -> ItemOutcome:
-    error = response.get("error") or {}
-    error_type = str(error.get("type") or "unknown_error")
-    details = error.get("details")
-    code = details.get("error_code") if isinstance(details, dict) else None
-    return ItemOutcome(
-        custom_id,
-        Outcome.PERMANENT if error_type in PERMANENT_ERROR_TYPES else Outcome.RETRYABLE,
-        error_type=error_type,
-        error_code=str(code or error_type),
-        error_message=error.get("message"),
-    )
-
-
-def _total(counts: Any) -> int:
-    return int(counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired)
-
-
-def _seconds(moment: datetime) -> float:
-    """UNIX seconds; a naive datetime is taken as UTC (the API sends RFC 3339 with a zone)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _first_line(text: str) -> str:
