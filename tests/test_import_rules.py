@@ -32,6 +32,8 @@ OWNERS: dict[str, tuple[str, ...]] = {
 ADAPTERS = ("llmbulk.providers.openai", "llmbulk.providers.anthropic", "llmbulk.providers.gemini")
 # The data flow: a stage may import the stages before it, never one after it (and `costs` none).
 STAGES = ("tables", "tasks", "shards", "batches", "results", "merge")
+# Modules split out of a stage belong to it: the same rules apply to them as to the stage itself.
+STAGE_PARTS = {"llmbulk.table_readers": "llmbulk.tables", "llmbulk.table_writer": "llmbulk.tables"}
 WIRING = ("llmbulk.jobs", "llmbulk.api", "llmbulk.session", "llmbulk.cli", "llmbulk.render", "llmbulk.panel")
 
 
@@ -108,7 +110,10 @@ def _adapters_and_emulator(module: str, imported: str) -> str | None:
 def _stage_order(module: str, imported: str) -> str | None:
     target = _internal(imported)
     names = [f"llmbulk.{stage}" for stage in STAGES]
-    if target is None or module == target:
+    if target is None:
+        return None
+    module, target = STAGE_PARTS.get(module, module), STAGE_PARTS.get(target, target)
+    if module == target:
         return None
     if module in names and target in names and names.index(target) > names.index(module):
         return "a stage imports only the stages before it in the data flow"
@@ -180,5 +185,7 @@ def test_the_rules_see_a_violation() -> None:
     assert _providers_are_behind_the_contract("llmbulk.batches", "llmbulk.providers.openai.OpenAIFiles")
     assert _library_owner("llmbulk.jobs.doctor", "openai")
     assert _stage_order("llmbulk.tables", "llmbulk.merge")
+    assert _stage_order("llmbulk.table_readers", "llmbulk.tasks")  # a stage's parts follow its rules
+    assert set(STAGE_PARTS) <= set(MODULES), "a stage part named in STAGE_PARTS no longer exists"
     assert _library_is_quiet("llmbulk.jobs.run", "llmbulk.render")
     assert _adapters_and_emulator("llmbulk.emulator.engine", "llmbulk.providers.gemini")
