@@ -32,6 +32,16 @@ OWNERS: dict[str, tuple[str, ...]] = {
 ADAPTERS = ("llmbulk.providers.openai", "llmbulk.providers.anthropic", "llmbulk.providers.gemini")
 # The data flow: a stage may import the stages before it, never one after it (and `costs` none).
 STAGES = ("tables", "tasks", "shards", "batches", "results", "merge")
+# Modules split out of a larger one, which re-exports them. A part never imports its whole (the
+# whole is the façade over its parts), and the parts of a stage follow the stage's rules.
+PARTS = {
+    "llmbulk.table_readers": "llmbulk.tables",
+    "llmbulk.table_writer": "llmbulk.tables",
+    "llmbulk.schema_checks": "llmbulk.schemas",
+    "llmbulk.schema_rules": "llmbulk.schemas",
+    "llmbulk.hooks": "llmbulk.events",
+    "llmbulk.redact": "llmbulk.events",
+}
 WIRING = ("llmbulk.jobs", "llmbulk.api", "llmbulk.session", "llmbulk.cli", "llmbulk.render", "llmbulk.panel")
 
 
@@ -108,7 +118,10 @@ def _adapters_and_emulator(module: str, imported: str) -> str | None:
 def _stage_order(module: str, imported: str) -> str | None:
     target = _internal(imported)
     names = [f"llmbulk.{stage}" for stage in STAGES]
-    if target is None or module == target:
+    if target is None:
+        return None
+    module, target = PARTS.get(module, module), PARTS.get(target, target)
+    if module == target:
         return None
     if module in names and target in names and names.index(target) > names.index(module):
         return "a stage imports only the stages before it in the data flow"
@@ -135,12 +148,20 @@ def _providers_are_behind_the_contract(module: str, imported: str) -> str | None
     return "stage code reaches adapters through the registry (llmbulk.providers), never by module"
 
 
+def _parts_stay_below_their_whole(module: str, imported: str) -> str | None:
+    target = _internal(imported)
+    if target is not None and PARTS.get(module) == target:
+        return f"a part never imports {target}, which re-exports it: import the sibling part itself"
+    return None
+
+
 CHECKS = {
     "each library only where it belongs": _library_owner,
     "emulator and adapters never import each other": _adapters_and_emulator,
     "stages follow the data flow": _stage_order,
     "the library never prints": _library_is_quiet,
     "adapters only through the registry": _providers_are_behind_the_contract,
+    "a split module's parts never import their whole": _parts_stay_below_their_whole,
 }
 
 
@@ -180,5 +201,8 @@ def test_the_rules_see_a_violation() -> None:
     assert _providers_are_behind_the_contract("llmbulk.batches", "llmbulk.providers.openai.OpenAIFiles")
     assert _library_owner("llmbulk.jobs.doctor", "openai")
     assert _stage_order("llmbulk.tables", "llmbulk.merge")
+    assert _stage_order("llmbulk.table_readers", "llmbulk.tasks")  # a stage's parts follow its rules
+    assert _parts_stay_below_their_whole("llmbulk.hooks", "llmbulk.events.Events")
+    assert set(PARTS) | set(PARTS.values()) <= set(MODULES), "a module named in PARTS no longer exists"
     assert _library_is_quiet("llmbulk.jobs.run", "llmbulk.render")
     assert _adapters_and_emulator("llmbulk.emulator.engine", "llmbulk.providers.gemini")

@@ -1,0 +1,291 @@
+"""Gemini Batch Mode (Developer API) through the official `google-genai` SDK (imported lazily).
+
+File mode (default): upload the keyed JSONL shard → create (retries off, `display_name` labels job and
+shard) → poll through our own state table (the SDK's `done` misses PARTIALLY_SUCCEEDED) → download the
+result file by name. Inline mode sends the shard's requests in the create body (< 20 MB) and joins
+results on `metadata.key`, never by position.
+
+This module owns the adapter: the SDK client, its calls and the mapping of SDK errors. Beside it:
+`lines` (the pure line codec), `status` (job states → `BatchStatus`), `inline` (inline mode) and
+`files` (input files and display names).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from llmbulk import providers
+from llmbulk.errors import ConfigError, ProviderError, QuotaError
+from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Task
+from llmbulk.providers.base import ProviderSettings, ShardInput, transport_errors
+from llmbulk.providers.gemini.files import FIND_SKEW_SECONDS, JSONL_MIME, LIST_PAGE_SIZE, GeminiFiles, display_name
+from llmbulk.providers.gemini.inline import INLINE_MAX_BYTES, check_inline_size, inline_lines, inline_requests
+from llmbulk.providers.gemini.lines import (
+    GENERATION_PARAMS,
+    GRPC_STATUSES,
+    HTTP_STATUSES,
+    PERMANENT_STATUSES,
+    ROLES,
+    ConfigCache,
+    decode_line,
+    encode_line,
+    status_name,
+)
+from llmbulk.providers.gemini.status import (
+    FINALIZE_GRACE_SECONDS,
+    RESULT_STATES,
+    STATES,
+    UNSPECIFIED_STATES,
+    batch_status,
+)
+
+__all__ = [  # the adapter, and what its parts make public (tests import them from here)
+    "ENDPOINT",
+    "FINALIZE_GRACE_SECONDS",
+    "FIND_SKEW_SECONDS",
+    "GENERATION_PARAMS",
+    "GRPC_STATUSES",
+    "HTTP_STATUSES",
+    "INLINE_MAX_BYTES",
+    "JSONL_MIME",
+    "KEY_HINT",
+    "LIMITS",
+    "LIST_PAGE_SIZE",
+    "PERMANENT_STATUSES",
+    "RESULT_STATES",
+    "RETRYABLE_CALL_STATUSES",
+    "RETRY_ATTEMPTS",
+    "ROLES",
+    "STATES",
+    "UNSPECIFIED_STATES",
+    "GeminiBatchProvider",
+    "GeminiFiles",
+    "batch_status",
+]
+
+log = logging.getLogger(__name__)
+
+# Gemini documents no request-count cap for batch jobs, only sizes (2 GB file, 20 MB inline).
+ENDPOINT = "generateContent"
+LIMITS = Limits(
+    max_items=10_000_000, max_bytes=2_000_000_000, counts_live=False, counts_available=False,
+    endpoints=(ENDPOINT,), input_modes=("file", "inline"),
+)  # fmt: skip
+KEY_HINT = "set GOOGLE_API_KEY or GEMINI_API_KEY (GOOGLE_API_KEY wins when both are set)"
+RETRY_ATTEMPTS = 5  # idempotent calls only; create always goes out once
+RETRYABLE_CALL_STATUSES = frozenset({"UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"})
+
+
+class GeminiBatchProvider:
+    """Gemini Developer API Batch Mode adapter."""
+
+    name = "gemini"
+    limits = LIMITS
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        http_client: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if settings.endpoint not in (None, ENDPOINT):
+            raise ConfigError(
+                f"endpoint {settings.endpoint!r} is not supported by Gemini batches", hint=f"omit it or use {ENDPOINT}"
+            )
+        self.settings = settings
+        if settings.inline:
+            self.limits = LIMITS.narrowed(None, INLINE_MAX_BYTES)
+        self._http_client = http_client  # an `httpx2.Client` (tests, emulator); the SDK owns one otherwise
+        self._clock = clock
+        self._client: Any = None
+        self._configs = ConfigCache()
+        self.files: GeminiFiles | None = None if settings.inline else GeminiFiles(self)
+
+    @property
+    def client(self) -> Any:
+        """The one `genai.Client` of this adapter (a temporary client fails once it is closed)."""
+        if self._client is None:
+            from google import genai
+            from google.genai import types
+
+            # The SDK itself reads GOOGLE_GENAI_API_VERSION ("beta" → v1beta) and GOOGLE_GEMINI_BASE_URL.
+            options = types.HttpOptions(
+                timeout=int(self.settings.timeout * 1000),  # milliseconds
+                retry_options=types.HttpRetryOptions(attempts=RETRY_ATTEMPTS),
+            )
+            if self.settings.base_url:
+                options.base_url = self.settings.base_url
+            if self._http_client is not None:
+                options.httpx_client = self._http_client
+            try:
+                self._client = genai.Client(vertexai=False, api_key=self.settings.api_key or None, http_options=options)
+            except ValueError as exc:
+                if "api key" in str(exc).lower():
+                    raise ConfigError("no Gemini API key found", hint=KEY_HINT) from exc
+                raise ConfigError(f"cannot set up the Gemini client: {self._scrub(str(exc))}") from exc
+        return self._client
+
+    # ---- pure line codecs --------------------------------------------------------------------
+
+    def encode(self, task: Task, custom_id: str) -> bytes:
+        """One keyed JSONL line: `{"key", "request": GenerateContentRequest (REST camelCase)}`."""
+        return encode_line(task, custom_id, self._configs)
+
+    def decode(self, line: bytes) -> ItemOutcome:
+        """One result line (`response` or google.rpc.Status `error`) to an outcome."""
+        return decode_line(line)
+
+    # ---- calls -------------------------------------------------------------------------------
+
+    def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
+        """Create the batch job once (the per-call retry override turns the SDK's retries off)."""
+        if self.settings.inline:
+            check_inline_size(shard)
+            src: Any = inline_requests(shard)
+        elif input_file_id:
+            src = input_file_id
+        else:
+            raise ProviderError(f"shard {shard.shard_id} has no uploaded file to create a Gemini batch from")
+        config = {"display_name": display_name(labels), "http_options": {"retry_options": {"attempts": 1}}}
+        job = self._call(
+            "create batch", lambda: self.client.batches.create(model=self.settings.model, src=src, config=config)
+        )
+        if not job.name:
+            # The call succeeded but the job has no name: it may exist, so let reconciliation look.
+            raise ProviderError("Gemini created a batch but returned no name", retryable=True)
+        created = job.create_time.timestamp() if job.create_time else self._clock()
+        return BatchRef(provider=self.name, batch_id=job.name, input_file_id=input_file_id, created_at=created)
+
+    def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
+        """Current status of each batch, in the same order."""
+        get = self.client.batches.get
+        return [self._status(self._call("poll", functools.partial(get, name=b)), b) for b in batch_ids]
+
+    def results(self, status: BatchStatus) -> Iterator[bytes]:
+        """Stream every result line: the result file by name, or the job's inlined responses."""
+        file_name = status.result_refs.get("file_name")
+        if file_name:
+            yield from self._download_lines(file_name)
+        elif status.result_refs.get("inline"):
+            job = self._call("fetch inline results", lambda: self.client.batches.get(name=status.batch_id))
+            yield from inline_lines(job)
+
+    def cancel(self, batch_id: str) -> None:
+        """Ask Gemini to cancel a batch job."""
+        self._call("cancel", lambda: self.client.batches.cancel(name=batch_id))
+
+    def find(self, labels: dict[str, str], since: datetime, n_items: int) -> list[BatchRef]:
+        """Batch jobs named for these labels created after `since`, newest first."""
+        wanted = display_name(labels)
+        cutoff = since.timestamp() - FIND_SKEW_SECONDS
+        found: list[BatchRef] = []
+        with self._mapped("list batches"):
+            # Assumes the listing is newest first, as the OpenAI and Anthropic listings are.
+            for job in self.client.batches.list(config={"page_size": LIST_PAGE_SIZE}):
+                created = job.create_time.timestamp() if job.create_time else None
+                if created is not None and created < cutoff:
+                    break
+                if job.display_name == wanted and job.name:
+                    found.append(BatchRef(provider=self.name, batch_id=job.name, created_at=created))
+        # Callers adopt found[-1] as the oldest match, whatever order the listing used.
+        return sorted(found, key=lambda ref: ref.created_at or 0.0, reverse=True)
+
+    def close(self) -> None:
+        """Close the SDK client."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _download_lines(self, file_name: str) -> Iterator[bytes]:
+        # Stream to a temporary file (never the whole result in memory), then hand out lines.
+        with tempfile.TemporaryFile(prefix="llmbulk-gemini-") as tmp:
+            self._call("download results", lambda: self.client.files.download(file=file_name, destination=tmp))
+            tmp.seek(0)
+            for line in tmp:
+                if line.strip():
+                    yield line.rstrip(b"\r\n")
+
+    def _status(self, job: Any, batch_id: str | None = None) -> BatchStatus:
+        status = batch_status(job, self._clock(), batch_id)
+        if status.state is BatchState.FAILED and status.error_code is None:
+            error, error_code = self._failure_reason(status.batch_id)
+            status = status.model_copy(update={"error": error, "error_code": error_code})
+        return status
+
+    def _failure_reason(self, name: str) -> tuple[str, str | None]:
+        """Why a job FAILED: the SDK drops the operation's `error`, so read the raw operation once."""
+        fallback = (
+            "Gemini reports the batch FAILED without a reason (the SDK does not expose it); "
+            "check the input file and model name"
+        )
+        try:
+            response = self.client._api_client.request("get", name, {})
+            error = (orjson.loads(response.body or b"{}") or {}).get("error") or {}
+        except Exception as exc:  # best effort: the poll itself already succeeded
+            log.debug("could not read the failure reason of %s: %s", name, exc.__class__.__name__)
+            return fallback, None
+        if not isinstance(error, dict) or not (error.get("message") or error.get("status") or error.get("code")):
+            return fallback, None
+        status = status_name(error.get("status"), error.get("code"))
+        message = self._scrub(str(error.get("message") or "no message"))
+        return f"Gemini failed the batch: {status or error.get('code')}: {message}", status
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        with self._mapped(what):
+            return fn()
+
+    @contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        """SDK exceptions → llmbulk errors (messages never carry the key)."""
+        from google.genai import errors
+
+        try:
+            yield
+        except errors.APIError as exc:
+            raise self._api_error(what, exc) from exc
+        except transport_errors() as exc:
+            raise ProviderError(
+                f"cannot reach Gemini for {what}{self._where()}: {exc.__class__.__name__}",
+                retryable=True,
+                hint="check the network or GOOGLE_GEMINI_BASE_URL",
+            ) from exc
+
+    def _api_error(self, what: str, exc: Any) -> ProviderError | ConfigError:
+        code = int(exc.code or 0)
+        status = str(exc.status or HTTP_STATUSES.get(code, "") or "")
+        message = self._scrub(str(exc.message or str(exc).splitlines()[0]))
+        if code in (401, 403) or status in ("UNAUTHENTICATED", "PERMISSION_DENIED") or "API_KEY_INVALID" in str(exc):
+            return ConfigError(
+                f"Gemini refused {what} (HTTP {code} {status}): {message}",
+                hint=f"{KEY_HINT}, and check the key may use model {self.settings.model}",
+            )
+        if code == 429 or status == "RESOURCE_EXHAUSTED":
+            return QuotaError(f"Gemini quota exhausted during {what}: {message}")
+        return ProviderError(
+            f"Gemini {what} failed: HTTP {code} {status}: {message}",
+            retryable=code >= 500 or code == 408 or status in RETRYABLE_CALL_STATUSES,
+            status=code,
+        )
+
+    def _where(self) -> str:
+        return f" at {self.settings.base_url}" if self.settings.base_url else ""
+
+    def _scrub(self, text: str) -> str:
+        """Remove any API key value from a message before it reaches users or logs."""
+        for key in (self.settings.api_key, *(os.environ.get(name) for name in providers.info(self.name).key_env)):
+            if key and key.strip():
+                text = text.replace(key.strip(), "***")
+        return text
