@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from conftest import Outcome
 from scenarios import Scenario, Tally, _request_ids, _source, emulator, input_keys
@@ -84,6 +85,19 @@ def _keys(**changes: Any) -> RequestKeys:
         target["provider"], target["model"], target["endpoint"], emulated=target["emulated"],
         output_schema=target.get("output_schema"), sample=target.get("sample"),
     )  # fmt: skip
+
+
+def test_the_fast_canonical_form_is_byte_for_byte_the_general_one() -> None:
+    params = {"temperature": 0.2, "max_tokens": 9, "stop": ["\n", "é"]}
+    keys = RequestKeys("openai", "m", None, emulated=False, params=params)
+    for content in ["plain", 'quotes " and \\ and é and \u2028 and \x00', ""]:
+        for system in [None, "be terse", 'sys "q"']:
+            task = Task(0, "k", [{"role": "user", "content": content}], system, params)
+            general = orjson.dumps((task.messages, system, params), option=orjson.OPT_SORT_KEYS)
+            assert keys.canonical(task) == general
+            # A chat task with the same message and equal (not identical) parameters: the same key.
+            chat = Task(1, "c", [{"content": content, "role": "user"}], system, dict(params))
+            assert keys.key(chat) == keys.key(task)
 
 
 def _task(content: Any = "hi", system: str | None = None, **params: Any) -> Task:
@@ -389,3 +403,23 @@ def test_a_runner_elsewhere_reuses_the_answers_another_runner_paid_for(tmp_path:
 def _batch_ids(server: Any, batch_id: str) -> list[str]:
     record = next(b for p in MODELS for b in server.emulator.list_batches(p) if b["id"] == batch_id)
     return _request_ids(server.emulator.file_path(_source(record) or "")) or []
+
+
+def test_a_request_key_prefix_collision_refuses_the_job_instead_of_sharing_an_answer(
+    llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmbulk.jobs import dedup
+
+    # Two different requests whose first 64 hash bits agree (about 1 in 10^8 per million-row job):
+    # forced here, since no real input can be found that does it.
+    monkeypatch.setattr(dedup, "prefix", lambda _key: 42)
+    source = _write(tmp_path / "in.csv", ["a", "b", "c"])
+    result = llmbulk(*_run("openai", source, "out.csv"))
+    assert result.exit_code != 0 and "too alike to tell apart" in result.stderr and "--fresh" in result.stderr
+    assert llmbulk("jobs", "--json").json() == []  # nothing recorded, nothing sent
+    assert (
+        not (home / "emulator" / "audit.jsonl").exists()
+        or '"batch.created"' not in (home / "emulator" / "audit.jsonl").read_text()
+    )
+    fresh = llmbulk(*_run("openai", source, "out.csv", "--fresh"))
+    assert fresh.exit_code == 0, fresh.stderr
