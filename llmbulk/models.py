@@ -125,7 +125,7 @@ class Limits(BaseModel):
     max_temperature: float = Field(default=2.0, description="The largest sampling temperature the API accepts.")
     schema_checks: tuple[str, ...] = Field(
         default=(),
-        description="What the provider's structured outputs require of a schema, by rule name (schemas.py).",
+        description="What the provider's structured outputs require of a schema, by rule name (schema_rules.py).",
     )
     input_modes: tuple[str, ...] = Field(
         default=("file",), description="How requests reach the provider: `file` (a file or the create body), `inline`."
