@@ -202,6 +202,8 @@ class JobSpec(BaseModel):
     id_column: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
+    base_url: str | None = None  # --base-url: the gateway or resource this job's batches live at
+    completion_window: str | None = None  # --completion-window, where the provider offers several
     inline: bool = False
     pacing: dict[str, Any] = Field(default_factory=dict)
     max_cost: float | None = None
@@ -217,6 +219,8 @@ class JobSpec(BaseModel):
             id_column=data.get("id_column"),
             params=params,
             output_schema=schema,
+            base_url=data.get("base_url"),
+            completion_window=data.get("completion_window"),
             inline=bool(data.get("inline")),
             pacing=data.get("pacing") or {},
             max_cost=data.get("max_cost"),
@@ -230,6 +234,8 @@ class JobSpec(BaseModel):
         return {"prompt": self.prompt, "system": self.system, "id_column": self.id_column, "params": params}
 
     def to_stored(self) -> str:
-        return orjson.dumps(
-            {**self.task_json(), "inline": self.inline, "pacing": self.pacing, "max_cost": self.max_cost}
-        ).decode()
+        stored = {**self.task_json(), "inline": self.inline, "pacing": self.pacing, "max_cost": self.max_cost}
+        # Only when set: the stored layout of jobs without them (and fingerprints made from it) is unchanged.
+        target = {"base_url": self.base_url, "completion_window": self.completion_window}
+        stored.update((k, v) for k, v in target.items() if v)
+        return orjson.dumps(stored).decode()

@@ -35,6 +35,8 @@ class SubmitOptions:
     schema: str | None = None
     prompt_source: str | None = None  # where `prompt` was read from (e.g. a file), named in template errors
     new_job: bool = False  # start a separate job even if the same command made one already
+    base_url: str | None = None  # the gateway or resource to send to (kept on the job)
+    completion_window: str | None = None  # where the provider offers several windows
 
 
 @dataclass(frozen=True, slots=True)
