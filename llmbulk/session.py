@@ -86,6 +86,7 @@ class Session:
         mapping, not whatever the process environment holds) unless `base_url` is the job's own."""
         info = providers.info(name)
         url: str | None
+        api_key: str | None
         if emulated:
             url, api_key = f"{self._emulator_server().url}{info.emulator_path}", EMULATOR_KEY
         else:
