@@ -49,6 +49,8 @@ def authed(handler: Handler) -> Handler:
         if vendor.api_key_header:
             key = request.headers.get("api-key", "").strip() or key
         expected = emulator_of(request).config.api_key
+        if not key and vendor.key_optional and expected is None:
+            return await handler(request)
         if not key:
             if vendor.api_key_header:
                 return JSONResponse({"statusCode": 401, "message": AZURE_NO_KEY}, status_code=401)

@@ -38,6 +38,7 @@ class Vendor:
     windows: frozenset[str] = frozenset({"24h"})
     window_span: tuple[int, int] | None = None  # or any "<n>h"/"<n>d" within these seconds
     api_key_header: bool = False  # Azure: `api-key` (its Python samples' bearer form is accepted too)
+    key_optional: bool = False  # a gateway without auth (vLLM): requests without a key are served
     deployments: bool = False  # body.model must name a deployment of the resource
     capped_files: int | None = None  # input files kept without `expires_after` before uploads are refused
     upload_expiry: tuple[int, int] = (3600, 30 * DAY)  # allowed `expires_after.seconds`
@@ -147,6 +148,7 @@ VENDORS: tuple[Vendor, ...] = (
         (CHAT, RESPONSES, EMBEDDINGS),
         window_span=(3600, 365 * DAY),
         keeps_metadata=False,
+        key_optional=True,
         label="gateway",
     ),
 )

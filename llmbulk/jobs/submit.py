@@ -54,7 +54,6 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
     params = dict(options.params)
     check_params(params, options.provider)
     check_model(options, session.progress)
-    note_unpriced(options, session.progress)
     schema = schemas.load_schema(options.schema, options.provider) if options.schema else None
     spec = TaskSpec(
         options.prompt, options.system, options.id_column, params, schema, prompt_source=options.prompt_source
@@ -89,6 +88,7 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
         job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run,
         inline=options.gemini_inline, base_url=options.base_url, completion_window=options.completion_window,
     )  # fmt: skip
+    note_unpriced(options, session.progress)
     limits = adapter.limits.narrowed(options.max_items_per_batch, options.max_bytes_per_batch)
     job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
     if not dry_run:
