@@ -20,8 +20,8 @@ import pytest
 from conftest import QUICKSTART, Outcome
 from vendor_models import MODELS, VENDORS
 
-from llmbulk.emulator.engine import Emulator, EmulatorConfig, FaultPlan
 from llmbulk import providers
+from llmbulk.emulator.engine import Emulator, EmulatorConfig, FaultPlan
 from llmbulk.models import make_custom_id
 
 PROMPT = "Classify the sentiment of this review as positive, negative or neutral: {{ text }}"
