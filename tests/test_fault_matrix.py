@@ -107,8 +107,17 @@ FAULTS: dict[str, Callable[[str], dict[str, Any] | None]] = {
 }
 CELLS = [(fault, provider) for fault in FAULTS for provider in ("openai", "anthropic", "gemini", *VENDORS)]
 # Every cell runs in the slow step; the default run keeps, per vendor, a lost create answer (adopted by
-# labels, or proven by result ids where the vendor drops metadata) and per-item errors.
+# labels, or proven by result ids where the vendor drops metadata) and per-item errors, and where
+# metadata is dropped, a lost second create beside a same-sized batch that must not be adopted.
 VENDOR_DEFAULT_FAULTS = ("reset_after_create", "item_errors")
+UNLABELLED_DEFAULT_FAULTS = ("reset_on_second_create",)
+
+
+def _default_cell(fault: str, provider: str) -> bool:
+    if provider not in VENDORS or fault in VENDOR_DEFAULT_FAULTS:
+        return True
+    profile = providers.info(provider).profile
+    return fault in UNLABELLED_DEFAULT_FAULTS and profile is not None and not profile.keeps_metadata
 
 
 def expected_states(plan: dict[str, Any], job_id: str, n_rows: int) -> dict[int, str]:
@@ -131,12 +140,7 @@ def expected_states(plan: dict[str, Any], job_id: str, n_rows: int) -> dict[int,
 
 @pytest.mark.parametrize(
     ("fault", "provider"),
-    [
-        pytest.param(
-            f, p, id=f"{f}-{p}", marks=[pytest.mark.slow] if p in VENDORS and f not in VENDOR_DEFAULT_FAULTS else []
-        )
-        for f, p in CELLS
-    ],
+    [pytest.param(f, p, id=f"{f}-{p}", marks=[] if _default_cell(f, p) else [pytest.mark.slow]) for f, p in CELLS],
 )
 def test_fault_cell(
     fault: str,

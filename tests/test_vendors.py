@@ -172,3 +172,18 @@ def test_readme_profile_table_is_generated_from_the_profiles() -> None:
     )
     for vendor in VENDORS:
         assert f"| `{vendor}` |" in readme
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_cancel_reaches_each_vendors_batches(
+    vendor: str, llmbulk: Callable[..., Outcome], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMBULK_EMULATOR_SECONDS", "30")  # still running when the cancel comes
+    submitted = llmbulk("submit", str(QUICKSTART), "-p", vendor, "-m", MODELS[vendor], "--prompt", PROMPT,
+                        "--emulate", "--json", "--max-items-per-batch", "20")  # fmt: skip
+    assert submitted.exit_code == 0, submitted.stderr
+    cancelled = llmbulk("cancel", submitted.json()["job_id"], "--json")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    audit = [orjson.loads(line) for line in (home / "emulator" / "audit.jsonl").read_bytes().splitlines()]
+    created = {e["id"] for e in audit if e["event"] == "batch.created"}
+    assert len(created) == 3 and {e["id"] for e in audit if e["event"] == "batch.cancelled"} == created
