@@ -210,3 +210,40 @@ def test_emulated_profile_limits_agree_with_the_adapter_profiles() -> None:
         assert all(played.window_ok(w) for w in profile.windows), vendor
         assert profile.keeps_metadata == played.keeps_metadata and profile.expires == played.expires, vendor
         assert (profile.auth_header == "api-key") == played.api_key_header, vendor
+
+
+def test_a_list_that_repeats_itself_ends_instead_of_paging_forever() -> None:
+    """A gateway that says `has_more: true` yet ignores `after` (it answers every page alike): the
+    SDK's own auto-pager would ask forever; the adapter stops at the first page with nothing new."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    batch = {"id": "batch_1", "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "file-1",
+             "completion_window": "24h", "created_at": 1, "status": "completed"}  # fmt: skip
+    asked: list[str] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = orjson.dumps({"object": "list", "data": [batch], "has_more": True})
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        adapter = providers.create("openai-compatible", ProviderSettings("m", base_url=url, timeout=5))
+        found = adapter.find({"llmbulk_job": "j"}, datetime(1970, 1, 1, tzinfo=UTC), 3)
+        adapter.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(f.batch_id, f.owned) for f in found] == [("batch_1", None)]  # once, and left to be proven
+    assert len(asked) == 2 and "after=batch_1" in asked[1]
