@@ -103,9 +103,9 @@ def check_emulator(settings: Settings) -> Check:
 
 
 def pricing(name: str) -> str:
-    """How an OpenAI-compatible vendor's batch cost is priced, for its key line ("" for the others)."""
+    """How an OpenAI-family provider's batch cost is priced, for its key line ("" for the others)."""
     profile = providers.info(name).profile
-    if profile is None or profile.name == "openai":
+    if profile is None:
         return ""
     if profile.price_note:
         return f"; cost unknown: {profile.price_note}"

@@ -211,10 +211,7 @@ def check_endpoint(provider: str, endpoint: str | None) -> None:
 
 
 def note_unpriced(options: SubmitOptions, progress: Progress) -> None:
-    """Say why an OpenAI-compatible vendor's batch cost will show as unknown (no price, no discount)."""
-    profile = providers.info(options.provider).profile
-    if profile is None or profile.name == "openai":
-        return
+    """Say why the job's batch cost will show as unknown (model or vendor not priced, no known discount)."""
     reason = costs.unknown_reason(options.provider, options.model)
     if reason is not None:
         progress.note(f"cost unknown: {reason}")

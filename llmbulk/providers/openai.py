@@ -143,9 +143,9 @@ class OpenAIBatchProvider:
             for batch in self._listed():
                 created = epoch(batch.created_at) or 0.0
                 if created < cutoff:
-                    if self.profile is OPENAI:
-                        break  # OpenAI lists newest first; other vendors' order is not documented
-                    continue
+                    if self.profile.newest_first:
+                        break
+                    continue  # a vendor whose list order is not documented is read to the end
                 metadata = getattr(batch, "metadata", None) or {}
                 if metadata:
                     owned: bool | None = all(metadata.get(k) == v for k, v in labels.items())
@@ -267,7 +267,7 @@ class OpenAIFiles:
         with adapter._mapped("list files"):
             for file in adapter._listed(files=True):
                 if (epoch(file.created_at) or 0.0) < cutoff:
-                    if adapter.profile is OPENAI:
+                    if adapter.profile.newest_first:
                         break
                     continue
                 if file.filename == wanted and file.bytes == n_bytes:

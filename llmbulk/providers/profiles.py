@@ -40,6 +40,7 @@ class Profile:
     keeps_metadata: bool = True  # batches carry the metadata labels they were created with
     status_aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     expires: bool = True  # unfinished work is cancelled when the window passes
+    newest_first: bool = False  # lists are newest first, so a listing may stop at the first older entry
     batch_discount: float | None = None  # documented flat discount on the synchronous price
     price_note: str | None = None  # why a batch price cannot be given, when it cannot
     key_required: bool = True
@@ -90,6 +91,7 @@ PROFILES: tuple[Profile, ...] = (
         max_bytes=200 * MB,
         endpoints=(CHAT, RESPONSES, EMBEDDINGS),
         batch_discount=0.5,
+        newest_first=True,  # providers.md 1.8: assumed newest first (unverified); the others: unknown
     ),
     # Azure OpenAI, v1 API. https://github.com/MicrosoftDocs/azure-ai-docs articles/ai-foundry/openai/
     # includes/batch/batch-python.md and batch-rest.md (learn.microsoft.com/azure/ai-foundry/openai/how-to/batch):
