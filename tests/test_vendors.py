@@ -187,3 +187,24 @@ def test_cancel_reaches_each_vendors_batches(
     audit = [orjson.loads(line) for line in (home / "emulator" / "audit.jsonl").read_bytes().splitlines()]
     created = {e["id"] for e in audit if e["event"] == "batch.created"}
     assert len(created) == 3 and {e["id"] for e in audit if e["event"] == "batch.cancelled"} == created
+
+
+def test_readme_same_job_on_three_vendors_runs_as_written(llmbulk: Callable[..., Outcome], home: Path) -> None:
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("**Same job, several vendors.**") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block
+    lines = block.group(1).replace("\\\n", " ").strip().splitlines()
+    runs = [shlex.split(line) for line in lines if line.startswith("llmbulk ")]
+    assert [args[args.index("-p") + 1] for args in runs] == ["openai", "groq", "azure"]
+    for args in runs:
+        args = [a.replace("examples/", f"{ROOT}/examples/", 1) if a.startswith("examples/") else a for a in args]
+        assert "--emulate" in args and llmbulk(*args[1:]).exit_code == 0
+    compare = shlex.split(next(line for line in lines if line.startswith("python ")))
+    shown = subprocess.run([sys.executable, *compare[1:]], cwd=home.parent, capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.startswith("50 of 50 rows answered by all three"), shown.stderr
