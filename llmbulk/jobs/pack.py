@@ -100,7 +100,7 @@ def deduplicator(tx: Tx, job: Job, spec: TaskSpec) -> Deduplicator:
     stored = job.spec
     keys = RequestKeys(
         job.provider, job.model, job.endpoint, emulated=job.emulated, output_schema=spec.output_schema,
-        sample=stored.sample, params=spec.params,
+        sample=stored.sample, params=spec.params, base_url=stored.base_url,
     )  # fmt: skip
     policy = ReusePolicy(fresh=stored.fresh, max_age=stored.reuse_max_age, sample=stored.sample)
     price = costs.pricer(job.provider, job.model)
