@@ -83,7 +83,7 @@ def _keys(**changes: Any) -> RequestKeys:
     target.update(changes)
     return RequestKeys(
         target["provider"], target["model"], target["endpoint"], emulated=target["emulated"],
-        output_schema=target.get("output_schema"), sample=target.get("sample"),
+        output_schema=target.get("output_schema"), sample=target.get("sample"), base_url=target.get("base_url"),
     )  # fmt: skip
 
 
@@ -124,6 +124,9 @@ def test_a_request_key_ignores_key_order_and_row_identity_but_nothing_that_chang
         _keys(emulated=True).key(_task()),  # an emulated answer is never reused by a real job
         _keys(output_schema=schema).key(_task()),
         _keys(sample=2).key(_task()),
+        _keys(provider="openai-compatible", base_url="http://gateway-a/v1").key(_task()),
+        _keys(provider="openai-compatible", base_url="http://gateway-b/v1").key(_task()),
+        _keys(provider="azure").key(_task()),
     ]
     assert base not in changed and len(set(changed)) == len(changed)
 
@@ -177,19 +180,21 @@ def test_repeated_rows_are_sent_once_and_every_row_gets_the_answer(
 def test_followers_go_through_retries_with_their_leader(
     llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, faults: Callable[..., None]
 ) -> None:
-    faults(item_errors={"server_error": 0.5})  # about half of every round fails, retryably
-    texts = [f"review {i % 5}" for i in range(20)]
-    result = llmbulk(*_run("openai", _write(tmp_path / "in.csv", texts), "out.csv", "--max-attempts", "8"))
+    # Half of every round fails, retryably: with 20 requests some are retried (all first tries
+    # succeed with odds of 1 in 10^6), and 20 attempts leave none dead (1 in 10^6 per request).
+    faults(item_errors={"server_error": 0.5})
+    texts = [f"review {i % 20}" for i in range(60)]
+    result = llmbulk(*_run("openai", _write(tmp_path / "in.csv", texts), "out.csv", "--max-attempts", "20"))
     assert result.exit_code == 0, result.stderr
     job = _newest_job(llmbulk)
     sent = _sent(home)
-    assert {int(i.rsplit("-", 2)[1]) for i in sent} == set(range(5))  # followers were never sent
+    assert {int(i.rsplit("-", 2)[1]) for i in sent} == set(range(20))  # followers were never sent
     attempts = [i for i in sent if i.rsplit("-", 2)[0] == job]
-    assert len(attempts) > 5  # some leaders were retried
+    assert len(attempts) > 20  # some leaders were retried
     rows = _rows(tmp_path / "out.csv")
     assert {r["status"] for r in rows} == {"succeeded"}
     for i, row in enumerate(rows):
-        leader = rows[i % 5]
+        leader = rows[i % 20]
         assert (row["output"], row["attempts"]) == (leader["output"], leader["attempts"])
     assert max(int(r["attempts"]) for r in rows) > 1
 
@@ -197,20 +202,20 @@ def test_followers_go_through_retries_with_their_leader(
 def test_a_permanent_failure_of_a_leader_is_its_followers_failure_and_is_never_reused(
     llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, faults: Callable[..., None]
 ) -> None:
-    faults(item_errors={"invalid_request": 0.4})
-    texts = [f"review {i % 10}" for i in range(20)]
+    faults(item_errors={"invalid_request": 0.4})  # with 20 requests, none failing has odds of 1 in 30,000
+    texts = [f"review {i % 20}" for i in range(40)]
     source = _write(tmp_path / "in.csv", texts)
     first = llmbulk(*_run("openai", source, "out.csv"))
     assert first.exit_code == 4, first.stderr  # done with failures
     rows = _rows(tmp_path / "out.csv")
     failed = {r["text"] for r in rows if r["status"] == "failed_permanent"}
-    assert failed and all(r["status"] == rows[i % 10]["status"] for i, r in enumerate(rows))
+    assert failed and all(r["status"] == rows[i % 20]["status"] for i, r in enumerate(rows))
     faults()  # the provider answers everything now
     grown = _write(tmp_path / "grown.csv", [*texts, "review new"])
     second = llmbulk(*_run("openai", grown, "out2.csv"))
     assert second.exit_code == 0, second.stderr
     job = _newest_job(llmbulk)
-    resent = {texts[row] if row < 20 else "review new" for row in _rows_sent(home, job)}
+    resent = {texts[row] if row < 40 else "review new" for row in _rows_sent(home, job)}
     assert resent == failed | {"review new"}  # failed answers were sent again, good ones reused
     assert {r["status"] for r in _rows(tmp_path / "out2.csv")} == {"succeeded"}
 
