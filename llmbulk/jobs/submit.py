@@ -47,48 +47,13 @@ def submit(
 
 
 def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitResult:
-    limits = limits_of(options)
-    check_endpoint(options.provider, options.endpoint)
-    providers.check_target(options.provider, options.base_url, options.completion_window)
-    if options.max_attempts < 1:
-        raise UsageError("--max-attempts must be at least 1")
-    table = input_table_of(options)
-    params = dict(options.params)
-    check_params(params, options.provider)
-    check_model(options, session.progress)
-    schema = schemas.load_schema(options.schema, options.provider) if options.schema else None
-    spec = TaskSpec(
-        options.prompt, options.system, options.id_column, params, schema, prompt_source=options.prompt_source
-    )
-    if spec.tasks_mode and table.format != "jsonl":
-        raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
+    table, spec = checked_input(session, options)
     job_print = fingerprint_of(options, spec, table)
     if not dry_run and not options.new_job:
         earlier = same_job(session, job_print, table)
         if earlier is not None:
             return continue_job(session, earlier)
-    job = Job(
-        id=new_job_id(),
-        created_at=time.time(),
-        provider=options.provider,
-        model=options.model,
-        endpoint=options.endpoint,
-        input_path=str(table.path.resolve()),
-        input_format="tasks" if spec.tasks_mode else table.format,
-        id_column=options.id_column,
-        spec_json=spec.job_spec(
-            inline=options.gemini_inline,
-            pacing=pacing_of(options),
-            max_cost=options.max_cost,
-            **reuse_of(options),
-        ).to_stored(),
-        emulated=options.emulate,
-        max_attempts=options.max_attempts,
-        max_items=limits.max_items,
-        max_bytes=limits.max_bytes,
-        fingerprint=job_print,
-    )
-    job.spec_json = with_target(job.spec_json, options)
+    job = new_job(options, spec, table, job_print)
     adapter = session.make_provider(
         job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run,
         inline=options.gemini_inline, base_url=options.base_url, completion_window=options.completion_window,
@@ -103,28 +68,63 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
             max_items_per_batch=limits.max_items, max_bytes_per_batch=limits.max_bytes,
         )  # fmt: skip
     plans, estimate, reuse = pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost)
-    report_reuse(session, reuse, params)
-    if not dry_run:
-        session.events.emit(
-            "job.submitted",
-            job.id,
-            provider=job.provider,
-            model=job.model,
-            input=job.input_path,
-            n_items=reuse.rows,
-            shards=len(plans),
-            reuse=reuse.to_json(),
-            emulated=job.emulated,
-            spec=spec.to_json(),
-            max_attempts=job.max_attempts,
-        )
+    report_reuse(session, reuse, spec.params)
     if dry_run:
         return SubmitResult(job.id, reuse.rows, plans, [], len(plans), True, estimate, reuse=reuse)
+    session.events.emit(
+        "job.submitted", job.id, provider=job.provider, model=job.model, input=job.input_path, n_items=reuse.rows,
+        shards=len(plans), reuse=reuse.to_json(), emulated=job.emulated, spec=spec.to_json(),
+        max_attempts=job.max_attempts,
+    )  # fmt: skip
     session.use_provider(job.id, adapter)
     current_job.set(job.id)
     with session.lease(job.id) as lease:
         batch_ids, queued = send_unsent(session, session.store.get_job(job.id), lease)
     return SubmitResult(job.id, reuse.rows, plans, batch_ids, queued, False, estimate, reuse=reuse)
+
+
+def checked_input(session: Session, options: SubmitOptions) -> tuple[InputTable, TaskSpec]:
+    """The input table and what renders its tasks, every option checked before anything is recorded."""
+    limits_of(options)
+    check_endpoint(options.provider, options.endpoint)
+    providers.check_target(options.provider, options.base_url, options.completion_window)
+    if options.max_attempts < 1:
+        raise UsageError("--max-attempts must be at least 1")
+    table = input_table_of(options)
+    params = dict(options.params)
+    check_params(params, options.provider)
+    check_model(options, session.progress)
+    schema = schemas.load_schema(options.schema, options.provider) if options.schema else None
+    spec = TaskSpec(
+        options.prompt, options.system, options.id_column, params, schema, prompt_source=options.prompt_source
+    )
+    if spec.tasks_mode and table.format != "jsonl":
+        raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
+    return table, spec
+
+
+def new_job(options: SubmitOptions, spec: TaskSpec, table: InputTable, job_print: str) -> Job:
+    """The job row a submit records (its shard limits are the provider's, narrowed by the options)."""
+    limits = limits_of(options)
+    stored = spec.job_spec(
+        inline=options.gemini_inline, pacing=pacing_of(options), max_cost=options.max_cost, **reuse_of(options)
+    ).to_stored()
+    return Job(
+        id=new_job_id(),
+        created_at=time.time(),
+        provider=options.provider,
+        model=options.model,
+        endpoint=options.endpoint,
+        input_path=str(table.path.resolve()),
+        input_format="tasks" if spec.tasks_mode else table.format,
+        id_column=options.id_column,
+        spec_json=with_target(stored, options),
+        emulated=options.emulate,
+        max_attempts=options.max_attempts,
+        max_items=limits.max_items,
+        max_bytes=limits.max_bytes,
+        fingerprint=job_print,
+    )
 
 
 def fingerprint_of(options: SubmitOptions, spec: TaskSpec, table: InputTable) -> str:
