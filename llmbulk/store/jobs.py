@@ -130,7 +130,8 @@ class JobReads(Reading):
     def provider_jobs(self, provider: str, emulated: bool) -> list[Job]:
         """Every job on this provider, run against the emulator or not (for `gc`)."""
         return self._jobs(
-            "SELECT * FROM jobs WHERE provider = :p AND emulated = :e ORDER BY created_at", {"p": provider, "e": emulated}
+            "SELECT * FROM jobs WHERE provider = :p AND emulated = :e ORDER BY created_at",
+            {"p": provider, "e": emulated},
         )
 
     def provider_names(self, emulated: bool) -> list[str]:
