@@ -131,8 +131,11 @@ def plan(
     for file in files:
         if any(remote.live for remote in users.get(file.file_id, [])):
             continue  # a running batch's file, whoever made it
-        left = _spent_file(file, inputs.get(file.file_id, []), results.get(file.file_id, []))
-        left = left or _stray_file(file, users.get(file.file_id, []), by_batch, jobs)
+        recorded_in, recorded_out = inputs.get(file.file_id, []), results.get(file.file_id, [])
+        if recorded_in or recorded_out:
+            left = _spent_file(file, recorded_in, recorded_out)
+        else:
+            left = _stray_file(file, users.get(file.file_id, []), by_batch, jobs)
         if left is not None:
             found.append(left)
     return found
