@@ -133,9 +133,9 @@ def test_interrupted_create_leaves_an_orphan_that_gc_cancels(tmp_path: Path, slo
     outcomes = [(left["id"], left["outcome"]) for left in applied["providers"][0]["leftovers"]]
     assert outcomes == [(orphan.id, "cancelled")]
     assert client.batches.retrieve(orphan.id).status in ("cancelling", "cancelled")
-    # Recorded as an extra batch of its shard that answers for nothing: the next run never adopts it.
+    # Recorded as a batch of its shard that did no work: the next run never adopts it, and resends the shard.
     recorded = {b["provider_batch_id"]: b for b in _db_batches(tmp_path)}
-    assert recorded[orphan.id]["error_code"] == "duplicate"
+    assert (recorded[orphan.id]["state"], recorded[orphan.id]["error_code"]) == ("requeued", "orphan")
     # What the cancel itself produced (the cancelled orphan's result files) is all a second gc finds;
     # the input file stays, as the job's open intent will send it again.
     cancelled = _ended(client, orphan.id)
@@ -147,6 +147,15 @@ def test_interrupted_create_leaves_an_orphan_that_gc_cancels(tmp_path: Path, slo
     assert client.files.retrieve(intent["input_file_id"]).id == intent["input_file_id"]
     assert client.batches.retrieve(other_batch).status == "in_progress"
     assert client.files.retrieve(other_file).id == other_file
+
+    # The job carries on: its next run sends the shard again (reusing its upload) and finishes.
+    slow.emulator.config.running_seconds = 0.1  # batches created from now on end at once
+    rerun = _llmbulk(tmp_path, _env(tmp_path, slow), "run", intent["job_id"], "--out", "out.csv")
+    assert rerun.returncode == 0, rerun.stderr
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert len(rows) == 5 and all(",succeeded," in row for row in rows[1:]), rows
+    sent = [b for b in _db_batches(tmp_path) if b["provider_batch_id"] not in (None, orphan.id)]
+    assert len(sent) == 1 and sent[0]["input_file_id"] == intent["input_file_id"]
 
 
 def test_collected_results_and_ended_inputs_are_deleted(tmp_path: Path, fast: EmulatorServer) -> None:

@@ -263,8 +263,8 @@ def _act(session: Session, adapter: BatchProvider, lease: JobLease | None, left:
 
 
 def _record_orphan(session: Session, lease: JobLease, left: Leftover) -> None:
-    """Record the orphan as a cancelled extra batch of its shard before cancelling it (the intent, fenced):
-    it then answers for nothing, is never collected, and the shard's next run never adopts it."""
+    """Record the orphan before cancelling it (the intent, fenced) as a batch of its shard that produced no
+    work (`requeued`, collected): it answers for nothing, no run adopts it, and the shard is sent again."""
     store = session.store
     if left.shard_id is None or left.shard_id not in {shard.id for shard in store.shards(lease.job_id)}:
         return
@@ -274,8 +274,8 @@ def _record_orphan(session: Session, lease: JobLease, left: Leftover) -> None:
     with lease.fenced() as tx:
         tx.add_batch(
             Batch(id=f"{left.shard_id}-b{attempt}", job_id=lease.job_id,
-                  shard_id=left.shard_id, provider_batch_id=left.id, state=BatchState.CANCELLED.value,
-                  error_code="duplicate", error="an orphan (created, never recorded): cancelled by llmbulk gc",
+                  shard_id=left.shard_id, provider_batch_id=left.id, state=BatchState.REQUEUED.value,
+                  error_code="orphan", error="created but never recorded; cancelled by llmbulk gc",
                   intent_at=now, created_at=now, collected_at=now, owner=lease.owner)
         )  # fmt: skip
 
