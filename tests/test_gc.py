@@ -20,6 +20,8 @@ import openai
 import pytest
 
 from llmbulk.emulator import EmulatorConfig, EmulatorServer
+from llmbulk.leases import JobLease
+from llmbulk.store import Store
 
 KEY = "sk-gc-test-key"
 LINE = {"custom_id": "x", "method": "POST", "url": "/v1/chat/completions",
@@ -127,6 +129,16 @@ def test_interrupted_create_leaves_an_orphan_that_gc_cancels(tmp_path: Path, slo
     assert listed[orphan.id]["action"] == "cancel" and listed[orphan.id]["job_id"] == intent["job_id"]
     assert "never recorded" in listed[orphan.id]["reason"]
     assert client.batches.retrieve(orphan.id).status == "in_progress"  # a dry run changes nothing
+
+    # Fenced: while another process holds the job, its leftovers are skipped, not touched.
+    store = Store.open(f"sqlite:///{tmp_path / 'state' / 'llmbulk.db'}")
+    try:
+        with JobLease(store, intent["job_id"]):
+            held = _leftovers(_gc(tmp_path, slow, "--apply"))
+    finally:
+        store.close()
+    assert held[orphan.id]["outcome"].startswith("skipped: another llmbulk process")
+    assert client.batches.retrieve(orphan.id).status == "in_progress"
 
     applied = _gc(tmp_path, slow, "--apply")
     assert applied["applied"] is True
