@@ -220,3 +220,19 @@ def test_human_table_and_unknown_provider(tmp_path: Path, fast: EmulatorServer) 
     assert "openai: 2 left behind" in table.stdout and "dry run: nothing was changed" in table.stdout
     bad = _llmbulk(tmp_path, env, "gc", "-p", "nope")
     assert bad.returncode != 0 and "unknown provider 'nope'" in bad.stderr
+
+
+def test_gemini_and_anthropic_on_the_in_process_emulator(llmbulk: Any, home: Path, tmp_path: Path) -> None:
+    path = _input(tmp_path)
+    for provider, model in (("gemini", "gemini-2.5-flash"), ("anthropic", "claude-haiku-4-5")):
+        done = llmbulk("run", str(path), "-p", provider, "-m", model, "--prompt", "x {{ text }}", "--emulate",
+                       "--out", f"{provider}.csv")  # fmt: skip
+        assert done.exit_code == 0, done.stderr
+    scans = {scan["provider"]: scan for scan in llmbulk("gc", "--emulate", "--json").json()["providers"]}
+    assert set(scans) == {"anthropic", "gemini"}  # the providers of the emulated jobs
+    assert scans["anthropic"]["leftovers"] == []  # its batches use no files, and none is running
+    reasons = sorted(left["reason"].split(" batch")[0] for left in scans["gemini"]["leftovers"])
+    assert reasons == ["input of ended", "results of"]
+    applied = llmbulk("gc", "--emulate", "-p", "gemini", "--apply", "--json").json()
+    assert [left["outcome"] for left in applied["providers"][0]["leftovers"]] == ["deleted", "deleted"]
+    assert llmbulk("gc", "--emulate", "--json").json()["providers"][1]["leftovers"] == []
