@@ -236,3 +236,22 @@ def test_gemini_and_anthropic_on_the_in_process_emulator(llmbulk: Any, home: Pat
     applied = llmbulk("gc", "--emulate", "-p", "gemini", "--apply", "--json").json()
     assert [left["outcome"] for left in applied["providers"][0]["leftovers"]] == ["deleted", "deleted"]
     assert llmbulk("gc", "--emulate", "--json").json()["providers"][1]["leftovers"] == []
+
+
+def test_a_create_another_process_may_still_record_is_not_an_orphan(tmp_path: Path, slow: EmulatorServer) -> None:
+    env = _env(tmp_path, slow, LLMBULK_PAUSE_AT="after_create")  # frozen between the create and its record
+    paused = subprocess.Popen([sys.executable, "-m", "llmbulk", *_run_args(_input(tmp_path))], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(600):
+            if Path(f"/proc/{paused.pid}/stat").read_text().split(") ")[1].startswith("T"):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the run never reached its pause point")
+        assert _leftovers(_gc(tmp_path, slow)) == {}  # its maker is alive: the batch is its to record
+    finally:
+        paused.kill()
+        paused.wait()
+    (orphan,) = _leftovers(_gc(tmp_path, slow)).values()  # its maker is gone: now an orphan
+    assert orphan["kind"] == "batch" and orphan["action"] == "cancel"

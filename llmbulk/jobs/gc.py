@@ -20,7 +20,7 @@ import orjson
 from llmbulk import providers
 from llmbulk.config import Settings
 from llmbulk.errors import LeaseError, LlmbulkError
-from llmbulk.leases import JobLease
+from llmbulk.leases import JobLease, holder_is_dead
 from llmbulk.models import BatchState, JobState
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.providers.base import BatchProvider, RemoteBatch, RemoteFile
@@ -99,7 +99,8 @@ def scan(session: Session, name: str, emulate: bool, apply: bool) -> ProviderSca
         adapter = session.make_provider(name, "gc", None, emulate, need_key=True)
         try:
             batches, files = adapter.inventory()
-            result.leftovers = plan(session.store, name, emulate, batches, files)
+            window = session.settings.create_window
+            result.leftovers = plan(session.store, name, emulate, batches, files, window)
             if apply:
                 result.leftovers = remove(session, adapter, name, emulate, batches, files, result.leftovers)
         finally:
@@ -110,9 +111,18 @@ def scan(session: Session, name: str, emulate: bool, apply: bool) -> ProviderSca
 
 
 def plan(
-    store: Store, name: str, emulated: bool, batches: list[RemoteBatch], files: list[RemoteFile]
+    store: Store,
+    name: str,
+    emulated: bool,
+    batches: list[RemoteBatch],
+    files: list[RemoteFile],
+    window: float = 0.0,
 ) -> list[Leftover]:
-    """What of the provider's listing llmbulk provably made and no longer needs (read-only)."""
+    """What of the provider's listing llmbulk provably made and no longer needs (read-only).
+
+    An unrecorded batch whose create intent a live process made less than `window` seconds ago
+    is that process's to record, not an orphan (yet).
+    """
     jobs = {job.id: job for job in store.provider_jobs(name, emulated)}
     rows = store.provider_batches(name, emulated)
     by_batch = {row.provider_batch_id: row for row in rows if row.provider_batch_id}
@@ -127,7 +137,12 @@ def plan(
     for remote in batches:
         for file_id in remote.file_ids:
             users.setdefault(file_id, []).append(remote)
-    found = [left for remote in batches if (left := _orphan(remote, by_batch.get(remote.batch_id), jobs))]
+    in_flight = {row.shard_id for row in rows if _maybe_in_flight(row, window)}
+    found = [
+        left
+        for remote in batches
+        if remote.shard_id not in in_flight and (left := _orphan(remote, by_batch.get(remote.batch_id), jobs))
+    ]
     for file in files:
         if any(remote.live for remote in users.get(file.file_id, [])):
             continue  # a running batch's file, whoever made it
@@ -139,6 +154,13 @@ def plan(
         if left is not None:
             found.append(left)
     return found
+
+
+def _maybe_in_flight(row: Batch, window: float) -> bool:
+    """A create intent whose maker (alive, not released) may still be about to record its batch."""
+    if row.state != BatchState.CREATING.value or row.owner is None or holder_is_dead(row.owner):
+        return False
+    return time.time() < row.intent_at + window
 
 
 def _orphan(remote: RemoteBatch, row: Batch | None, jobs: dict[str, Job]) -> Leftover | None:
@@ -227,7 +249,8 @@ def remove(
             continue
         with lease:
             # Under the lease the database cannot change beneath us: plan again and act on what still holds.
-            still = {(left.kind, left.id) for left in plan(store, name, emulated, batches, files)}
+            fresh = plan(store, name, emulated, batches, files, session.settings.create_window)
+            still = {(left.kind, left.id) for left in fresh}
             for left in items:
                 if (left.kind, left.id) not in still:
                     done.append(replace(left, outcome="skipped: its job changed since the listing"))
