@@ -255,3 +255,21 @@ def test_a_create_another_process_may_still_record_is_not_an_orphan(tmp_path: Pa
         paused.wait()
     (orphan,) = _leftovers(_gc(tmp_path, slow)).values()  # its maker is gone: now an orphan
     assert orphan["kind"] == "batch" and orphan["action"] == "cancel"
+
+
+def test_an_ended_unrecorded_batch_of_a_live_job_is_left_for_its_run(tmp_path: Path, fast: EmulatorServer) -> None:
+    env = _env(tmp_path, fast)
+    crashed = _llmbulk(tmp_path, {**env, "LLMBULK_CRASH_AT": "after_create"}, *_run_args(_input(tmp_path)))
+    assert crashed.returncode == -9, crashed.stderr
+    client = _client(fast)
+    (batch,) = client.batches.list()
+    ended = _ended(client, batch.id)
+    assert ended.output_file_id
+    # The job's next run adopts this batch and collects its results: neither it nor its files are listed.
+    assert _leftovers(_gc(tmp_path, fast, "--apply")) == {}
+    (intent,) = _db_batches(tmp_path)
+    rerun = _llmbulk(tmp_path, env, "run", intent["job_id"], "--out", "out.csv")
+    assert rerun.returncode == 0, rerun.stderr
+    (adopted,) = _db_batches(tmp_path)
+    assert adopted["provider_batch_id"] == batch.id and adopted["collected_at"]
+    assert set(_leftovers(_gc(tmp_path, fast))) == {ended.input_file_id, ended.output_file_id}

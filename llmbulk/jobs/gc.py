@@ -210,6 +210,9 @@ def _stray_file(
         row = by_batch.get(remote.batch_id)
         if row is not None and row.collected_at is None:
             return None  # its batch's results are not recorded yet
+        job = jobs.get(remote.job_id or "")
+        if row is None and job is not None and job.state != JobState.DONE.value:
+            return None  # an ended batch its job's next run may still adopt and collect
     remote = users[0]
     whose = f"deleted job {remote.job_id}" if remote.job_id not in jobs else f"batch {remote.batch_id}"
     recorded = remote.batch_id in by_batch
