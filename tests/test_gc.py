@@ -273,3 +273,11 @@ def test_an_ended_unrecorded_batch_of_a_live_job_is_left_for_its_run(tmp_path: P
     (adopted,) = _db_batches(tmp_path)
     assert adopted["provider_batch_id"] == batch.id and adopted["collected_at"]
     assert set(_leftovers(_gc(tmp_path, fast))) == {ended.input_file_id, ended.output_file_id}
+
+
+def test_a_provider_without_its_key_is_reported_not_scanned(llmbulk: Any, home: Path) -> None:
+    result = llmbulk("gc", "-p", "anthropic", "--json")
+    assert result.exit_code == 1
+    (scan,) = result.json()["providers"]
+    assert scan["leftovers"] == [] and scan["error"].startswith("ANTHROPIC_API_KEY is not set")
+    assert "--emulate" in scan["error"]  # the hint comes along

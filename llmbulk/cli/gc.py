@@ -9,6 +9,7 @@ import typer
 from llmbulk.cli import complete
 from llmbulk.cli.options import JsonOpt, State, grouped
 from llmbulk.cli.root import app
+from llmbulk.errors import ExitStatus
 
 
 @app.command()
@@ -33,7 +34,8 @@ def gc(
 ) -> None:
     """List what llmbulk left at the providers: orphan batches still running, input files of ended
     batches, result files already collected, files of deleted jobs. Nothing is changed without --apply,
-    and nothing is listed that llmbulk cannot prove it made.
+    and nothing is listed that llmbulk cannot prove it made. Exit code 1 if a provider could not be
+    listed or a cancel or delete failed.
 
     Example: llmbulk gc --provider openai && llmbulk gc --provider openai --apply
     """
@@ -41,3 +43,4 @@ def gc(
 
     report = api.gc(provider_names=provider, apply=apply, emulate=emulate, settings=state.settings())
     render.print_json(render.gc_json(report)) if json else render.gc_report(report)
+    raise typer.Exit(int(ExitStatus.DONE if report.ok else ExitStatus.ERROR))

@@ -61,6 +61,14 @@ class GcReport:
     emulated: bool
     scans: list[ProviderScan]
 
+    @property
+    def ok(self) -> bool:
+        """Every provider was listed and every action taken (or skipped for a busy job)."""
+        return all(
+            scan.error is None and not any(left.outcome.startswith("failed") for left in scan.leftovers)
+            for scan in self.scans
+        )
+
 
 def gc(
     *,
@@ -106,7 +114,7 @@ def scan(session: Session, name: str, emulate: bool, apply: bool) -> ProviderSca
         finally:
             adapter.close()
     except LlmbulkError as exc:
-        result.error = exc.message
+        result.error = str(exc)  # the message and its hint
     return result
 
 
