@@ -187,11 +187,15 @@ class OpenAIBatchProvider:
                                 file_ids=tuple(f for f in files if f), created_at=epoch(batch.created_at))
                 )  # fmt: skip
         found: list[RemoteFile] = []
+        seen: set[str] = set()
         with self._mapped("list files"):
             for purpose in ("batch", "batch_output"):  # inputs, then outputs and error files
                 for file in self._listed(files=True, purpose=purpose):
+                    if file.id in seen:
+                        continue  # a vendor that ignores the purpose filter lists every file twice
+                    seen.add(file.id)
                     name = str(file.filename or "")
-                    shard = shard_named(name.removesuffix(".jsonl")) if purpose == "batch" else None
+                    shard = shard_named(name.removesuffix(".jsonl")) if file.purpose == "batch" else None
                     found.append(RemoteFile(file.id, name, shard, epoch(file.created_at)))
         return batches, found
 
