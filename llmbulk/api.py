@@ -10,6 +10,7 @@ from llmbulk.jobs.cache import cache_stats, prune_cache
 from llmbulk.jobs.cancel import cancel, resume
 from llmbulk.jobs.collect import collect, status
 from llmbulk.jobs.doctor import doctor
+from llmbulk.jobs.gc import GcReport, Leftover, ProviderScan, gc
 from llmbulk.jobs.inspect import cost, items, jobs, stats
 from llmbulk.jobs.retry import retry
 from llmbulk.jobs.run import run, worker
@@ -36,7 +37,10 @@ __all__ = [
     "Check",
     "CollectResult",
     "CostReport",
+    "GcReport",
     "JobStatus",
+    "Leftover",
+    "ProviderScan",
     "RetryResult",
     "RunResult",
     "Session",
@@ -53,6 +57,7 @@ __all__ = [
     "current_job",
     "default_output",
     "doctor",
+    "gc",
     "items",
     "jobs",
     "new_job_id",

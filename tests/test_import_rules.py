@@ -48,6 +48,7 @@ PARTS = {
     "llmbulk.render.payloads": "llmbulk.render",
     "llmbulk.render.status": "llmbulk.render",
     "llmbulk.render.cost": "llmbulk.render",
+    "llmbulk.render.gc": "llmbulk.render",
 }
 WIRING = ("llmbulk.jobs", "llmbulk.api", "llmbulk.session", "llmbulk.cli", "llmbulk.render", "llmbulk.panel")
 

@@ -6,13 +6,14 @@ Stage code talks to providers only through `BatchProvider`. Capability differenc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from llmbulk.models import BatchRef, BatchStatus, ItemOutcome, Limits, Task
+from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,46 @@ class ShardInput:
     sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteBatch:
+    """A batch the provider lists, with the llmbulk labels it carries (None where it carries none)."""
+
+    batch_id: str
+    live: bool  # not yet ended: it may still do (and bill) work
+    job_id: str | None = None
+    shard_id: str | None = None
+    file_ids: tuple[str, ...] = ()  # its input, output and error files
+    created_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """A file the provider lists; `shard_id` when its name is the one llmbulk gives a shard's upload."""
+
+    file_id: str
+    name: str
+    shard_id: str | None = None
+    created_at: float | None = None
+
+
+SHARD_ID = re.compile(r"[A-Za-z0-9_]+-s[0-9]{4,}")
+
+
+def shard_named(name: str | None) -> str | None:
+    """The shard id in a name of llmbulk's form (`<job>-sNNNN`), else None."""
+    return name if name is not None and SHARD_ID.fullmatch(name) else None
+
+
+def running(state: BatchState) -> bool:
+    """Still doing work a cancel would stop (a batch already cancelling is not)."""
+    return not state.terminal and state is not BatchState.CANCELLING
+
+
+def job_of(shard_id: str) -> str:
+    """The job id a shard id starts with."""
+    return shard_id.rsplit("-s", 1)[0]
+
+
 class InputFiles(Protocol):
     """Input-file handling, for a provider whose batches are created from an uploaded file."""
 
@@ -59,7 +100,7 @@ class InputFiles(Protocol):
 
 
 class BatchProvider(Protocol):
-    """One provider's native batch API: seven methods; capabilities are data (`limits`, `files`).
+    """One provider's native batch API: eight methods; capabilities are data (`limits`, `files`).
 
     `close` releases the SDK client; it is resource lifecycle, not part of the batch protocol.
     """
@@ -94,6 +135,10 @@ class BatchProvider(Protocol):
 
     def find(self, labels: dict[str, str], since: datetime, n_items: int) -> list[BatchRef]:
         """Remote batches matching these labels created after `since` (orphan reconciliation)."""
+        ...
+
+    def inventory(self) -> tuple[list[RemoteBatch], list[RemoteFile]]:
+        """Every batch and batch file the account lists (for `gc`); read-only."""
         ...
 
     def close(self) -> None:

@@ -16,7 +16,16 @@ from llmbulk import providers, schemas
 from llmbulk.errors import ConfigError, ProviderError, QuotaError
 from llmbulk.models import BatchRef, BatchStatus, ItemOutcome, Limits, Task
 from llmbulk.providers import openai_lines
-from llmbulk.providers.base import ProviderSettings, ShardInput, transport_errors
+from llmbulk.providers.base import (
+    ProviderSettings,
+    RemoteBatch,
+    RemoteFile,
+    ShardInput,
+    job_of,
+    running,
+    shard_named,
+    transport_errors,
+)
 from llmbulk.providers.openai_lines import RETRYABLE_HTTP, STATES, epoch
 from llmbulk.providers.profiles import PROFILES, Profile
 
@@ -161,6 +170,35 @@ class OpenAIBatchProvider:
                     )  # fmt: skip
         return found
 
+    def inventory(self) -> tuple[list[RemoteBatch], list[RemoteFile]]:
+        """Every listed batch (labels from its metadata) and every batch input and output file."""
+        batches: list[RemoteBatch] = []
+        with self._mapped("list batches"):
+            for batch in self._listed():
+                metadata = getattr(batch, "metadata", None) or {}
+                shard = shard_named(metadata.get("llmbulk_shard"))
+                job = metadata.get("llmbulk_job")
+                status = openai_lines.batch_status(batch, self.profile.status_aliases)
+                files = (batch.input_file_id, batch.output_file_id, batch.error_file_id)
+                batches.append(
+                    RemoteBatch(batch_id=batch.id, live=running(status.state),
+                                job_id=job if shard is not None and job_of(shard) == job else None,
+                                shard_id=shard if shard is not None and job_of(shard) == job else None,
+                                file_ids=tuple(f for f in files if f), created_at=epoch(batch.created_at))
+                )  # fmt: skip
+        found: list[RemoteFile] = []
+        seen: set[str] = set()
+        with self._mapped("list files"):
+            for purpose in ("batch", "batch_output"):  # inputs, then outputs and error files
+                for file in self._listed(files=True, purpose=purpose):
+                    if file.id in seen:
+                        continue  # a vendor that ignores the purpose filter lists every file twice
+                    seen.add(file.id)
+                    name = str(file.filename or "")
+                    shard = shard_named(name.removesuffix(".jsonl")) if file.purpose == "batch" else None
+                    found.append(RemoteFile(file.id, name, shard, epoch(file.created_at)))
+        return batches, found
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -168,7 +206,7 @@ class OpenAIBatchProvider:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    def _listed(self, files: bool = False) -> Iterator[Any]:
+    def _listed(self, files: bool = False, purpose: str = "batch") -> Iterator[Any]:
         """Every listed batch (or batch input file), page by page, `after` = the last id.
 
         Not the SDK's auto-pager: a vendor that documents no paging (Groq) omits `has_more` and
@@ -179,7 +217,7 @@ class OpenAIBatchProvider:
         while True:
             extra: dict[str, Any] = {"after": after} if after else {}
             if files:
-                extra.update(purpose="batch", order="desc")
+                extra.update(purpose=purpose, order="desc")
             listing = self.client.files.list if files else self.client.batches.list
             page = listing(limit=LIST_PAGE, extra_headers=self._headers, **extra)
             fresh = [b for b in page.data if b.id not in seen]

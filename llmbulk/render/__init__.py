@@ -19,6 +19,7 @@ from llmbulk.listing import Grid, write_rows
 from llmbulk.panel import RichProgress as RichProgress  # its home is panel.py; the CLI imports it from here
 from llmbulk.render.console import err, error, out, print_grid, print_json, warning
 from llmbulk.render.cost import cache_stats, cost_output, estimate_line, usd
+from llmbulk.render.gc import gc_json, gc_report
 from llmbulk.render.payloads import (
     ITEM_COLUMNS,
     JOB_COLUMNS,
@@ -49,6 +50,8 @@ __all__ = [  # what the CLI and the tests use from the parts
     "doctor_json",
     "err",
     "error",
+    "gc_json",
+    "gc_report",
     "job_status",
     "out",
     "print_json",

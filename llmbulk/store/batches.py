@@ -210,6 +210,16 @@ class BatchReads(Reading):
             ).scalar()
         return int(total or 0)
 
+    def provider_batches(self, provider: str, emulated: bool) -> list[Batch]:
+        """Every batch row and create intent of the jobs on this provider (emulated or real), for `gc`."""
+        sql = (
+            "SELECT b.* FROM batches b JOIN jobs j ON j.id = b.job_id"
+            " WHERE j.provider = :p AND j.emulated = :e ORDER BY b.intent_at"
+        )
+        with self._read() as conn:
+            rows = conn.execute(text(sql), {"p": provider, "e": emulated}).mappings()
+            return [Batch.model_validate(dict(r)) for r in rows]
+
     def batch_attempt_count(self, shard_id: str) -> int:
         with self._read() as conn:
             sql = text("SELECT COUNT(*) FROM batches WHERE shard_id = :s")

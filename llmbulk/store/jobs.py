@@ -127,6 +127,19 @@ class JobReads(Reading):
     def list_jobs(self, limit: int = 50) -> list[Job]:
         return self._jobs("SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT :n", {"n": limit})
 
+    def provider_jobs(self, provider: str, emulated: bool) -> list[Job]:
+        """Every job on this provider, run against the emulator or not (for `gc`)."""
+        return self._jobs(
+            "SELECT * FROM jobs WHERE provider = :p AND emulated = :e ORDER BY created_at",
+            {"p": provider, "e": emulated},
+        )
+
+    def provider_names(self, emulated: bool) -> list[str]:
+        """The providers this database's jobs (emulated or real) ran on."""
+        with self._read() as conn:
+            sql = text("SELECT DISTINCT provider FROM jobs WHERE emulated = :e ORDER BY provider")
+            return [str(p) for p in conn.execute(sql, {"e": emulated}).scalars()]
+
     def jobs_with_fingerprint(self, fingerprint: str) -> list[Job]:
         """Jobs made by the same command (same options fingerprint), newest first."""
         return self._jobs(

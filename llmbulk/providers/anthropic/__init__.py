@@ -32,7 +32,7 @@ from llmbulk.providers.anthropic.lines import (
     write_create_body,
 )
 from llmbulk.providers.anthropic.status import STATES, batch_status, match_batches, seconds
-from llmbulk.providers.base import ProviderSettings, ShardInput, transport_errors
+from llmbulk.providers.base import ProviderSettings, RemoteBatch, RemoteFile, ShardInput, running, transport_errors
 
 __all__ = [  # the adapter, and what its parts make public (the registry and tests import them from here)
     "DEFAULT_MAX_TOKENS",
@@ -157,6 +157,16 @@ class AnthropicBatchProvider:
         with self._mapped("list batches"):
             page = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)
             return match_batches(page, since.timestamp() - CLOCK_SKEW_SECONDS, n_items)
+
+    def inventory(self) -> tuple[list[RemoteBatch], list[RemoteFile]]:
+        """Every listed batch (Anthropic batches carry no labels; its batches use no files)."""
+        with self._mapped("list batches"):
+            listed = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)  # the SDK pages on
+            batches = [
+                RemoteBatch(batch.id, live=running(batch_status(batch).state), created_at=seconds(batch.created_at))
+                for batch in listed
+            ]
+        return batches, []
 
     def close(self) -> None:
         """Release the SDK client."""

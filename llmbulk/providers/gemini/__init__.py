@@ -27,8 +27,23 @@ import orjson
 from llmbulk import providers
 from llmbulk.errors import ConfigError, ProviderError, QuotaError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Task
-from llmbulk.providers.base import ProviderSettings, ShardInput, transport_errors
-from llmbulk.providers.gemini.files import FIND_SKEW_SECONDS, JSONL_MIME, LIST_PAGE_SIZE, GeminiFiles, display_name
+from llmbulk.providers.base import (
+    ProviderSettings,
+    RemoteBatch,
+    RemoteFile,
+    ShardInput,
+    job_of,
+    running,
+    transport_errors,
+)
+from llmbulk.providers.gemini.files import (
+    FIND_SKEW_SECONDS,
+    JSONL_MIME,
+    LIST_PAGE_SIZE,
+    GeminiFiles,
+    display_name,
+    labelled_shard,
+)
 from llmbulk.providers.gemini.inline import INLINE_MAX_BYTES, check_inline_size, inline_lines, inline_requests
 from llmbulk.providers.gemini.lines import (
     GENERATION_PARAMS,
@@ -200,6 +215,23 @@ class GeminiBatchProvider:
                     found.append(BatchRef(provider=self.name, batch_id=job.name, created_at=created))
         # Callers adopt found[-1] as the oldest match, whatever order the listing used.
         return sorted(found, key=lambda ref: ref.created_at or 0.0, reverse=True)
+
+    def inventory(self) -> tuple[list[RemoteBatch], list[RemoteFile]]:
+        """Every listed batch job and file; labels come from the display name llmbulk gives both."""
+        batches: list[RemoteBatch] = []
+        with self._mapped("list batches"):
+            for job in self.client.batches.list(config={"page_size": LIST_PAGE_SIZE}):
+                if not job.name:
+                    continue
+                status = self._status(job, job.name)
+                shard = labelled_shard(job.display_name)
+                refs = (getattr(job.src, "file_name", None), status.result_refs.get("file_name"))
+                batches.append(
+                    RemoteBatch(job.name, live=running(status.state), job_id=job_of(shard) if shard else None,
+                                shard_id=shard, file_ids=tuple(str(f) for f in refs if f),
+                                created_at=job.create_time.timestamp() if job.create_time else None)
+                )  # fmt: skip
+        return batches, (self.files or GeminiFiles(self)).inventory()
 
     def close(self) -> None:
         """Close the SDK client."""

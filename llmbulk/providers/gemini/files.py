@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from llmbulk.errors import ProviderError
-from llmbulk.providers.base import ShardInput
+from llmbulk.providers.base import RemoteFile, ShardInput, job_of, shard_named
 
 if TYPE_CHECKING:
     from llmbulk.providers.gemini import GeminiBatchProvider
@@ -23,6 +23,14 @@ JSONL_MIME = "application/jsonl"  # explicit: Python's mimetypes does not know .
 def display_name(labels: dict[str, str]) -> str:
     """The batch (and file) display name: unique per job and shard, used to find orphans."""
     return f"llmbulk-{labels['llmbulk_job']}-{labels['llmbulk_shard']}"
+
+
+def labelled_shard(name: str | None) -> str | None:
+    """The shard a display name of `display_name`'s form labels (its job and shard agree), else None."""
+    if not name or not name.startswith("llmbulk-"):
+        return None
+    shard = shard_named(name.removeprefix("llmbulk-").partition("-")[2])
+    return shard if shard is not None and name == f"llmbulk-{job_of(shard)}-{shard}" else None
 
 
 class GeminiFiles:
@@ -61,6 +69,17 @@ class GeminiFiles:
                 if file.display_name == wanted and file.size_bytes == n_bytes and created >= cutoff and file.name:
                     found.append((created, file.name))
         return [name for _, name in sorted(found, reverse=True)]
+
+    def inventory(self) -> list[RemoteFile]:
+        """Every listed file (uploads carry their shard's display name; result files do not)."""
+        found: list[RemoteFile] = []
+        with self.adapter._mapped("list files"):
+            for file in self.adapter.client.files.list(config={"page_size": LIST_PAGE_SIZE}):
+                if file.name:
+                    created = file.create_time.timestamp() if file.create_time else None
+                    shard = labelled_shard(file.display_name)
+                    found.append(RemoteFile(file.name, file.display_name or "", shard, created))
+        return found
 
     def delete(self, file_id: str) -> None:
         self.adapter._call("delete file", lambda: self.adapter.client.files.delete(name=file_id))
