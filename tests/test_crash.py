@@ -189,7 +189,8 @@ def test_gemini_upload_lost_in_a_crash_is_reused(tmp_path: Path, emulator: Emula
     assert finished.returncode == 0, finished.stderr
     uploads = Counter(f.get("display_name") for f in emulator.emulator.list_files("gemini")
                       if f.get("purpose") != "batch_output")  # fmt: skip
-    assert len(uploads) >= -(-ROWS // 7) and set(uploads.values()) == {1}, uploads  # one per shard (retries too)
+    requests = ROWS - ROWS // 5  # every fifth row repeats the one before: sent once
+    assert len(uploads) >= -(-requests // 7) and set(uploads.values()) == {1}, uploads  # one per shard (retries too)
     created = [e for e in emulator.emulator.audit_events() if e["event"] == "batch.created"]
     assert len(created) == len(uploads)
     with open(tmp_path / "out.csv", newline="") as fh:
