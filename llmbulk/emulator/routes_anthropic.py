@@ -291,12 +291,14 @@ async def list_batches(request: Request) -> Response:
     limit = int_query(request, "limit", 20, 1, 1000)
     if isinstance(limit, str):
         return error(400, "invalid_request_error", limit)
-    items = [batch_json(emu, emu.get_batch(b["id"]) or b, _base(request)) for b in emu.list_batches(PROVIDER)]
+    records = emu.list_batches(PROVIDER)
     before = request.query_params.get("before_id")
     if before is not None and request.query_params.get("after_id") is None:
-        page, more = page_before(items, before, limit)
+        chosen, more = page_before(records, before, limit)
     else:
-        page, more = page_after(items, request.query_params.get("after_id"), limit)
+        chosen, more = page_after(records, request.query_params.get("after_id"), limit)
+    # Only the page's batches are brought up to date (results generated for those that just ended).
+    page = [batch_json(emu, emu.get_batch(b["id"]) or b, _base(request)) for b in chosen]
     return JSONResponse({
         "data": page, "has_more": more,
         "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None,

@@ -32,7 +32,7 @@ from llmbulk.providers.anthropic.lines import (
     write_create_body,
 )
 from llmbulk.providers.anthropic.status import STATES, batch_status, match_batches, seconds
-from llmbulk.providers.base import ProviderSettings, ShardInput, transport_errors
+from llmbulk.providers.base import ProviderSettings, ShardInput, listed, transport_errors
 
 __all__ = [  # the adapter, and what its parts make public (the registry and tests import them from here)
     "DEFAULT_MAX_TOKENS",
@@ -133,9 +133,15 @@ class AnthropicBatchProvider:
         return BatchRef(provider=self.name, batch_id=batch.id, created_at=seconds(batch.created_at))
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
-        """Retrieve each batch and normalize its status."""
+        """Many batches are read from the batch listing (whole `MessageBatch` objects, newest first), a
+        few, and any the listing did not reach, by retrieve."""
+        with self._mapped("poll (list)"):
+            found = listed(self._pages, lambda batch: str(batch.id), batch_ids)
         retrieve = self.client.messages.batches.retrieve
-        return [batch_status(self._call("poll", functools.partial(retrieve, b))) for b in batch_ids]
+        for batch_id in batch_ids:
+            if batch_id not in found:
+                found[batch_id] = self._call("poll", functools.partial(retrieve, batch_id))
+        return [batch_status(found[b]) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         """Stream the results JSONL of an ended batch, one raw line at a time."""
@@ -157,6 +163,11 @@ class AnthropicBatchProvider:
         with self._mapped("list batches"):
             page = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)
             return match_batches(page, since.timestamp() - CLOCK_SKEW_SECONDS, n_items)
+
+    def _pages(self, size: int) -> Iterator[list[Any]]:
+        """The batch listing, newest first, one page (one call) at a time (`after_id` = the page's last id)."""
+        for page in self.client.messages.batches.list(limit=size).iter_pages():
+            yield page.data
 
     def close(self) -> None:
         """Release the SDK client."""

@@ -87,6 +87,17 @@ def batch_status(job: Any, now: float, batch_id: str | None = None) -> BatchStat
     )
 
 
+def listing_complete(job: Any) -> bool:
+    """Whether a job as the batch listing shows it has everything a poll needs.
+
+    The listing leaves out inlined responses (providers.md §3.1), so an ended inline job appears
+    without output there; a get shows it whole. An ended file job lists its `responsesFile`.
+    """
+    if STATES.get(_state_value(job.state) or "") is not BatchState.ENDED:
+        return True
+    return job.dest is not None and bool(job.dest.file_name)
+
+
 def _state_value(state: Any) -> str | None:
     if state is None:
         return None
