@@ -125,7 +125,7 @@ class JobReads(Reading):
         return Job.model_validate(dict(row))
 
     def list_jobs(self, limit: int = 50) -> list[Job]:
-        return self._jobs("SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT :n", {"n": limit})
+        return self._jobs(queries.JOBS, {"n": limit})
 
     def jobs_with_fingerprint(self, fingerprint: str) -> list[Job]:
         """Jobs made by the same command (same options fingerprint), newest first."""
