@@ -144,12 +144,29 @@ class AnthropicBatchProvider:
         return [batch_status(found[b]) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
-        """Stream the results JSONL of an ended batch, one raw line at a time."""
-        with (
-            self._mapped("download results"),
-            self.client.messages.batches.with_streaming_response.results(status.batch_id) as response,
-        ):
-            yield from split_lines(response.iter_bytes(DOWNLOAD_CHUNK))
+        """Stream the results JSONL of an ended batch, one raw line at a time.
+
+        From the `results_url` the poll already read: the SDK's `results()` would retrieve the batch
+        again first, one more call per batch.
+        """
+        url = status.result_refs.get("results_url")
+        if not url:
+            with (
+                self._mapped("download results"),
+                self.client.messages.batches.with_streaming_response.results(status.batch_id) as streamed,
+            ):
+                yield from split_lines(streamed.iter_bytes(DOWNLOAD_CHUNK))
+            return
+        with self._mapped("download results"):
+            # An absolute URL is used as is, with the client's key and version headers (as the SDK's own
+            # `results()` sends it); `Accept: application/binary` as the SDK sends.
+            response = self.client.get(
+                url, cast_to=_raw_response(), stream=True, options={"headers": {"Accept": "application/binary"}}
+            )
+            try:
+                yield from split_lines(response.iter_bytes(DOWNLOAD_CHUNK))
+            finally:
+                response.close()
 
     def cancel(self, batch_id: str) -> None:
         """Ask Anthropic to cancel a batch."""
@@ -230,6 +247,17 @@ class AnthropicBatchProvider:
     def _scrub(self, text: str) -> str:
         key = self.settings.api_key
         return text.replace(key, "***") if key else text
+
+
+def _raw_response() -> type:
+    """`Response` of the SDK's own HTTP library (httpx2 for anthropic 2.x): as `cast_to`, the body is
+    left unread, to stream."""
+    import sys
+
+    import anthropic
+
+    client_class = anthropic.DefaultHttpxClient.__mro__[1]  # the library's Client, which the SDK's extends
+    return sys.modules[client_class.__module__.partition(".")[0]].Response  # type: ignore[no-any-return]
 
 
 def _first_line(text: str) -> str:
