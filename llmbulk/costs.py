@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 CHARS_PER_TOKEN = 4.0
 BUCKET = 1000  # prompt sizes are rounded up to this; exact for tiers that start at a multiple of it
@@ -46,10 +47,9 @@ def _rates(provider: str, model: str, batch: bool, probe: int) -> Rates | None:
     from genai_prices import Usage, calc_price
 
     context = {"processing": "batch"} if batch else None
-    from llmbulk import providers
-
-    known = providers.REGISTRY.get(provider)
-    provider_id = known.price_id if known is not None else provider
+    known, provider_id = _known(provider)
+    if not provider_id:
+        return None
     try:
         price_in = calc_price(Usage(input_tokens=probe), model, provider_id=provider_id, price_context=context)
         # Output rates can depend on the prompt's tier too: price the output of a `probe`-token prompt.
@@ -61,8 +61,43 @@ def _rates(provider: str, model: str, batch: bool, probe: int) -> Rates | None:
         )
     except LookupError:
         return None
+    factor = 1.0
+    profile = known.profile if known is not None else None
+    if batch and profile is not None and not _has_batch_rate(price_in):
+        # The library has only the vendor's synchronous rate: apply its documented batch discount, if any.
+        if profile.batch_discount is None:
+            return None
+        factor = 1.0 - profile.batch_discount
     per_input = float(price_in.total_price) / probe
-    return Rates(per_input, float(with_out.total_price) / probe - per_input, float(price_cached.total_price) / probe)
+    per_output = float(with_out.total_price) / probe - per_input
+    return Rates(per_input * factor, per_output * factor, float(price_cached.total_price) / probe * factor)
+
+
+def unknown_reason(provider: str, model: str) -> str | None:
+    """Why a job's batch cost cannot be priced, or None when it can."""
+    if rates(provider, model) is not None:
+        return None
+    known, provider_id = _known(provider)
+    profile = known.profile if known is not None else None
+    if provider_id and rates(provider, model, batch=False) is None:
+        return f"{model} is not in the price library's {provider_id} list"
+    if profile is not None and profile.price_note:
+        return profile.price_note
+    return f"{provider} is not in the price library"
+
+
+def _known(provider: str) -> tuple[Any, str]:
+    from llmbulk import providers
+
+    known = providers.REGISTRY.get(provider)
+    return known, known.price_id if known is not None else provider
+
+
+def _has_batch_rate(price: Any) -> bool:
+    """Whether the library priced this at a batch rate: the provider's own model with a batch variant
+    (a model borrowed from another provider's list, as Azure's gpt-4o-mini from OpenAI's, gets none)."""
+    own = any(model is price.model for model in price.provider.models)
+    return own and any(variant.when.get("processing") == "batch" for variant in price.model.price_variants or ())
 
 
 def job_rates(provider: str, model: str, tokens: dict[str, int], batch: bool = True) -> Rates | None:

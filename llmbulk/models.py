@@ -125,7 +125,7 @@ class Limits(BaseModel):
     max_temperature: float = Field(default=2.0, description="The largest sampling temperature the API accepts.")
     schema_checks: tuple[str, ...] = Field(
         default=(),
-        description="What the provider's structured outputs require of a schema, by rule name (schemas.py).",
+        description="What the provider's structured outputs require of a schema, by rule name (schema_rules.py).",
     )
     input_modes: tuple[str, ...] = Field(
         default=("file",), description="How requests reach the provider: `file` (a file or the create body), `inline`."
@@ -203,6 +203,8 @@ class JobSpec(BaseModel):
     id_column: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
+    base_url: str | None = None  # --base-url: the gateway or resource this job's batches live at
+    completion_window: str | None = None  # --completion-window, where the provider offers several
     inline: bool = False
     pacing: dict[str, Any] = Field(default_factory=dict)
     max_cost: float | None = None
@@ -221,6 +223,8 @@ class JobSpec(BaseModel):
             id_column=data.get("id_column"),
             params=params,
             output_schema=schema,
+            base_url=data.get("base_url"),
+            completion_window=data.get("completion_window"),
             inline=bool(data.get("inline")),
             pacing=data.get("pacing") or {},
             max_cost=data.get("max_cost"),
@@ -239,6 +243,9 @@ class JobSpec(BaseModel):
     def to_stored(self) -> str:
         stored = {**self.task_json(), "inline": self.inline, "pacing": self.pacing, "max_cost": self.max_cost}
         # Only when set: the stored layout (and the fingerprints made from it) of jobs without them is unchanged.
-        reuse = {"fresh": self.fresh, "reuse_max_age": self.reuse_max_age, "sample": self.sample}
-        stored.update((k, v) for k, v in reuse.items() if v)
+        optional = {
+            "base_url": self.base_url, "completion_window": self.completion_window,
+            "fresh": self.fresh, "reuse_max_age": self.reuse_max_age, "sample": self.sample,
+        }  # fmt: skip
+        stored.update((k, v) for k, v in optional.items() if v)
         return orjson.dumps(stored).decode()

@@ -1,6 +1,6 @@
 """Progress reporting from the library: a callback protocol whose default does nothing.
 
-Only `panel.py` (re-exported by `render.py`) knows how to draw it; tests and library users get silence by default.
+Only `panel.py` (re-exported by `render`) knows how to draw it; tests and library users get silence by default.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from llmbulk.batches import (
 )
 from llmbulk.config import Settings, ensure_private_dir, load_settings
 from llmbulk.errors import (
-    ConfigError,
     InputError,
     LeaseError,
     UsageError,
@@ -68,10 +67,11 @@ class Session:
     def provider(self, job: Job) -> BatchProvider:
         """The adapter for a job, pointed at the emulator if the job is emulated."""
         if job.id not in self._providers:
-            inline = job.spec.inline
+            spec = job.spec
             self._providers[job.id] = self.make_provider(
-                job.provider, job.model, job.endpoint, job.emulated, need_key=True, inline=inline
-            )
+                job.provider, job.model, job.endpoint, job.emulated, need_key=True, inline=spec.inline,
+                base_url=spec.base_url, completion_window=spec.completion_window,
+            )  # fmt: skip
         return self._providers[job.id]
 
     def use_provider(self, job_id: str, provider: BatchProvider) -> None:
@@ -79,28 +79,23 @@ class Session:
         self._providers[job_id] = provider
 
     def make_provider(
-        self, name: str, model: str, endpoint: str | None, emulated: bool, need_key: bool, inline: bool = False
-    ) -> BatchProvider:
+        self, name: str, model: str, endpoint: str | None, emulated: bool, need_key: bool, inline: bool = False,
+        base_url: str | None = None, completion_window: str | None = None,
+    ) -> BatchProvider:  # fmt: skip
+        """An adapter; keys and base URLs come from the settings' environment (a library caller's own
+        mapping, not whatever the process environment holds) unless `base_url` is the job's own."""
         info = providers.info(name)
-        base_url, api_key = None, None
+        url: str | None
+        api_key: str | None
         if emulated:
-            base_url, api_key = getattr(self._emulator_server(), info.emulator_attr), EMULATOR_KEY
-        elif need_key and not any(self.settings.env.get(var) for var in info.key_env):
-            raise ConfigError(
-                f"{info.key_env[0]} is not set",
-                hint=f"export {info.key_env[0]}=… for the real {name} API, or add --emulate to use the local emulator",
-            )
+            url, api_key = f"{self._emulator_server().url}{info.emulator_path}", EMULATOR_KEY
         else:
-            # Keys and base URLs come from the settings' environment (a library caller's own mapping),
-            # not whatever the process environment holds; bearer tokens are left to the SDK.
-            env = self.settings.env
-            api_key = next((env[v] for v in info.key_env if env.get(v) and not v.endswith("_TOKEN")), None)
-            base_url = env.get(info.base_url_env) or None
+            url, api_key = providers.target(name, self.settings.env, base_url, need_key)
         if inline and "inline" not in providers.limits(name).input_modes:
             raise UsageError(f"{name} takes no inline requests", hint="drop --gemini-inline (it is for gemini)")
         settings = ProviderSettings(
-            model=model, endpoint=endpoint, base_url=base_url, api_key=api_key, inline=inline,
-            timeout=self.settings.http_timeout,
+            model=model, endpoint=endpoint, base_url=url, api_key=api_key, inline=inline,
+            timeout=self.settings.http_timeout, completion_window=completion_window,
         )  # fmt: skip
         return providers.create(name, settings)
 

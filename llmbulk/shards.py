@@ -80,7 +80,9 @@ class _ShardFile:
         os.fsync(self.fh.fileno())
         self.fh.close()
         os.replace(self.tmp, self.path)
-        return PackedShard(self.seq, self.path, self.digest.hexdigest(), self.n_bytes, self.n_items)
+        sha256 = self.digest.hexdigest()
+        _remember(self.path, sha256)
+        return PackedShard(self.seq, self.path, sha256, self.n_bytes, self.n_items)
 
     def abort(self) -> None:
         self.fh.close()
@@ -142,10 +144,27 @@ def _too_large(task: Task, size: int, cap: int) -> InputError:
     )
 
 
+# Shard files this process wrote, with the hash computed while writing and the file's identity
+# then (inode, size, mtime): checking such a file again needs a stat, not a second read.
+_WRITTEN: dict[Path, tuple[str, tuple[int, int, int]]] = {}
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _remember(path: Path, sha256: str) -> None:
+    _WRITTEN[path.resolve()] = (sha256, _identity(path))
+
+
 def verify_shard(path: Path, sha256: str) -> bool:
     """Whether a shard file is present and unchanged since it was packed."""
     if not path.exists():
         return False
+    written = _WRITTEN.get(path.resolve())
+    if written is not None and written == (sha256, _identity(path)):
+        return True  # written by this process with this hash, and not replaced or touched since
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 import vcr
+from vendor_models import MODELS, VENDORS
 
 from llmbulk.emulator import EmulatorConfig, EmulatorServer, FaultPlan
 from llmbulk.models import BatchState, Limits, Outcome, Task
-from llmbulk.providers import create
+from llmbulk.providers import create, info
 from llmbulk.providers.base import ProviderSettings, ShardInput
 from llmbulk.shards import write_shards
 
@@ -27,7 +28,7 @@ CASSETTES = Path(__file__).parent / "cassettes"
 RECORD = os.environ.get("LLMBULK_RECORD_CASSETTES") == "1"
 PORT = 18765
 FAKE_KEY = "fake-cassette-key-0000"
-MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
+PROVIDERS = ["openai", "anthropic", "gemini", *VENDORS]  # one cassette per profile of the OpenAI adapter too
 
 
 def _body_matcher(recorded: vcr.request.Request, replayed: vcr.request.Request) -> None:
@@ -48,7 +49,8 @@ def _recorder() -> vcr.VCR:
     recorder = vcr.VCR(
         cassette_library_dir=str(CASSETTES),
         record_mode="all" if RECORD else "none",
-        filter_headers=["authorization", "x-api-key", "x-goog-api-key"],
+        # Azure's `api-key` is kept as a placeholder, so its cassette shows which header carried the key.
+        filter_headers=["authorization", "x-api-key", "x-goog-api-key", ("api-key", "REDACTED")],
         match_on=["method", "scheme", "host", "port", "path", "query", "wire_body"],
         decode_compressed_response=True,
     )
@@ -60,16 +62,12 @@ def _recorder() -> vcr.VCR:
 def base_urls(tmp_path: Path) -> Iterator[dict[str, str]]:
     if not RECORD:
         url = f"http://127.0.0.1:{PORT}"
-        yield {"openai": f"{url}/openai/v1", "anthropic": f"{url}/anthropic", "gemini": f"{url}/gemini"}
+        yield {name: f"{url}{info(name).emulator_path}" for name in PROVIDERS}
         return
     config = EmulatorConfig(validating_seconds=0, running_seconds=0, finalizing_seconds=0, jitter=0, seed=7,
                             faults=FaultPlan(item_errors={"rate_limit": 0.25}))  # fmt: skip
     with EmulatorServer(tmp_path / "emu", config, port=PORT) as server:
-        yield {
-            "openai": server.openai_base_url,
-            "anthropic": server.anthropic_base_url,
-            "gemini": server.gemini_base_url,
-        }
+        yield {name: f"{server.url}{info(name).emulator_path}" for name in PROVIDERS}
 
 
 def _shard(tmp_path: Path, provider: str, adapter: object) -> ShardInput:
@@ -82,7 +80,7 @@ def _shard(tmp_path: Path, provider: str, adapter: object) -> ShardInput:
     return ShardInput("jcass1-s0001", packed.path, packed.n_items, packed.n_bytes, packed.sha256)
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_adapter_wire_traffic_matches_cassette(
     provider: str, base_urls: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,3 +103,6 @@ def test_adapter_wire_traffic_matches_cassette(
     assert {o.outcome for o in outcomes} <= {Outcome.SUCCEEDED, Outcome.RETRYABLE}
     assert ref.batch_id in [f.batch_id for f in found]
     assert FAKE_KEY not in cassette.read_text()
+    if info(provider).profile is not None and info(provider).profile.auth_header == "api-key":  # Azure
+        text = cassette.read_text()
+        assert "api-key:\n      - REDACTED" in text and "authorization" not in text.lower()

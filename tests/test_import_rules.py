@@ -41,6 +41,13 @@ PARTS = {
     "llmbulk.schema_rules": "llmbulk.schemas",
     "llmbulk.hooks": "llmbulk.events",
     "llmbulk.redact": "llmbulk.events",
+    "llmbulk.sending": "llmbulk.batches",
+    "llmbulk.batch_copies": "llmbulk.batches",
+    "llmbulk.batch_polling": "llmbulk.batches",
+    "llmbulk.render.console": "llmbulk.render",
+    "llmbulk.render.payloads": "llmbulk.render",
+    "llmbulk.render.status": "llmbulk.render",
+    "llmbulk.render.cost": "llmbulk.render",
 }
 WIRING = ("llmbulk.jobs", "llmbulk.api", "llmbulk.session", "llmbulk.cli", "llmbulk.render", "llmbulk.panel")
 
@@ -203,6 +210,8 @@ def test_the_rules_see_a_violation() -> None:
     assert _stage_order("llmbulk.tables", "llmbulk.merge")
     assert _stage_order("llmbulk.table_readers", "llmbulk.tasks")  # a stage's parts follow its rules
     assert _parts_stay_below_their_whole("llmbulk.hooks", "llmbulk.events.Events")
+    assert _parts_stay_below_their_whole("llmbulk.render.status", "llmbulk.render.out")  # a package's parts too
+    assert _stage_order("llmbulk.batch_polling", "llmbulk.results")
     assert set(PARTS) | set(PARTS.values()) <= set(MODULES), "a module named in PARTS no longer exists"
     assert _library_is_quiet("llmbulk.jobs.run", "llmbulk.render")
     assert _adapters_and_emulator("llmbulk.emulator.engine", "llmbulk.providers.gemini")

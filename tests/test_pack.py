@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -167,3 +169,20 @@ def test_item_keys_reach_the_sink_in_chunks_before_their_shard(tmp_path: Path) -
     shards = list(write_shards(iter(_tasks([1] * 30_000)), _encode, "jtest1", limits, tmp_path, sink))
     assert [(s.seq, s.n_items) for s in shards] == [(1, 25_000), (2, 5_000)]
     assert calls == [(1, 10_000, False), (1, 10_000, False), (1, 5_000, False), (2, 5_000, False)]
+
+
+def test_a_shard_this_process_wrote_is_checked_by_identity_and_any_change_is_still_caught(tmp_path: Path) -> None:
+    limits = Limits(max_items=10, max_bytes=10**6)
+    (shard,) = write_shards(iter(_tasks([5])), _encode, "jtest1", limits, tmp_path, _sink({}))
+    assert verify_shard(shard.path, shard.sha256)
+    assert not verify_shard(shard.path, "0" * 64)  # a different recorded hash is never trusted
+    data = bytearray(shard.path.read_bytes())
+    data[0] ^= 1  # same size, one bit changed in place
+    time.sleep(0.01)
+    shard.path.write_bytes(bytes(data))
+    assert not verify_shard(shard.path, shard.sha256)
+    other = tmp_path / "other.jsonl"
+    data[0] ^= 1  # the original bytes, in another file put in its place (a new inode)
+    other.write_bytes(bytes(data))
+    os.replace(other, shard.path)
+    assert verify_shard(shard.path, shard.sha256)  # unchanged content: the hash confirms it

@@ -9,12 +9,12 @@ import typing
 
 import orjson
 import pytest
+from vendor_models import MODELS
 
 from llmbulk import providers
 from llmbulk.models import CUSTOM_ID_RE, BatchState, Task, make_custom_id, parse_custom_id
 from llmbulk.providers.base import ProviderSettings
 
-MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
 TASK = Task(12, "row-12", [{"role": "user", "content": "Is this positive, negative or neutral?"}], "Be terse.",
             {"max_tokens": 7, "temperature": 0.0})  # fmt: skip
 
@@ -68,11 +68,22 @@ def _sdk_statuses() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("name", sorted(providers.REGISTRY))
 def test_every_sdk_status_value_is_mapped(name: str) -> None:
+    """Each adapter maps its SDK's every status; a vendor's own spellings map onto those."""
     import importlib
 
-    states = importlib.import_module(f"llmbulk.providers.{name}").STATES
-    for value in _sdk_statuses()[name]:
+    module = providers.info(name).module
+    sdk = module.rsplit(".", 1)[1]
+    states = importlib.import_module(module).STATES
+    for value in _sdk_statuses()[sdk]:
         if name == "gemini" and value == "JOB_STATE_UNSPECIFIED":
             continue  # deliberately an error, never a guess
         assert value in states, f"{name} status {value!r} is not mapped"
         assert isinstance(states[value], BatchState)
+
+
+@pytest.mark.parametrize("name", sorted(providers.REGISTRY))
+def test_every_vendor_status_spelling_maps_to_an_sdk_status(name: str) -> None:
+    profile = providers.info(name).profile
+    aliases = profile.status_aliases if profile else {}
+    openai_statuses = _sdk_statuses()["openai"]
+    assert all(value in openai_statuses for value in aliases.values()), aliases

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from conftest import Outcome
 from scenarios import Scenario, Tally, _request_ids, _source, emulator, input_keys
@@ -82,8 +83,21 @@ def _keys(**changes: Any) -> RequestKeys:
     target.update(changes)
     return RequestKeys(
         target["provider"], target["model"], target["endpoint"], emulated=target["emulated"],
-        output_schema=target.get("output_schema"), sample=target.get("sample"),
+        output_schema=target.get("output_schema"), sample=target.get("sample"), base_url=target.get("base_url"),
     )  # fmt: skip
+
+
+def test_the_fast_canonical_form_is_byte_for_byte_the_general_one() -> None:
+    params = {"temperature": 0.2, "max_tokens": 9, "stop": ["\n", "é"]}
+    keys = RequestKeys("openai", "m", None, emulated=False, params=params)
+    for content in ["plain", 'quotes " and \\ and é and \u2028 and \x00', ""]:
+        for system in [None, "be terse", 'sys "q"']:
+            task = Task(0, "k", [{"role": "user", "content": content}], system, params)
+            general = orjson.dumps((task.messages, system, params), option=orjson.OPT_SORT_KEYS)
+            assert keys.canonical(task) == general
+            # A chat task with the same message and equal (not identical) parameters: the same key.
+            chat = Task(1, "c", [{"content": content, "role": "user"}], system, dict(params))
+            assert keys.key(chat) == keys.key(task)
 
 
 def _task(content: Any = "hi", system: str | None = None, **params: Any) -> Task:
@@ -110,6 +124,9 @@ def test_a_request_key_ignores_key_order_and_row_identity_but_nothing_that_chang
         _keys(emulated=True).key(_task()),  # an emulated answer is never reused by a real job
         _keys(output_schema=schema).key(_task()),
         _keys(sample=2).key(_task()),
+        _keys(provider="openai-compatible", base_url="http://gateway-a/v1").key(_task()),
+        _keys(provider="openai-compatible", base_url="http://gateway-b/v1").key(_task()),
+        _keys(provider="azure").key(_task()),
     ]
     assert base not in changed and len(set(changed)) == len(changed)
 
@@ -163,19 +180,21 @@ def test_repeated_rows_are_sent_once_and_every_row_gets_the_answer(
 def test_followers_go_through_retries_with_their_leader(
     llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, faults: Callable[..., None]
 ) -> None:
-    faults(item_errors={"server_error": 0.5})  # about half of every round fails, retryably
-    texts = [f"review {i % 5}" for i in range(20)]
-    result = llmbulk(*_run("openai", _write(tmp_path / "in.csv", texts), "out.csv", "--max-attempts", "8"))
+    # Half of every round fails, retryably: with 20 requests some are retried (all first tries
+    # succeed with odds of 1 in 10^6), and 20 attempts leave none dead (1 in 10^6 per request).
+    faults(item_errors={"server_error": 0.5})
+    texts = [f"review {i % 20}" for i in range(60)]
+    result = llmbulk(*_run("openai", _write(tmp_path / "in.csv", texts), "out.csv", "--max-attempts", "20"))
     assert result.exit_code == 0, result.stderr
     job = _newest_job(llmbulk)
     sent = _sent(home)
-    assert {int(i.rsplit("-", 2)[1]) for i in sent} == set(range(5))  # followers were never sent
+    assert {int(i.rsplit("-", 2)[1]) for i in sent} == set(range(20))  # followers were never sent
     attempts = [i for i in sent if i.rsplit("-", 2)[0] == job]
-    assert len(attempts) > 5  # some leaders were retried
+    assert len(attempts) > 20  # some leaders were retried
     rows = _rows(tmp_path / "out.csv")
     assert {r["status"] for r in rows} == {"succeeded"}
     for i, row in enumerate(rows):
-        leader = rows[i % 5]
+        leader = rows[i % 20]
         assert (row["output"], row["attempts"]) == (leader["output"], leader["attempts"])
     assert max(int(r["attempts"]) for r in rows) > 1
 
@@ -183,20 +202,20 @@ def test_followers_go_through_retries_with_their_leader(
 def test_a_permanent_failure_of_a_leader_is_its_followers_failure_and_is_never_reused(
     llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, faults: Callable[..., None]
 ) -> None:
-    faults(item_errors={"invalid_request": 0.4})
-    texts = [f"review {i % 10}" for i in range(20)]
+    faults(item_errors={"invalid_request": 0.4})  # with 20 requests, none failing has odds of 1 in 30,000
+    texts = [f"review {i % 20}" for i in range(40)]
     source = _write(tmp_path / "in.csv", texts)
     first = llmbulk(*_run("openai", source, "out.csv"))
     assert first.exit_code == 4, first.stderr  # done with failures
     rows = _rows(tmp_path / "out.csv")
     failed = {r["text"] for r in rows if r["status"] == "failed_permanent"}
-    assert failed and all(r["status"] == rows[i % 10]["status"] for i, r in enumerate(rows))
+    assert failed and all(r["status"] == rows[i % 20]["status"] for i, r in enumerate(rows))
     faults()  # the provider answers everything now
     grown = _write(tmp_path / "grown.csv", [*texts, "review new"])
     second = llmbulk(*_run("openai", grown, "out2.csv"))
     assert second.exit_code == 0, second.stderr
     job = _newest_job(llmbulk)
-    resent = {texts[row] if row < 20 else "review new" for row in _rows_sent(home, job)}
+    resent = {texts[row] if row < 40 else "review new" for row in _rows_sent(home, job)}
     assert resent == failed | {"review new"}  # failed answers were sent again, good ones reused
     assert {r["status"] for r in _rows(tmp_path / "out2.csv")} == {"succeeded"}
 
@@ -389,3 +408,23 @@ def test_a_runner_elsewhere_reuses_the_answers_another_runner_paid_for(tmp_path:
 def _batch_ids(server: Any, batch_id: str) -> list[str]:
     record = next(b for p in MODELS for b in server.emulator.list_batches(p) if b["id"] == batch_id)
     return _request_ids(server.emulator.file_path(_source(record) or "")) or []
+
+
+def test_a_request_key_prefix_collision_refuses_the_job_instead_of_sharing_an_answer(
+    llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmbulk.jobs import dedup
+
+    # Two different requests whose first 64 hash bits agree (about 1 in 10^8 per million-row job):
+    # forced here, since no real input can be found that does it.
+    monkeypatch.setattr(dedup, "prefix", lambda _key: 42)
+    source = _write(tmp_path / "in.csv", ["a", "b", "c"])
+    result = llmbulk(*_run("openai", source, "out.csv"))
+    assert result.exit_code != 0 and "too alike to tell apart" in result.stderr and "--fresh" in result.stderr
+    assert llmbulk("jobs", "--json").json() == []  # nothing recorded, nothing sent
+    assert (
+        not (home / "emulator" / "audit.jsonl").exists()
+        or '"batch.created"' not in (home / "emulator" / "audit.jsonl").read_text()
+    )
+    fresh = llmbulk(*_run("openai", source, "out.csv", "--fresh"))
+    assert fresh.exit_code == 0, fresh.stderr

@@ -20,19 +20,30 @@ KEYS = {
     "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "fake-key-LLMBULKSECRET-openai"),
     "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "fake-key-LLMBULKSECRET-anthropic"),
     "gemini": ("GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "fake-key-LLMBULKSECRET-gemini"),
+    # Azure's key travels in its own `api-key` header; its endpoint is the resource's, `/openai/v1` added.
+    "azure": ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "fake-key-LLMBULKSECRET-azure"),
 }
-MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
+MODELS = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-haiku-4-5",
+    "gemini": "gemini-2.5-flash",
+    "azure": "gpt-4o-mini",
+}
 QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "quickstart" / "reviews.csv"
 
 
 def test_a_whole_job_writes_no_key_anywhere(tmp_path: Path) -> None:
     config = EmulatorConfig(validating_seconds=0, running_seconds=0, finalizing_seconds=0,
                             faults=FaultPlan(item_errors={"rate_limit": 0.2, "invalid_request": 0.1}))  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_", "AZURE_"))
+    }
     env.update(LLMBULK_HOME=str(tmp_path / "state"), LLMBULK_POLL_INITIAL="0.05", LLMBULK_POLL_MAX="0.1")
     with EmulatorServer(tmp_path / "emulator", config) as server:
         urls = {"openai": server.openai_base_url, "anthropic": server.anthropic_base_url,
-                "gemini": server.gemini_base_url}  # fmt: skip
+                "gemini": server.gemini_base_url, "azure": f"{server.url}/azure"}  # fmt: skip
         for provider, (key_var, url_var, key) in KEYS.items():
             run_env = {**env, key_var: key, url_var: urls[provider]}
             result = subprocess.run(
@@ -156,7 +167,11 @@ def test_jobs_doctor_and_submit_never_show_a_password_given_in_the_database_url(
     if not store_url.startswith("postgresql"):
         pytest.skip("a password in the URL's query is a PostgreSQL setting")
     url = f"{store_url}&password={SECRET}"  # trust auth: the server ignores it, llmbulk must not show it
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_", "AZURE_"))
+    }
     env.update(LLMBULK_HOME=str(tmp_path / "state"), LLMBULK_EMULATOR_SECONDS="0", LLMBULK_DB=url)
     commands = [
         ["submit", str(QUICKSTART), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", "{{ text }}", "--emulate", "-v"],

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
-from llmbulk.catalog import snapshot
+from llmbulk.catalog import snapshot, vendors
 
 # Endpoint names: OpenAI batch URLs, Anthropic's one route, Gemini model methods.
 ANTHROPIC_MESSAGES = "/v1/messages"
@@ -54,7 +54,10 @@ OUTPUT_LIMITS: dict[str, dict[str, int]] = {
     },
 }  # fmt: skip
 
-_SPEC = re.compile(r"^\s*(openai|anthropic|gemini):([^@\s]+)(?:@(\S+))?\s*$")
+_SPEC = re.compile(
+    r"^\s*(openai|anthropic|gemini|azure|groq|deepinfra|doubleword|nebius|novita|openai-compatible):([^@\s]+)"
+    r"(?:@(\S+))?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Catalog:
         added = self.extra.get(provider, {})
         if model in added or name in added:
             return added.get(model) or added[name]
+        if provider in vendors.VENDORS:
+            return vendors.endpoints(provider, model)
         table = _model_table(provider)
         for candidate in _candidates(provider, name):
             if candidate in table:
@@ -100,11 +105,13 @@ def parse_models(text: str | Iterable[str]) -> dict[str, dict[str, frozenset[str
         match = _SPEC.match(item)
         if not match:
             raise ValueError(
-                f"model spec {item!r} is not provider:model[@endpoint] (provider: openai, anthropic or gemini)"
+                f"model spec {item!r} is not provider:model[@endpoint] (provider: openai, anthropic, gemini or"
+                " an OpenAI-compatible vendor)"
             )
         provider, model, endpoint = match.groups()
         models = parsed.setdefault(provider, {})
-        models[model] = models.get(model, frozenset()) | {endpoint or DEFAULT_ENDPOINT[provider]}
+        default = DEFAULT_ENDPOINT.get(provider, vendors.CHAT)
+        models[model] = models.get(model, frozenset()) | {endpoint or default}
     return parsed
 
 

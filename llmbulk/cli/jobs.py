@@ -59,7 +59,12 @@ def run(
     flags: SubmitFlags,
     provider: Annotated[
         str | None,
-        typer.Option("--provider", "-p", help="openai, anthropic or gemini.", autocompletion=complete.providers),
+        typer.Option(
+            "--provider",
+            "-p",
+            help="openai, anthropic, gemini or an OpenAI-compatible vendor (see README).",
+            autocompletion=complete.providers,
+        ),
     ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name.")] = None,
     out: OutOpt = None,

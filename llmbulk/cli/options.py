@@ -41,7 +41,14 @@ ExplodeOpt = Annotated[
 ]
 TableFormatOpt = Annotated[str | None, typer.Option("--format", help="csv, jsonl or parquet (default: from --out).")]
 ProviderOpt = Annotated[
-    str, typer.Option("--provider", "-p", help="openai, anthropic or gemini.", autocompletion=complete.providers)
+    str,
+    typer.Option(
+        "--provider",
+        "-p",
+        help="openai, anthropic, gemini, or an OpenAI-compatible vendor (azure, groq, deepinfra,"
+        " doubleword, nebius, novita, openai-compatible).",
+        autocompletion=complete.providers,
+    ),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model name, e.g. gpt-4o-mini.")]
 
@@ -124,6 +131,20 @@ class SubmitFlags:
     endpoint: Annotated[
         str | None, typer.Option("--endpoint", help="OpenAI endpoint (default /v1/chat/completions).")
     ] = None
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Where the provider's API is: an Azure resource, or the root of an OpenAI-compatible gateway"
+            " (required for openai-compatible). Kept on the job for later commands.",
+        ),
+    ] = None
+    completion_window: Annotated[
+        str | None,
+        typer.Option(
+            "--completion-window", help="Batch window where the provider offers several, e.g. 1h (doubleword)."
+        ),
+    ] = None
     input_format: Annotated[
         str | None, typer.Option("--input-format", help="csv, jsonl or parquet (default: extension).")
     ] = None
@@ -199,6 +220,8 @@ class SubmitFlags:
             id_column=self.id_column,
             params=job_params(self.max_tokens, self.temperature, self.top_p, self.seed, self.param, provider),
             endpoint=self.endpoint,
+            base_url=self.base_url,
+            completion_window=self.completion_window,
             input_format=self.input_format,
             max_items_per_batch=self.max_items_per_batch,
             max_bytes_per_batch=self.max_bytes_per_batch,

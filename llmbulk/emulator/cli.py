@@ -15,6 +15,7 @@ from typing import Any
 
 from llmbulk.emulator.serve import EmulatorServer
 from llmbulk.emulator.settings import config_from_env, models_from
+from llmbulk.emulator.vendors import VENDORS
 from llmbulk.errors import ConfigError, ExitStatus, LlmbulkError, UsageError
 
 
@@ -47,6 +48,8 @@ def serve(
     console.print(f"export OPENAI_BASE_URL={q(server.openai_base_url)} OPENAI_API_KEY={key}")
     console.print(f"export ANTHROPIC_BASE_URL={q(server.anthropic_base_url)} ANTHROPIC_API_KEY={key}")
     console.print(f"export GOOGLE_GEMINI_BASE_URL={q(server.gemini_base_url)} GOOGLE_API_KEY={key}")
+    vendors = ", ".join(f"{v.name} {server.url}{v.prefix}" for v in VENDORS if v.name != "openai")
+    console.print(f"OpenAI-compatible vendors (give the URL as --base-url): {vendors}")
     console.print(f"calls served: {server.url}/_emulator/stats")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve()

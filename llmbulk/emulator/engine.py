@@ -231,7 +231,8 @@ class Emulator:
                 "validated_at": validated,
                 "ran_at": ran,
                 "finalized_at": ran + cfg.finalizing_seconds * stretch,
-                "expire": ordinal in faults.expire_batches,
+                # A vendor that lets long batches run on (Azure) never expires one.
+                "expire": ordinal in faults.expire_batches and getattr(codec, "expires", True),
                 "fail_validation": ordinal in faults.fail_validation_batches and codec.whole_batch_failures,
                 "token_limit": ordinal in faults.token_limit_batches and codec.token_limits,
                 # A provider-side cancel is a cancel request dated halfway through the run.

@@ -43,10 +43,15 @@ OPENAI_RANGES: dict[str, tuple[float, float, bool]] = {  # name: (low, high, int
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 
-def openai_line(cat: Catalog, endpoint: str, body: Any, verdicts: dict[str, bool | None]) -> Problem | None:
+def openai_line(
+    cat: Catalog, endpoint: str, body: Any, verdicts: dict[str, bool | None], models: str | None = "openai"
+) -> Problem | None:
     """The error the endpoint would answer this line's body with, or None.
 
-    `verdicts` caches `cat.serves(...)` per model for the batch (one model per file anyway).
+    `verdicts` caches `cat.serves(...)` per model for the batch (one model per file anyway). `models`
+    says whose names the service serves: "openai", "azure" (deployments, checked when the batch is
+    validated), a vendor's price-library id, or None for a gateway that takes any. OpenAI's own
+    parameter rules apply to OpenAI and Azure; other vendors take parameters of their own (top_k…).
     """
     if not isinstance(body, dict):
         return Problem(400, "invalid_request_error", "The body of the request must be a JSON object.")
@@ -54,13 +59,15 @@ def openai_line(cat: Catalog, endpoint: str, body: Any, verdicts: dict[str, bool
     if not model:  # wording of the API's answer to a body without a model
         return Problem(400, "invalid_request_error", "you must provide a model parameter")
     if model not in verdicts:
-        verdicts[model] = cat.serves("openai", str(model), endpoint)
+        verdicts[model] = True if models in (None, "azure") else cat.serves(models, str(model), endpoint)
     verdict = verdicts[model]
     if verdict is None:  # shape of a real error-file line: openai/openai-python#3071
         message = f"The model `{model}` does not exist or you do not have access to it."
         return Problem(404, "invalid_request_error", message, code="model_not_found")
     if verdict is False:
         return Problem(404, "invalid_request_error", _wrong_endpoint(endpoint), param="model")
+    if models not in ("openai", "azure"):
+        return _openai_messages(body["messages"]) if "messages" in body else None
     return _openai_params(endpoint, body, str(model))
 
 

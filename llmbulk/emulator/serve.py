@@ -26,13 +26,18 @@ from starlette.routing import Mount, Route, Router
 
 from llmbulk.emulator.engine import Emulator, EmulatorConfig, HttpFault
 from llmbulk.emulator.http import RequestIds
+from llmbulk.emulator.vendors import VENDORS, VendorScope
 
-# (prefix, module with ROUTES, CODEC and REQUEST_ID_HEADER), mounted when the module exists.
+# (prefix, module with ROUTES, CODEC and REQUEST_ID_HEADER), mounted when the module exists; the
+# OpenAI routes are mounted once per OpenAI-compatible vendor (`vendors.VENDORS`), each with its codec.
 PROVIDER_MOUNTS = (
     ("/openai/v1", "llmbulk.emulator.routes_openai"),
     ("/anthropic", "llmbulk.emulator.routes_anthropic"),
     ("/gemini", "llmbulk.emulator.routes_gemini"),
 )
+MOUNTED: list[tuple[str, str]] = [(p, p.strip("/").split("/")[0]) for p, _ in PROVIDER_MOUNTS] + [
+    (v.prefix, v.name) for v in VENDORS if v.name != "openai"
+]  # (prefix, provider), for telling a faulted request's provider
 
 
 def check_loopback(host: str) -> None:
@@ -68,11 +73,18 @@ def build_app(emulator: Emulator, base_url: str = "") -> FaultInjector:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError:
             continue
-        emulator.codecs[prefix.strip("/").split("/")[0]] = module.CODEC
         router: Any = Router(routes=module.ROUTES)
         if module.REQUEST_ID_HEADER:
             router = RequestIds(router, module.REQUEST_ID_HEADER)
-        mounts.append(Mount(prefix, app=router))
+        codecs = getattr(module, "CODECS", None)
+        if codecs is None:
+            emulator.codecs[prefix.strip("/").split("/")[0]] = module.CODEC
+            mounts.append(Mount(prefix, app=router))
+            continue
+        for vendor in VENDORS:
+            emulator.codecs[vendor.name] = codecs[vendor.name]
+            scoped: Any = VendorScope(router, vendor)
+            mounts.append(Mount(vendor.prefix, app=scoped))
     app = Starlette(routes=[Route("/_emulator/stats", _stats), *mounts])
     app.state.emulator = emulator
     return FaultInjector(app, emulator)
@@ -177,7 +189,7 @@ def _abort(send: Any) -> None:
 
 
 def _provider_of(path: str) -> str:
-    return next((p.strip("/").split("/")[0] for p, _ in PROVIDER_MOUNTS if path.startswith(p)), "")
+    return next((name for prefix, name in MOUNTED if path.startswith(prefix + "/") or path == prefix), "")
 
 
 class EmulatorServer:

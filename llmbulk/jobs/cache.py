@@ -14,7 +14,9 @@ from llmbulk.session import open_session
 def cache_stats(*, settings: Settings | None = None) -> dict[str, Any]:
     """Entries, bytes of answer text, hits, dollars not spent, oldest and newest answer."""
     with open_session(settings, NO_PROGRESS) as session:
-        return session.store.answer_stats()
+        stats = session.store.answer_stats()
+        stats["hits"], stats["saved_usd"] = session.store.reuse_totals()
+        return stats
 
 
 def prune_cache(older_than: float | None = None, job_id: str | None = None, *, settings: Settings | None = None) -> int:

@@ -14,12 +14,27 @@ from itertools import islice
 from typing import Any
 
 from llmbulk import schemas
+from llmbulk.errors import StateError
 from llmbulk.models import Task
 from llmbulk.reuse import RequestKeys, ReuseCounts, ReusePolicy
 from llmbulk.store.answers import ReusedAnswer, ReusedItem
 from llmbulk.store.store import Tx
 
-CHUNK = 2_000
+CHUNK = 5_000  # keys per lookup: under SQLite's 32,766 and PostgreSQL's 65,535 parameters
+
+
+def _collision(row: int) -> StateError:
+    # Two different requests share the first 64 bits of their hash: about 1 in 10^8 per 1M-row job.
+    return StateError(
+        f"row {row + 1} and another row have request keys too alike to tell apart",
+        hint="pack this job with --fresh (every row sent); nothing was recorded",
+    )
+
+
+def prefix(request_key: str) -> int:
+    """The first 64 bits of a request key as a signed integer (what the scratch table is keyed by)."""
+    return int(request_key[:16], 16) - (1 << 63)
+
 
 Price = Callable[[int | None, int | None, int | None], float | None]
 
@@ -43,6 +58,8 @@ class Deduplicator:
         self._checker = schemas.OutputChecker(output_schema) if output_schema is not None else None
         self._price = price
         self.counts = ReuseCounts()
+        if not policy.fresh:
+            tx.start_pack_keys()
 
     def sendable(self, tasks: Iterator[Task]) -> Iterator[Task]:
         """The tasks to send, in input order; followers and reused rows are recorded on the way.
@@ -64,8 +81,9 @@ class Deduplicator:
             self.counts.sent += len(chunk)
             return chunk
         unique = list(dict.fromkeys(request_keys))
-        earlier = self._tx.leaders_of(unique)
-        answers = self._usable(self._tx.find_answers([k for k in unique if k not in earlier], self._oldest))
+        prefixes = {k: prefix(k) for k in unique}
+        earlier = self._tx.leaders_of(list(prefixes.values()))
+        answers = self._usable(self._tx.find_answers([k for k in unique if prefixes[k] not in earlier], self._oldest))
         leaders: dict[str, int] = {}
         send: list[Task] = []
         followers: list[tuple[int, str, str, int]] = []
@@ -75,13 +93,18 @@ class Deduplicator:
             if answer is not None:
                 reused.append(ReusedItem(task.row_index, task.key, request_key, answer))
                 continue
-            leader = earlier.get(request_key, leaders.get(request_key))
+            leader = leaders.get(request_key)
+            if leader is None:
+                leader = earlier.get(prefixes[request_key])
             if leader is not None:
                 followers.append((task.row_index, task.key, request_key, leader))
                 continue
             leaders[request_key] = task.row_index
             send.append(task)
-        self._tx.add_leaders(list(leaders.items()))
+        added = {prefixes[k]: row for k, row in leaders.items()}
+        if len(added) < len(leaders):
+            raise _collision(next(row for k, row in leaders.items() if added[prefixes[k]] != row))
+        self._tx.add_leaders(list(added.items()))
         if followers:
             self._tx.add_followers(self._job_id, followers)
         if reused:
@@ -99,21 +122,22 @@ class Deduplicator:
 
     def _record_reused(self, reused: list[ReusedItem]) -> None:
         self._tx.add_reused(self._job_id, reused)
-        hits: dict[str, tuple[int, float]] = {}
+        price = self._price
         for item in reused:
             answer = item.answer
-            cost = self._price(answer.input_tokens, answer.output_tokens, answer.cached_tokens)
+            cost = price(answer.input_tokens, answer.output_tokens, answer.cached_tokens)
             if cost is None:
                 self.counts.saved_known = False
-                cost = 0.0
-            self.counts.saved_usd += cost
-            n, usd = hits.get(item.request_key, (0, 0.0))
-            hits[item.request_key] = (n + 1, usd + cost)
-        self._tx.count_hits([(k, n, usd) for k, (n, usd) in hits.items()])
+            else:
+                self.counts.saved_usd += cost
         self.counts.reused += len(reused)
 
     def finish(self) -> None:
         """Followers join their leaders' shards (recorded by now); the scratch table goes."""
         self._tx.drop_pack_keys()
+        if self.counts.repeats:
+            collided = self._tx.mismatched_followers(self._job_id)
+            if collided:
+                raise _collision(collided[0])
         if self.counts.repeats or self.counts.reused:
             self._tx.place_followers(self._job_id)  # also recounts the job's items

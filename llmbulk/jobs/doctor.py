@@ -30,9 +30,13 @@ def doctor(*, settings: Settings | None = None, emulator: bool = True, models: S
     keyed: list[str] = []
     for name, info in sorted(providers.REGISTRY.items()):
         present = [var for var in info.key_env if settings.env.get(var)]
+        # A gateway without auth needs no key: its base URL is what makes it configured.
+        keyless = info.profile is not None and not info.profile.key_required and settings.env.get(info.base_url_env)
         detail = f"{present[0]} is set" if present else f"no key ({' or '.join(info.key_env)}); --emulate still works"
-        checks.append(Check(f"{name} key", bool(present), detail))
-        if present:
+        if keyless and not present:
+            detail = f"{info.base_url_env} is set; no key ({info.key_env[0]}), none sent"
+        checks.append(Check(f"{name} key", bool(present or keyless), detail + pricing(name)))
+        if present or keyless:
             keyed.append(name)
     try:
         with open_session(replace(settings, http_timeout=DOCTOR_TIMEOUT), NO_PROGRESS) as session:
@@ -79,20 +83,34 @@ def check_provider(session: Session, name: str) -> Check:
 
 
 def check_emulator(settings: Settings) -> Check:
+    """The emulator starts and answers a batch listing at every OpenAI-family provider's path."""
+    family = [name for name, info in sorted(providers.REGISTRY.items()) if info.profile is not None]
     try:
         from llmbulk.emulator import EmulatorServer
         from llmbulk.emulator.settings import config_from_env
 
         with EmulatorServer(settings.emulator_dir, config_from_env(settings.env)) as server:
-            reach = ProviderSettings(model="doctor", base_url=server.openai_base_url, api_key=EMULATOR_KEY)
-            adapter = providers.create("openai", reach)
-            try:
-                adapter.find({"llmbulk_job": "doctor", "llmbulk_shard": "doctor"}, datetime.now(UTC), 0)
-            finally:
-                adapter.close()
-        return Check("emulator", True, "starts on 127.0.0.1 and answers the OpenAI SDK")
+            for name in family:
+                url = f"{server.url}{providers.info(name).emulator_path}"
+                adapter = providers.create(name, ProviderSettings(model="doctor", base_url=url, api_key=EMULATOR_KEY))
+                try:
+                    adapter.find({"llmbulk_job": "doctor", "llmbulk_shard": "doctor"}, datetime.now(UTC), 0)
+                finally:
+                    adapter.close()
+        return Check("emulator", True, f"starts on 127.0.0.1 and answers the OpenAI SDK as {', '.join(family)}")
     except Exception as exc:
         return Check("emulator", False, f"{exc.__class__.__name__}: {exc}")
+
+
+def pricing(name: str) -> str:
+    """How an OpenAI-family provider's batch cost is priced, for its key line ("" for the others)."""
+    profile = providers.info(name).profile
+    if profile is None:
+        return ""
+    if profile.price_note:
+        return f"; cost unknown: {profile.price_note}"
+    discount = f"{profile.batch_discount:.0%}" if profile.batch_discount is not None else "no"
+    return f"; batch prices: the price library's batch rate, else {discount} off its synchronous rate"
 
 
 def redacted(url: str) -> str:

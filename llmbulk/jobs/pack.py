@@ -74,7 +74,9 @@ def pack_new_job(
                 n_items=n_items,
                 input_sha256=table.sha256,
                 prompt_chars=counter.chars,
-                estimate_json=orjson.dumps({**estimate_json(estimate), "requests": counts.sent}).decode(),
+                estimate_json=orjson.dumps(
+                    {**estimate_json(estimate), "requests": counts.sent, "reuse": counts.to_json()}
+                ).decode(),
             )
             tx.set_job_state(job.id, JobState.ACTIVE)
             if dry_run:
@@ -98,7 +100,7 @@ def deduplicator(tx: Tx, job: Job, spec: TaskSpec) -> Deduplicator:
     stored = job.spec
     keys = RequestKeys(
         job.provider, job.model, job.endpoint, emulated=job.emulated, output_schema=spec.output_schema,
-        sample=stored.sample,
+        sample=stored.sample, params=spec.params, base_url=stored.base_url,
     )  # fmt: skip
     policy = ReusePolicy(fresh=stored.fresh, max_age=stored.reuse_max_age, sample=stored.sample)
     price = costs.pricer(job.provider, job.model)

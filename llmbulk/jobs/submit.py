@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from llmbulk import fingerprint, providers, schemas
+from llmbulk import costs, fingerprint, providers, schemas
 from llmbulk.config import Settings
 from llmbulk.errors import (
     CancelledError,
@@ -19,7 +19,7 @@ from llmbulk.errors import (
 from llmbulk.jobs.pack import pack_new_job
 from llmbulk.jobs.send import send_unsent
 from llmbulk.jobs.types import ShardPlan, SubmitOptions, SubmitResult
-from llmbulk.models import JobState, Limits
+from llmbulk.models import JobSpec, JobState, Limits
 from llmbulk.params import check_params
 from llmbulk.progress import NO_PROGRESS, Progress
 from llmbulk.reuse import ReuseCounts
@@ -49,6 +49,7 @@ def submit(
 def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> SubmitResult:
     limits = limits_of(options)
     check_endpoint(options.provider, options.endpoint)
+    providers.check_target(options.provider, options.base_url, options.completion_window)
     if options.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     table = input_table_of(options)
@@ -87,10 +88,12 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
         max_bytes=limits.max_bytes,
         fingerprint=job_print,
     )
+    job.spec_json = with_target(job.spec_json, options)
     adapter = session.make_provider(
         job.provider, job.model, job.endpoint, job.emulated and not dry_run, need_key=not dry_run,
-        inline=options.gemini_inline,
+        inline=options.gemini_inline, base_url=options.base_url, completion_window=options.completion_window,
     )  # fmt: skip
+    note_unpriced(options, session.progress)
     limits = adapter.limits.narrowed(options.max_items_per_batch, options.max_bytes_per_batch)
     job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
     if not dry_run:
@@ -131,6 +134,7 @@ def fingerprint_of(options: SubmitOptions, spec: TaskSpec, table: InputTable) ->
             "provider": options.provider,
             "model": options.model,
             "endpoint": options.endpoint,
+            **target_of(options),
             "emulated": options.emulate,
             "input_format": table.format,
             "spec": spec.to_json(),
@@ -197,6 +201,18 @@ def continue_job(session: Session, job: Job) -> SubmitResult:
     return SubmitResult(job.id, job.n_items, plans, batch_ids, queued, False, None, continued=True)
 
 
+def target_of(options: SubmitOptions) -> dict[str, str]:
+    """--base-url and --completion-window, when given (a job without them keeps its old fingerprint)."""
+    target = {"base_url": options.base_url, "completion_window": options.completion_window}
+    return {k: v for k, v in target.items() if v}
+
+
+def with_target(spec_json: str, options: SubmitOptions) -> str:
+    """The stored spec with the job's base URL and window, so later commands reach the same place."""
+    target = target_of(options)
+    return JobSpec.from_stored(spec_json).model_copy(update=target).to_stored() if target else spec_json
+
+
 def pacing_of(options: SubmitOptions) -> dict[str, int]:
     pacing = {"max_active_batches": options.max_active_batches, "max_enqueued_tokens": options.max_enqueued_tokens}
     for name, value in pacing.items():
@@ -222,6 +238,13 @@ def check_endpoint(provider: str, endpoint: str | None) -> None:
         raise UsageError(
             f"--endpoint {endpoint!r} is not supported by {provider}", hint=f"use one of: {', '.join(offered)}"
         )
+
+
+def note_unpriced(options: SubmitOptions, progress: Progress) -> None:
+    """Say why the job's batch cost will show as unknown (model or vendor not priced, no known discount)."""
+    reason = costs.unknown_reason(options.provider, options.model)
+    if reason is not None:
+        progress.note(f"cost unknown: {reason}")
 
 
 def input_table_of(options: SubmitOptions) -> InputTable:

@@ -41,6 +41,8 @@ class SubmitOptions:
     fresh: bool = False  # send every row: reuse no earlier answer, fold no repeated rows
     reuse_max_age: float | None = None  # seconds: reuse only answers recorded this recently
     sample: int | None = None  # sample number, part of the request key (several samples of one prompt)
+    base_url: str | None = None  # the gateway or resource to send to (kept on the job)
+    completion_window: str | None = None  # where the provider offers several windows
 
 
 @dataclass(frozen=True, slots=True)

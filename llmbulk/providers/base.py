@@ -25,6 +25,7 @@ class ProviderSettings:
     api_key: str | None = None
     inline: bool = False
     timeout: float = 600.0
+    completion_window: str | None = None  # None: the provider's default window
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,20 @@
 """The answers aggregate: per request key, the succeeded attempt whose answer later requests reuse.
 
-An answer is stored once, in `attempts`; `answers` points at it by (job, row, attempt) and keeps
-how often it answered an item without sending (hits) and what those items would have cost. The
-cache holds what the provider answered and nothing else (no keys, no headers).
+An answer is stored once, in `attempts`; `answers` points at it by (job, row, attempt). The cache
+holds what the provider answered and nothing else (no keys, no headers). How often answers were
+reused, and what that saved, each job records with its estimate (`reuse`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+import orjson
+from sqlalchemy import Connection, text
 
-from llmbulk.store.unit import Reading, Unit
+from llmbulk.store.unit import Reading, Unit, fetch, marks
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +44,8 @@ class ReusedItem:
     answer: ReusedAnswer
 
 
-# Temporary (per connection, never shared): SQLite and PostgreSQL both take this form.
-_PACK_KEYS_TABLE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS pack_keys"
-    " (request_key VARCHAR NOT NULL PRIMARY KEY, row_index INTEGER NOT NULL)"
-)
-
 _RECORD = (
-    "INSERT INTO answers (request_key, job_id, row_index, attempt, created_at, hits, saved_usd)"
+    "INSERT INTO answers (request_key, job_id, row_index, attempt, created_at)"
     " {select} ON CONFLICT (request_key) DO UPDATE SET job_id = excluded.job_id,"
     " row_index = excluded.row_index, attempt = excluded.attempt, created_at = excluded.created_at"
 )
@@ -68,20 +62,40 @@ class AnswerWrites(Unit):
         """`Store.find_answers`, inside this transaction."""
         return _find(self._conn, keys, oldest)
 
-    def leaders_of(self, keys: Sequence[str]) -> dict[str, int]:
-        """Of these request keys, those the job being packed already sends, with the row sending each."""
-        self._run(_PACK_KEYS_TABLE, {})
+    def start_pack_keys(self) -> None:
+        """The scratch table of the requests the job being packed sends (this connection's, emptied).
+
+        Keyed by the first 64 bits of the request key (a rowid on SQLite: the cheapest B-tree);
+        `mismatched_followers` checks the full keys once packing is done.
+        """
+        integer = "INTEGER" if self._conn.dialect.name == "sqlite" else "BIGINT"
+        columns = f"request_key {integer} PRIMARY KEY, row_index INTEGER NOT NULL"
+        self._run(f"CREATE TEMPORARY TABLE IF NOT EXISTS pack_keys ({columns})", {})
+        self._run("DELETE FROM pack_keys", {})
+
+    def leaders_of(self, keys: Sequence[int]) -> dict[int, int]:
+        """Of these request keys (their 64-bit prefixes), those the job being packed already sends,
+        with the row sending each."""
         if not keys:
             return {}
-        sql = text("SELECT request_key, row_index FROM pack_keys WHERE request_key IN :keys").bindparams(
-            bindparam("keys", expanding=True)
-        )
-        return {key: int(row) for key, row in self._conn.execute(sql, {"keys": list(keys)})}
+        sql = f"SELECT request_key, row_index FROM pack_keys WHERE request_key IN ({marks(len(keys))})"
+        return {int(key): int(row) for key, row in fetch(self._conn, sql, keys)}
 
-    def add_leaders(self, leaders: Sequence[tuple[str, int]]) -> None:
-        """(request key, row) the job being packed sends (a scratch table of this transaction)."""
-        self._run(_PACK_KEYS_TABLE, {})
+    def add_leaders(self, leaders: Sequence[tuple[int, int]]) -> None:
+        """(request key prefix, row) the job being packed sends."""
         self._bulk("INSERT INTO pack_keys (request_key, row_index) VALUES (?, ?)", leaders)
+
+    def mismatched_followers(self, job_id: str) -> list[int]:
+        """Followers whose full request key differs from their leader's (a 64-bit prefix collision)."""
+        return [
+            int(row)
+            for (row,) in fetch(
+                self._conn,
+                "SELECT f.row_index FROM items f JOIN items l ON l.job_id = f.job_id AND l.row_index = f.leader_row"
+                " WHERE f.job_id = ? AND f.leader_row IS NOT NULL AND f.request_key <> l.request_key",
+                [job_id],
+            )
+        ]
 
     def drop_pack_keys(self) -> None:
         self._run("DROP TABLE IF EXISTS pack_keys", {})
@@ -94,22 +108,13 @@ class AnswerWrites(Unit):
         """
         if repeats:
             select = (
-                "SELECT request_key, job_id, row_index, attempt, recorded_at, 0, 0 FROM (SELECT i.request_key,"
+                "SELECT request_key, job_id, row_index, attempt, recorded_at FROM (SELECT i.request_key,"
                 " a.job_id, a.row_index, a.attempt, a.recorded_at, ROW_NUMBER() OVER"
                 f" (PARTITION BY i.request_key ORDER BY a.row_index) AS n {_SUCCEEDED}) t WHERE n = 1"
             )
         else:
-            select = f"SELECT i.request_key, a.job_id, a.row_index, a.attempt, a.recorded_at, 0, 0 {_SUCCEEDED}"
+            select = f"SELECT i.request_key, a.job_id, a.row_index, a.attempt, a.recorded_at {_SUCCEEDED}"
         self._run(_RECORD.format(select=select), {"b": batch_id})
-
-    def count_hits(self, hits: Sequence[tuple[str, int, float]]) -> None:
-        """(request key, items answered, dollars not spent) for answers reused by a new job."""
-        now = time.time()
-        self._run(
-            "UPDATE answers SET hits = hits + :n, saved_usd = saved_usd + :usd, last_hit_at = :t"
-            " WHERE request_key = :k",
-            [{"k": key, "n": n, "usd": usd, "t": now} for key, n, usd in hits],
-        )
 
     def prune_answers(self, older_than: float | None = None, job_id: str | None = None) -> int:
         """Forget answers recorded before `older_than` (UNIX time) and/or sent by one job; returns how many.
@@ -133,7 +138,7 @@ _FIND = (
     " a.output_tokens, a.cached_tokens, a.reasoning_tokens, an.created_at FROM answers an"
     " JOIN attempts a ON a.job_id = an.job_id AND a.row_index = an.row_index AND a.attempt = an.attempt"
     " JOIN items i ON i.job_id = an.job_id AND i.row_index = an.row_index"
-    " WHERE an.request_key IN :keys AND a.outcome = 'succeeded' AND an.created_at >= :oldest"
+    " WHERE an.created_at >= ? AND a.outcome = 'succeeded' AND an.request_key IN ({keys})"
 )
 
 
@@ -145,30 +150,37 @@ class AnswerReads(Reading):
         with self._read() as conn:
             return _find(conn, keys, oldest)
 
+    def reuse_totals(self) -> tuple[int, float]:
+        """Items every job answered from earlier jobs' answers, and the dollars that did not spend."""
+        reused, saved = 0, 0.0
+        with self._read() as conn:
+            rows = conn.execute(text("SELECT estimate_json FROM jobs WHERE estimate_json LIKE '%\"reused\"%'"))
+            for (stored,) in rows:
+                reuse = orjson.loads(stored).get("reuse") or {}
+                reused += int(reuse.get("reused") or 0)
+                saved += float(reuse.get("saved_usd") or 0.0)
+        return reused, saved
+
     def answer_stats(self) -> dict[str, Any]:
-        """Entries, bytes of answer text, hits, dollars not spent, oldest and newest entry."""
+        """Entries, bytes of answer text, oldest and newest entry."""
         with self._read() as conn:
             row = conn.execute(
                 text(
-                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(a.output)), 0), COALESCE(SUM(an.hits), 0),"
-                    " COALESCE(SUM(an.saved_usd), 0), MIN(an.created_at), MAX(an.created_at) FROM answers an"
-                    " LEFT JOIN attempts a ON a.job_id = an.job_id AND a.row_index = an.row_index"
+                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(a.output)), 0), MIN(an.created_at), MAX(an.created_at)"
+                    " FROM answers an LEFT JOIN attempts a ON a.job_id = an.job_id AND a.row_index = an.row_index"
                     " AND a.attempt = an.attempt"
                 )
             ).one()
         return {
             "entries": int(row[0]),
             "bytes": int(row[1]),
-            "hits": int(row[2]),
-            "saved_usd": float(row[3]),
-            "oldest": None if row[4] is None else float(row[4]),
-            "newest": None if row[5] is None else float(row[5]),
+            "oldest": None if row[2] is None else float(row[2]),
+            "newest": None if row[3] is None else float(row[3]),
         }
 
 
 def _find(conn: Connection, keys: Sequence[str], oldest: float | None) -> dict[str, ReusedAnswer]:
     if not keys:
         return {}
-    sql = text(_FIND).bindparams(bindparam("keys", expanding=True))
-    rows = conn.execute(sql, {"keys": list(keys), "oldest": oldest if oldest is not None else 0.0})
+    rows = fetch(conn, _FIND.format(keys=marks(len(keys))), [0.0 if oldest is None else oldest, *keys])
     return {row[0]: ReusedAnswer(*row) for row in rows}

@@ -12,21 +12,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.exc import IntegrityError
 
-from llmbulk.errors import InputError
 from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
-from llmbulk.store.answers import ReusedItem
+from llmbulk.store.followers import FollowerWrites
 from llmbulk.store.schema import Batch
-from llmbulk.store.unit import CHUNK, Reading, Unit, mark_collected, recount
-
-_INSERT_REUSED_ATTEMPT = (
-    "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
-    " input_tokens, output_tokens, cached_tokens, reasoning_tokens, recorded_at, reused_from)"
-    " VALUES (?, ?, 1, ?, 'succeeded', ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# The pseudo-shard of items answered from earlier jobs (no shard file, no batch).
-REUSED_SHARD = "reused"
+from llmbulk.store.unit import CHUNK, Reading, mark_collected, recount
 
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
@@ -36,7 +26,7 @@ _INSERT_ATTEMPT = (
 )
 
 
-class ItemWrites(Unit):
+class ItemWrites(FollowerWrites):
     """Write operations on items and attempts, in the unit of work."""
 
     def add_items(self, job_id: str, shard_id: str, items: Sequence[tuple[int, str, str | None]]) -> None:
@@ -48,95 +38,6 @@ class ItemWrites(Unit):
             " VALUES (?, ?, ?, ?, 1, ?, ?)",
             [(job_id, row, key, queued, shard_id, request_key) for row, key, request_key in items],
         )
-
-    def add_followers(self, job_id: str, items: Sequence[tuple[int, str, str, int]]) -> None:
-        """Record items (row, key, request key, leader row) that take the answer of an earlier row
-        sending the same request; `place_followers` puts them in their leaders' shards."""
-        queued = ItemState.QUEUED.value
-        self._insert_items(
-            job_id,
-            "INSERT INTO items (job_id, row_index, key, state, attempts, request_key, leader_row)"
-            " VALUES (?, ?, ?, ?, 1, ?, ?)",
-            [(job_id, row, key, queued, request_key, leader) for row, key, request_key, leader in items],
-        )
-
-    def add_reused(self, job_id: str, items: Sequence[ReusedItem]) -> None:
-        """Record items answered from an earlier job's answer: succeeded at once, nothing sent or billed."""
-        now = time.time()
-        self._insert_items(
-            job_id,
-            "INSERT INTO items (job_id, row_index, key, state, attempts, shard_id, request_key)"
-            " VALUES (?, ?, ?, 'succeeded', 1, ?, ?)",
-            [(job_id, i.row, i.key, REUSED_SHARD, i.request_key) for i in items],
-        )
-        self._bulk(
-            _INSERT_REUSED_ATTEMPT,
-            [
-                (
-                    job_id, i.row, i.answer.batch_id, i.answer.output, i.answer.finish_reason, i.answer.input_tokens,
-                    i.answer.output_tokens, i.answer.cached_tokens, i.answer.reasoning_tokens, now,
-                    f"{i.answer.job_id}/{i.answer.key}",
-                )
-                for i in items
-            ],
-        )  # fmt: skip
-
-    def place_followers(self, job_id: str) -> None:
-        """Followers recorded while packing join their leaders' shards, then every count is brought up to date."""
-        self._run(
-            "UPDATE items AS f SET shard_id = l.shard_id FROM items AS l WHERE l.job_id = f.job_id"
-            " AND l.row_index = f.leader_row AND f.job_id = :j AND f.shard_id IS NULL AND f.leader_row IS NOT NULL",
-            {"j": job_id},
-        )
-        recount(self._conn, job_id)
-
-    def _mirror_followers(self, job_id: str, where: str, params: dict[str, Any]) -> None:
-        """Followers (chosen by `where` on `f`) take their leader's current attempt, state and shard.
-
-        The leader's outcome is copied as the follower's attempt, marked `reused_from` (not billed).
-        """
-        self._run(
-            "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, output, finish_reason,"
-            " input_tokens, output_tokens, cached_tokens, reasoning_tokens, error_type, error_code, error_message,"
-            " recorded_at, reused_from) SELECT f.job_id, f.row_index, l.attempts, a.batch_id, a.outcome, a.output,"
-            " a.finish_reason, a.input_tokens, a.output_tokens, a.cached_tokens, a.reasoning_tokens, a.error_type,"
-            " a.error_code, a.error_message, a.recorded_at, l.key FROM items f"
-            " JOIN items l ON l.job_id = f.job_id AND l.row_index = f.leader_row"
-            " JOIN attempts a ON a.job_id = l.job_id AND a.row_index = l.row_index AND a.attempt = l.attempts"
-            f" WHERE f.job_id = :j AND f.leader_row IS NOT NULL AND {where}"
-            " ON CONFLICT (job_id, row_index, attempt) DO NOTHING",
-            params,
-        )
-        self._run(
-            "UPDATE items AS f SET state = l.state, attempts = l.attempts, shard_id = l.shard_id FROM items AS l"
-            " WHERE l.job_id = f.job_id AND l.row_index = f.leader_row"
-            f" AND f.job_id = :j AND f.leader_row IS NOT NULL AND {where}",
-            params,
-        )
-
-    def _insert_items(self, job_id: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert item rows (job, row, key, …) in chunks; a repeated key is a one-line input error."""
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start : start + CHUNK]
-            try:
-                with self._conn.begin_nested():
-                    self._bulk(sql, chunk)
-            except (IntegrityError, *_driver_integrity_errors()) as exc:  # type: ignore[misc]  # a runtime tuple
-                raise self._duplicate_error(job_id, [(row[1], row[2]) for row in chunk]) from exc
-
-    def _duplicate_error(self, job_id: str, chunk: list[tuple[int, str]]) -> InputError:
-        seen: dict[str, int] = {}
-        for row, key in chunk:
-            if key in seen:
-                return _dup(key, seen[key], row)
-            seen[key] = row
-        sql = text("SELECT key, row_index FROM items WHERE job_id = :j AND key IN :keys").bindparams(
-            bindparam("keys", expanding=True)
-        )
-        found = self._conn.execute(sql, {"j": job_id, "keys": list(seen)}).first()
-        if found is None:
-            return InputError("duplicate item ids in the input", hint="make the id column unique")
-        return _dup(found[0], found[1], seen[found[0]])
 
     def requeue_items(self, job_id: str, shard_id: str, rows: Sequence[int]) -> None:
         """Move retried items into a new shard and count the attempt (the shard is added with add_shard)."""
@@ -288,29 +189,8 @@ class ItemReads(Reading):
             return list(conn.execute(sql, {"s": shard_id}).scalars())
 
 
-def _dup(key: str, first_row: int, second_row: int) -> InputError:
-    return InputError(
-        f"duplicate id {key!r} at rows {first_row + 1} and {second_row + 1}",
-        hint="ids must be unique; fix the id column or drop --id-column to use row numbers",
-    )
-
-
 def _attempt_params(job_id: str, row: int, attempt: int, batch_id: str, o: ItemOutcome, now: float) -> tuple[Any, ...]:
     return (
         job_id, row, attempt, batch_id, o.outcome.value, o.output, o.finish_reason, o.input_tokens,
         o.output_tokens, o.cached_tokens, o.reasoning_tokens, o.error_type, o.error_code, o.error_message, now,
     )  # fmt: skip
-
-
-def _driver_integrity_errors() -> tuple[type[Exception], ...]:
-    """The DBAPI-level unique-violation errors (raw cursors bypass SQLAlchemy's wrapping)."""
-    import sqlite3
-
-    errors: list[type[Exception]] = [sqlite3.IntegrityError]
-    try:
-        import psycopg
-
-        errors.append(psycopg.IntegrityError)
-    except ImportError:
-        pass
-    return tuple(errors)

@@ -188,10 +188,7 @@ def _reuse(conn: Connection) -> None:
         job_id VARCHAR NOT NULL,
         row_index INTEGER NOT NULL,
         attempt INTEGER NOT NULL,
-        created_at FLOAT NOT NULL,
-        hits BIGINT NOT NULL,
-        saved_usd FLOAT NOT NULL,
-        last_hit_at FLOAT
+        created_at FLOAT NOT NULL
     )"""
         )
     )

@@ -180,9 +180,6 @@ class Answer(SQLModel, table=True):
     row_index: int = Field(description="Its item's row.")
     attempt: int = Field(description="Its attempt number.")
     created_at: float = Field(description="When the answer was recorded.")
-    hits: int = Field(default=0, sa_type=BigInteger, description="Items answered from it without sending.")
-    saved_usd: float = Field(default=0.0, description="What those items would have cost (batch rate).")
-    last_hit_at: float | None = Field(default=None, description="When it last answered an item.")
 
 
 class SchemaMigration(SQLModel, table=True):

@@ -63,6 +63,24 @@ def bulk(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         cursor.close()
 
 
+def fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """One query on the driver's cursor (`?` placeholders): no statement compiling per call, for the
+    lookups packing makes per chunk of thousands of keys."""
+    if conn.dialect.paramstyle in ("format", "pyformat"):
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def marks(n: int) -> str:
+    """`?, ?, …` for an IN list of n values."""
+    return ", ".join("?" * n)
+
+
 def insert_sql(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
 
