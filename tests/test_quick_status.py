@@ -122,6 +122,7 @@ def test_only_plain_status_skips_the_cli_framework(args: list[str], taken: tuple
 def test_quick_jobs_items_and_cost_say_what_the_store_says(store_url: str, tmp_path: Path) -> None:
     from llmbulk.jobs.inspect import cost_report
     from llmbulk.progress import NO_PROGRESS
+    from llmbulk.render.payloads import cost_json
     from llmbulk.session import open_session
     from llmbulk.store.quick import read_items, read_jobs, read_tokens
 
@@ -139,5 +140,5 @@ def test_quick_jobs_items_and_cost_say_what_the_store_says(store_url: str, tmp_p
     assert read_items(store_url, "jnope1", "dead", None) is None  # the full path says "no job"
     quick = read_tokens(store_url, job_id)
     assert quick is not None and quick[1:] == (tokens, reused) and tokens["input_tokens"] > 0
-    assert render.cost_json(cost_report(*quick)) == render.cost_json(cost_report(job, tokens, reused))
+    assert cost_json(cost_report(*quick)) == cost_json(cost_report(job, tokens, reused))
     assert read_tokens(store_url, "jnope1") is None
