@@ -160,3 +160,34 @@ def test_listing_stops_once_retrieving_the_rest_costs_no_more() -> None:
     assert listed(pages, str, wanted) == {b: b for b in wanted} and read == [1, 2]  # all found: no further page
     read.clear()
     assert listed(pages, str, ["b1-0", "b2-0", "b3-0"]) == {} and read == []  # a few: retrieved instead
+
+
+def test_anthropic_results_come_from_the_url_its_poll_read(tmp_path: Path) -> None:
+    """No second retrieve per batch before its download; a status this adapter did not read itself
+    (recorded by another process: an emulator's port changes between runs) goes through the SDK's
+    `results()`, which reads the batch afresh."""
+    config = EmulatorConfig(validating_seconds=0, running_seconds=0, finalizing_seconds=0, jitter=0)
+    with EmulatorServer(tmp_path / "emulator", config) as server:
+        adapter, ids = _batches(server, tmp_path, "anthropic", 5)
+        before = _gets(server)
+        statuses = adapter.poll(ids)
+        lines = [line for status in statuses for line in adapter.results(status)]
+        made = calls_made(before, _gets(server))
+        other, _ = _batches(server, tmp_path / "other", "anthropic", 0)
+        before = _gets(server)
+        again = list(other.results(statuses[0]))
+        made_again = calls_made(before, _gets(server))
+        adapter.close()
+        other.close()
+    assert len(lines) == 10 and len(again) == 2 and set(again) <= set(lines)
+    assert made == {"listing": 1, "results": 5}, made
+    assert made_again == {"retrieve": 1, "results": 1}, made_again
+
+
+def calls_made(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for call, n in after.items():
+        if n != before.get(call, 0):
+            kind = "listing" if call.endswith("/batches") else "results" if call.endswith("/results") else "retrieve"
+            kinds[kind] = kinds.get(kind, 0) + n - before.get(call, 0)
+    return kinds

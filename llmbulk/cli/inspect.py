@@ -55,9 +55,8 @@ def jobs(
 
     Example: llmbulk jobs --format csv
     """
-    from llmbulk import render
+    from llmbulk import read_jobs, render
     from llmbulk.events import redact_url
-    from llmbulk.store.quick import read_jobs
 
     kind, settings = listing.kind, state.settings()
     if verbose:
@@ -88,11 +87,11 @@ def items(
 
     Example: llmbulk items j7f3k2 --state dead --out dead.csv
     """
+    from llmbulk import items as read_items  # light: the quick reader when it can (not through llmbulk.api)
     from llmbulk import render
-    from llmbulk.jobs import inspect as reading  # not llmbulk.api: it reads through the quick reader when it can
 
     kind = listing.kind
-    result = reading.items(job, item_state, out, limit=limit, settings=state.settings())
+    result = read_items(job, item_state, out, limit=limit, settings=state.settings())
     if out is None or kind == "json":
         render.items_output(result, kind)
     elif str(out) != "-":
@@ -108,10 +107,10 @@ def cost(job: JobArg, *, listing: Listing, state: State) -> None:
 
     Example: llmbulk cost j7f3k2
     """
+    from llmbulk import cost as read_cost  # light: the quick reader when it can (not through llmbulk.api)
     from llmbulk import render
-    from llmbulk.jobs import inspect as reading  # not llmbulk.api: it reads through the quick reader when it can
 
-    render.cost_output(reading.cost(job, settings=state.settings()), listing.kind)
+    render.cost_output(read_cost(job, settings=state.settings()), listing.kind)
 
 
 @app.command()

@@ -88,6 +88,7 @@ class AnthropicBatchProvider:
         self.settings = settings
         self._client: Any = None
         self._encoder = RequestEncoder()
+        self._results_urls: dict[str, str] = {}  # batch id → results_url, as this adapter's polls read it
 
     @property
     def client(self) -> Any:
@@ -141,15 +142,20 @@ class AnthropicBatchProvider:
         for batch_id in batch_ids:
             if batch_id not in found:
                 found[batch_id] = self._call("poll", functools.partial(retrieve, batch_id))
-        return [batch_status(found[b]) for b in batch_ids]
+        statuses = [batch_status(found[b]) for b in batch_ids]
+        for status in statuses:
+            if status.result_refs.get("results_url"):
+                self._results_urls[status.batch_id] = status.result_refs["results_url"]
+        return statuses
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         """Stream the results JSONL of an ended batch, one raw line at a time.
 
-        From the `results_url` the poll already read: the SDK's `results()` would retrieve the batch
-        again first, one more call per batch.
+        From the `results_url` this adapter's own poll read: the SDK's `results()` would retrieve the
+        batch again first, one more call per batch. A status recorded by another process is not
+        trusted for the URL (an emulator's port, for one, changes between runs): `results()` then.
         """
-        url = status.result_refs.get("results_url")
+        url = self._results_urls.get(status.batch_id)
         if not url:
             with (
                 self._mapped("download results"),
