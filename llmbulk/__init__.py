@@ -30,6 +30,7 @@ __all__ = [
     "exit_status",
     "items",
     "jobs",
+    "read_jobs",
     "read_status",
     "resume",
     "retry",
@@ -62,16 +63,20 @@ if TYPE_CHECKING:
         submit,
         worker,
     )
-    from llmbulk.store.quick import read_status
+    from llmbulk.store.quick import read_jobs, read_status
     from llmbulk.views import exit_status
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so `import llmbulk` (and the CLI's start) stays cheap.
-    if name == "read_status":  # the light reader behind `llmbulk status`: no SQLAlchemy, no SDKs
-        from llmbulk.store.quick import read_status
+    if name in ("read_status", "read_jobs"):  # the light readers behind `status` and `jobs`: no SQLAlchemy
+        from llmbulk.store import quick
 
-        return read_status
+        return getattr(quick, name)
+    if name in ("items", "cost"):  # light too: they import the session only when the quick reader cannot answer
+        from llmbulk.jobs import inspect
+
+        return getattr(inspect, name)
     if name == "exit_status":
         from llmbulk.views import exit_status
 

@@ -291,6 +291,25 @@ def test_inline_output_and_unknown_state() -> None:
         batch_status(_wire_job("BATCH_STATE_SOMETHING_NEW"), NOW.timestamp())
 
 
+@pytest.mark.parametrize(
+    ("wire", "output", "complete"),
+    [
+        ("BATCH_STATE_RUNNING", None, True),  # nothing to show yet
+        ("BATCH_STATE_SUCCEEDED", {"responsesFile": "files/batch-1"}, True),  # a file job: as a get shows it
+        ("BATCH_STATE_SUCCEEDED", {}, False),  # an inline job: the listing leaves its responses out
+        ("BATCH_STATE_CANCELLED", {}, False),  # cancelled, keeping what finished: read whole
+        ("BATCH_STATE_EXPIRED", None, False),
+        ("BATCH_STATE_FAILED", None, True),  # no output either way (its reason is read separately)
+    ],
+)
+def test_what_the_listing_shows_of_a_job_is_enough_unless_its_output_is_inline(
+    wire: str, output: dict[str, Any] | None, complete: bool
+) -> None:
+    from llmbulk.providers.gemini.status import listing_complete
+
+    assert listing_complete(_wire_job(wire, output)) is complete
+
+
 # ---- error mapping ---------------------------------------------------------------------------
 
 

@@ -117,3 +117,28 @@ def test_only_plain_status_skips_the_cli_framework(args: list[str], taken: tuple
     from llmbulk.entry import _plain_status
 
     assert _plain_status(args) == taken
+
+
+def test_quick_jobs_items_and_cost_say_what_the_store_says(store_url: str, tmp_path: Path) -> None:
+    from llmbulk.jobs.inspect import cost_report
+    from llmbulk.progress import NO_PROGRESS
+    from llmbulk.render.payloads import cost_json
+    from llmbulk.session import open_session
+    from llmbulk.store.quick import read_items, read_jobs, read_tokens
+
+    job_id, env = _job_with_every_kind_of_item(store_url, tmp_path)
+    settings = load_settings(home=tmp_path / "home", db=store_url, env=env)
+    with open_session(settings, NO_PROGRESS) as session:
+        store = session.store
+        jobs, job = store.list_jobs(5), store.get_job(job_id)
+        dead, succeeded = store.items_in_state(job_id, "dead", 3), store.items_in_state(job_id, "succeeded")
+        tokens, reused = store.token_totals(job_id), store.reused_totals(job_id)
+    quick_jobs = read_jobs(store_url, 5)
+    assert quick_jobs is not None and [render.job_json(j) for j in quick_jobs] == [render.job_json(j) for j in jobs]
+    assert read_items(store_url, job_id, "dead", 3) == dead and len(dead) == 3
+    assert read_items(store_url, job_id, "succeeded", None) == succeeded and succeeded
+    assert read_items(store_url, "jnope1", "dead", None) is None  # the full path says "no job"
+    quick = read_tokens(store_url, job_id)
+    assert quick is not None and quick[1:] == (tokens, reused) and tokens["input_tokens"] > 0
+    assert cost_json(cost_report(*quick)) == cost_json(cost_report(job, tokens, reused))
+    assert read_tokens(store_url, "jnope1") is None

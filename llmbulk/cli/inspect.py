@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -55,13 +55,18 @@ def jobs(
 
     Example: llmbulk jobs --format csv
     """
-    from llmbulk import api, render
+    from llmbulk import read_jobs, render
     from llmbulk.events import redact_url
 
     kind, settings = listing.kind, state.settings()
     if verbose:
         render.err.print(f"state: {redact_url(settings.db_url)} (home {settings.home.resolve()})", markup=False)
-    render.jobs_output(api.jobs(limit, settings=settings), kind)
+    found: list[Any] | None = read_jobs(settings.db_url, limit)  # rows with the Job fields, without SQLAlchemy
+    if found is None:  # no database yet, another schema: the full path creates, migrates or explains
+        from llmbulk import api
+
+        found = list(api.jobs(limit, settings=settings))
+    render.jobs_output(found, kind)
 
 
 @app.command()
@@ -82,10 +87,11 @@ def items(
 
     Example: llmbulk items j7f3k2 --state dead --out dead.csv
     """
-    from llmbulk import api, render
+    from llmbulk import items as read_items  # light: the quick reader when it can (not through llmbulk.api)
+    from llmbulk import render
 
     kind = listing.kind
-    result = api.items(job, item_state, out, limit=limit, settings=state.settings())
+    result = read_items(job, item_state, out, limit=limit, settings=state.settings())
     if out is None or kind == "json":
         render.items_output(result, kind)
     elif str(out) != "-":
@@ -101,10 +107,10 @@ def cost(job: JobArg, *, listing: Listing, state: State) -> None:
 
     Example: llmbulk cost j7f3k2
     """
-    from llmbulk import api, render
+    from llmbulk import cost as read_cost  # light: the quick reader when it can (not through llmbulk.api)
+    from llmbulk import render
 
-    kind = listing.kind
-    render.cost_output(api.cost(job, settings=state.settings()), kind)
+    render.cost_output(read_cost(job, settings=state.settings()), listing.kind)
 
 
 @app.command()

@@ -13,7 +13,6 @@ docs' "x-api-key only" predates that SDK; the installed SDK wins.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,14 +23,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llmbulk.emulator import rules
+from llmbulk.emulator.anthropic_body import read_requests
 from llmbulk.emulator.engine import Emulator, new_id, ordered
 from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, json_body, page_after, page_before
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "anthropic"
-CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-MAX_REQUESTS = 100_000
-MAX_BODY_BYTES = 256 * 1024 * 1024
 ITEM_ERRORS = {
     "rate_limit": ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
     "server_error": ("api_error", "Internal server error."),
@@ -231,49 +228,17 @@ def _missing(request: Request) -> Response:
     return error(404, "not_found_error", f"No message batch found with id {request.path_params['batch_id']}")
 
 
-def _envelope_problem(body: Any) -> str | None:
-    """What the create endpoint itself refuses: the `requests` list and its custom_ids (API reference:
-    requests 1..100,000; custom_id ^[a-zA-Z0-9_-]{1,64}$, unique; params an object)."""
-    requests = body.get("requests") if isinstance(body, dict) else None
-    if not isinstance(requests, list) or not requests:
-        return "requests: at least 1 request is required"
-    if len(requests) > MAX_REQUESTS:
-        return f"requests: at most {MAX_REQUESTS} requests are allowed"
-    seen: set[str] = set()
-    for index, item in enumerate(requests):
-        custom_id = item.get("custom_id") if isinstance(item, dict) else None
-        if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
-            return f"requests.{index}.custom_id: String should match pattern '{CUSTOM_ID.pattern}'"
-        if custom_id in seen:
-            return f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}"
-        seen.add(custom_id)
-        if not isinstance(item.get("params"), dict):
-            return f"requests.{index}.params: Input should be a valid dictionary"
-    return None
-
-
 # ---- handlers -------------------------------------------------------------------------------------
 
 
 async def create(request: Request) -> Response:
     emu = emulator_of(request)
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return error(413, "request_too_large", f"Request exceeds the maximum size of {MAX_BODY_BYTES} bytes.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return error(400, "invalid_request_error", "The request body is not valid JSON.")
-    problem = _envelope_problem(body)
-    if problem is not None:
-        return error(400, "invalid_request_error", problem)
-    requests = body["requests"]
     batch_id = new_id("msgbatch_")
     input_file = f"{batch_id}-requests"
-    with open(emu.file_path(input_file), "wb") as out:
-        for item in requests:
-            out.write(orjson.dumps(item) + b"\n")
-    record = {"input_file": input_file, "total": len(requests), "api_version": request.headers["anthropic-version"]}
+    total, problem = await read_requests(request.stream(), emu.file_path(input_file))
+    if problem is not None:
+        return error(*problem)
+    record = {"input_file": input_file, "total": total, "api_version": request.headers["anthropic-version"]}
     batch = emu.create_batch(PROVIDER, batch_id, record)
     return JSONResponse(batch_json(emu, batch, _base(request), now=batch["created_at"]))
 
@@ -291,12 +256,14 @@ async def list_batches(request: Request) -> Response:
     limit = int_query(request, "limit", 20, 1, 1000)
     if isinstance(limit, str):
         return error(400, "invalid_request_error", limit)
-    items = [batch_json(emu, emu.get_batch(b["id"]) or b, _base(request)) for b in emu.list_batches(PROVIDER)]
+    records = emu.list_batches(PROVIDER)
     before = request.query_params.get("before_id")
     if before is not None and request.query_params.get("after_id") is None:
-        page, more = page_before(items, before, limit)
+        chosen, more = page_before(records, before, limit)
     else:
-        page, more = page_after(items, request.query_params.get("after_id"), limit)
+        chosen, more = page_after(records, request.query_params.get("after_id"), limit)
+    # Only the page's batches are brought up to date (results generated for those that just ended).
+    page = [batch_json(emu, emu.get_batch(b["id"]) or b, _base(request)) for b in chosen]
     return JSONResponse({
         "data": page, "has_more": more,
         "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None,

@@ -1,23 +1,37 @@
-"""Reading a job without changing it: `items`, `cost`, `stats`, `jobs`."""
+"""Reading a job without changing it: `items`, `cost`, `stats`, `jobs`.
+
+`items` and `cost` read through the quick reader (the database driver alone) when they can, and
+this module imports the session (SQLAlchemy, the migrations) only when they cannot: both are light
+commands, answered in well under the time those imports take.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from llmbulk import costs
-from llmbulk.config import Settings
-from llmbulk.errors import (
-    UsageError,
-)
+from llmbulk.config import Settings, load_settings
+from llmbulk.errors import UsageError
 from llmbulk.jobs.types import CostReport, Stats
 from llmbulk.models import ItemState
 from llmbulk.progress import NO_PROGRESS
-from llmbulk.session import open_session
-from llmbulk.store.schema import Job
+from llmbulk.store import quick
 from llmbulk.tables import detect_format
+
+if TYPE_CHECKING:
+    from llmbulk.store.schema import Job
+
+
+class PricedJob(Protocol):
+    """The job fields a cost report needs (the store's Job row, or the quick reader's)."""
+
+    id: str
+    provider: str
+    model: str
+    estimate_json: str | None
 
 
 def items(
@@ -26,9 +40,14 @@ def items(
     """Items of a job in one state (e.g. the dead-letter list) with the error of their last attempt."""
     if state not in {s.value for s in ItemState}:
         raise UsageError(f"unknown item state {state!r}", hint=", ".join(s.value for s in ItemState))
-    with open_session(settings, NO_PROGRESS) as session:
-        session.store.get_job(job_id)
-        rows = session.store.items_in_state(job_id, state, limit)
+    settings = settings or load_settings()
+    rows = quick.read_items(settings.db_url, job_id, state, limit)
+    if rows is None:
+        from llmbulk.session import open_session
+
+        with open_session(settings, NO_PROGRESS) as session:
+            session.store.get_job(job_id)
+            rows = session.store.items_in_state(job_id, state, limit)
     if out is not None:
         from llmbulk.tables import TableWriter
 
@@ -44,10 +63,20 @@ def items(
 
 def cost(job_id: str, *, settings: Settings | None = None) -> CostReport:
     """What a job was estimated to cost, what it has cost so far, and the saving against synchronous calls."""
+    settings = settings or load_settings()
+    found = quick.read_tokens(settings.db_url, job_id)
+    if found is not None:
+        return cost_report(*found)
+    from llmbulk.session import open_session
+
     with open_session(settings, NO_PROGRESS) as session:
         job = session.store.get_job(job_id)
-        tokens = session.store.token_totals(job_id)
-        reused = session.store.reused_totals(job_id)
+        tokens, reused = session.store.token_totals(job_id), session.store.reused_totals(job_id)
+    return cost_report(job, tokens, reused)
+
+
+def cost_report(job: PricedJob, tokens: dict[str, int], reused: dict[str, int]) -> CostReport:
+    """The cost report of a job from its token totals (billed, and reused without sending)."""
     batch = costs.job_rates(job.provider, job.model, tokens, True)
     sync = costs.job_rates(job.provider, job.model, tokens, False)
     usage = (tokens["input_tokens"], tokens["output_tokens"], tokens["cached_tokens"])
@@ -70,6 +99,8 @@ def cost(job_id: str, *, settings: Settings | None = None) -> CostReport:
 
 def stats(job_id: str | None = None, *, recent: int = 20, settings: Settings | None = None) -> Stats:
     """Batch latency distribution, throughput, failure rate by error code, retries, dead items, cost."""
+    from llmbulk.session import open_session
+
     with open_session(settings, NO_PROGRESS) as session:
         selected = [session.store.get_job(job_id)] if job_id else session.store.list_jobs(recent)
         raw = session.store.stats_rows([j.id for j in selected])
@@ -108,5 +139,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def jobs(limit: int = 50, *, settings: Settings | None = None) -> list[Job]:
     """Jobs in this state database, newest first."""
+    from llmbulk.session import open_session
+
     with open_session(settings, NO_PROGRESS) as session:
         return session.store.list_jobs(limit)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmbulk import costs
-from llmbulk.merge import MergeSummary
-from llmbulk.reuse import ReuseCounts
 from llmbulk.views import JobStatus
+
+if TYPE_CHECKING:  # annotations only: `cost` and `items` import this module on their light path
+    from llmbulk.merge import MergeSummary
+    from llmbulk.reuse import ReuseCounts
 
 
 @dataclass(slots=True)

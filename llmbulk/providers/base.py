@@ -7,7 +7,7 @@ Stage code talks to providers only through `BatchProvider`. Capability differenc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -144,6 +144,37 @@ class BatchProvider(Protocol):
     def close(self) -> None:
         """Release the SDK client."""
         ...
+
+
+# Above this many live batches, reading the provider's batch listing (one call per page) beats one
+# retrieve per batch; at or below it, the retrieves are as few calls and much smaller answers.
+LIST_POLL_THRESHOLD = 3
+LIST_POLL_PAGE = (100, 1000)  # page size: at least the first, up to the second (Anthropic's and Gemini's cap)
+
+
+def listed(
+    pages: Callable[[int], Iterable[Iterable[Any]]], id_of: Callable[[Any], str], batch_ids: list[str]
+) -> dict[str, Any]:
+    """The provider objects of `batch_ids` found in a newest-first listing, read one page at a time.
+
+    `pages(size)` yields the listing's pages lazily (each page is one call). Reading stops once every
+    batch is found, the listing ends, or the pages read number at least the batches still missing:
+    retrieving those one by one then costs no more calls than paging on. Nothing is listed for a
+    few batches (`LIST_POLL_THRESHOLD`). The caller retrieves whatever is not in the answer.
+    """
+    found: dict[str, Any] = {}
+    if len(batch_ids) <= LIST_POLL_THRESHOLD:
+        return found
+    wanted = set(batch_ids)
+    low, high = LIST_POLL_PAGE
+    for read, page in enumerate(pages(min(high, max(low, len(wanted)))), start=1):
+        for obj in page:
+            key = id_of(obj)
+            if key in wanted:
+                found[key] = obj
+        if len(found) == len(wanted) or read >= len(wanted) - len(found):
+            break
+    return found
 
 
 def model_params(task: Task, defaults: dict[str, Any]) -> dict[str, Any]:

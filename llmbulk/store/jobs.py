@@ -125,7 +125,7 @@ class JobReads(Reading):
         return Job.model_validate(dict(row))
 
     def list_jobs(self, limit: int = 50) -> list[Job]:
-        return self._jobs("SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT :n", {"n": limit})
+        return self._jobs(queries.JOBS, {"n": limit})
 
     def provider_jobs(self, provider: str, emulated: bool) -> list[Job]:
         """Every job on this provider, run against the emulator or not (for `gc`)."""

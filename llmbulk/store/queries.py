@@ -1,7 +1,8 @@
-"""The read queries `status` needs, as plain SQL shared by the store and the quick reader.
+"""The read queries of the light commands, as plain SQL shared by the store and the quick reader.
 
 Portable SQL (SQLite and PostgreSQL) with `:name` parameters. Kept free of SQLAlchemy so that
-`llmbulk status` can run them through the database driver alone (see `quick.py`).
+`llmbulk status`, `jobs`, `items` and `cost` can run them through the database driver alone (see
+`quick.py`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 SCHEMA = ("0001_initial", "0002_job_estimates", "0003_status_speed", "0004_item_counts", "0005_fencing", "0006_reuse")
 
 JOB = "SELECT * FROM jobs WHERE id = :j"
+JOBS = "SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT :n"
 BATCHES = "SELECT * FROM batches WHERE job_id = :j"
 BATCHES_ORDER = " ORDER BY intent_at, id"
 ITEM_COUNTS = "SELECT state, SUM(n) FROM item_counts WHERE job_id = :j GROUP BY state HAVING SUM(n) > 0"
@@ -32,4 +34,26 @@ UNSENT_SHARDS = (
     " SELECT 1 FROM batches b WHERE b.shard_id = s.id AND b.state NOT IN ('requeued', 'creating'))"
     " ORDER BY s.seq"
 )
+# Billed tokens over every attempt (answers taken from another item were not sent, not billed).
+TOKEN_TOTALS = (
+    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
+    " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens) FROM attempts WHERE job_id = :j"
+    " AND reused_from IS NULL"
+)
+# Tokens of the answers taken without sending (from earlier jobs or repeated rows).
+REUSED_TOTALS = (
+    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
+    " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens), COUNT(*) FROM attempts"
+    " WHERE job_id = :j AND reused_from IS NOT NULL AND outcome = 'succeeded'"
+)
 MIGRATIONS_APPLIED = "SELECT name FROM schema_migrations"
+
+
+def token_totals(row: tuple[int, ...]) -> dict[str, int]:
+    """A `TOKEN_TOTALS` row as the store and the quick reader hand it out."""
+    return {"input_tokens": int(row[0]), "output_tokens": int(row[1]), "cached_tokens": int(row[2]), "n": int(row[3])}
+
+
+def reused_totals(row: tuple[int, ...]) -> dict[str, int]:
+    """A `REUSED_TOTALS` row as the store and the quick reader hand it out."""
+    return {**token_totals(row), "items": int(row[4])}

@@ -86,39 +86,12 @@ class Reports(Reading):
         """Billed tokens over every attempt of a job (all attempts are billed, not only the last; answers
         taken from another item were not sent and are not billed)."""
         with self._read() as conn:
-            row = conn.execute(
-                text(
-                    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
-                    " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens) FROM attempts WHERE job_id = :j"
-                    " AND reused_from IS NULL"
-                ),
-                {"j": job_id},
-            ).one()
-        return {
-            "input_tokens": int(row[0]),
-            "output_tokens": int(row[1]),
-            "cached_tokens": int(row[2]),
-            "n": int(row[3]),
-        }
+            return queries.token_totals(tuple(conn.execute(text(queries.TOKEN_TOTALS), {"j": job_id}).one()))
 
     def reused_totals(self, job_id: str) -> dict[str, int]:
         """Tokens of the job's answers taken without sending (from earlier jobs or repeated rows)."""
         with self._read() as conn:
-            row = conn.execute(
-                text(
-                    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
-                    " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens), COUNT(*) FROM attempts"
-                    " WHERE job_id = :j AND reused_from IS NOT NULL AND outcome = 'succeeded'"
-                ),
-                {"j": job_id},
-            ).one()
-        return {
-            "input_tokens": int(row[0]),
-            "output_tokens": int(row[1]),
-            "cached_tokens": int(row[2]),
-            "n": int(row[3]),
-            "items": int(row[4]),
-        }
+            return queries.reused_totals(tuple(conn.execute(text(queries.REUSED_TOTALS), {"j": job_id}).one()))
 
     def stats_rows(self, job_ids: Sequence[str]) -> dict[str, Any]:
         """Raw figures for `stats`: batch latencies, attempt outcomes by error code (of the requests

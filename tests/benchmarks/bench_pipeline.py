@@ -1,10 +1,17 @@
-"""Benchmark: pack → submit → (instant emulated completion) → collect → merge, against a floor.
+"""Benchmark: llmbulk's pack+submit and collect+merge against an independent floor, per provider and N.
 
-A script, not a test: it prints figures. Each (provider, N) runs in a fresh subprocess so peak
-RSS is per run. The floor is a minimal script doing only the unavoidable work on the same data:
-read the input, render the same template with the same engine, serialize the lines, write them,
-one bulk insert of the item keys; and for collect: read the result lines, parse, one bulk
-update, write Parquet.
+A script, not a test: it prints figures. Everything is a whole process, measured by its own CPU
+time (user + system, from `wait4`) and peak RSS — CPU time, not wall time, because the machine is
+shared. The floor is `tests/benchmarks/floor/` (a verbatim copy of ../shared/bench: the least work
+that produces what llmbulk produces; read its docstrings). Per repetition, floor and llmbulk run
+interleaved (floor pack, `llmbulk submit`, floor collect, `llmbulk collect`, floor pack,
+`llmbulk submit --dry-run`), each llmbulk run with a fresh state directory and a fresh emulator
+(`llmbulk emulator serve`, its own process: the provider's CPU is not ours). The ratio printed is
+the median of the per-repetition ratios.
+
+Sections (all by default): `pipeline` (the table; plus the peak RSS of `llmbulk run --emulate`,
+emulator in-process), `calls` (the HTTP calls of a 20-shard job per provider), `light` (cold
+timings of the light commands, median of 5), `reuse` (pack after 0/30/90% of rows were answered).
 
     python tests/benchmarks/bench_pipeline.py --sizes 10000 100000 1000000 --providers openai anthropic gemini
 """
@@ -12,400 +19,208 @@ update, write Parquet.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import os
-import random
-import resource
 import shutil
-import socket
-import sqlite3
-import subprocess
+import statistics
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from procs import FLOOR, Emulator, Proc, calls_made, floor_is_the_shared_one, measure
+
+sys.path.insert(0, str(FLOOR))
+
+from gen_input import make_input
+
 TEMPLATE = "Classify the sentiment of this review as positive, negative or neutral: {{ text }}"
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
-WORDS = [
-    "the",
-    "quick",
-    "brown",
-    "fox",
-    "jumps",
-    "over",
-    "a",
-    "lazy",
-    "dog",
-    "while",
-    "this",
-    "product",
-    "works",
-    "great",
-    "or",
-    "terribly",
-]
+PY = sys.executable
+CLEAN_ENV = ("OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_", "LLMBULK_")
 
 
-def make_input(path: Path, n: int) -> None:
-    rng = random.Random(n)
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["review_id", "text"])
-        for i in range(n):
-            writer.writerow([f"r{i}", " ".join(rng.choice(WORDS) for _ in range(24))])
+def base_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_ENV)}
+    env.update(LLMBULK_HOME=str(home), LLMBULK_EMULATOR_SECONDS="0", **(extra or {}))
+    return env
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def submit_cmd(input_path: Path, provider: str, *extra: str) -> list[str]:
+    return [PY, "-m", "llmbulk", "submit", str(input_path), "-p", provider, "-m", MODELS[provider],
+            "--prompt", TEMPLATE, "--id-column", "review_id", "--json", *extra]  # fmt: skip
 
 
-# ---- the floor ---------------------------------------------------------------------------------
+# ---- the pipeline table ------------------------------------------------------------------------
 
 
-def floor_pack(input_path: Path, work: Path) -> dict[str, float]:
-    import jinja2
-    import orjson
-
-    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(TEMPLATE)
-    # The same flat globals llmbulk gives its templates (Jinja copies a ChainMap key by key per
-    # render), so the floor is as fast as this engine renders and the ratio is llmbulk's own cost.
-    template.globals = dict(template.globals)
-    started = time.perf_counter()
-    db = sqlite3.connect(work / "floor.db")
-    db.execute("CREATE TABLE items (job_id TEXT, row_index INTEGER, key TEXT, PRIMARY KEY (job_id, row_index))")
-    keys = []
-    out_bytes = 0
-    with open(input_path, newline="") as fh, open(work / "floor.jsonl", "wb") as out:
-        for index, row in enumerate(csv.DictReader(fh)):
-            prompt = template.render(row)
-            line = orjson.dumps(
-                {
-                    "custom_id": f"jfloor-{index}-1",
-                    "method": "POST",
-                    "url": "/v1/chat/completions",
-                    "body": {"model": "m", "messages": [{"role": "user", "content": prompt}]},
-                }
-            )
-            out.write(line + b"\n")
-            out_bytes += len(line) + 1
-            keys.append(("jfloor", index, row["review_id"]))
-    db.executemany("INSERT INTO items VALUES (?, ?, ?)", keys)
-    db.commit()
-    return {"seconds": time.perf_counter() - started, "bytes": out_bytes}
-
-
-def floor_collect(results_path: Path, work: Path, n: int) -> dict[str, float]:
-    import orjson
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    started = time.perf_counter()
-    db = sqlite3.connect(work / "floor.db")
-    db.execute("ALTER TABLE items ADD COLUMN output TEXT")
-    updates = []
-    size = 0
-    with open(results_path, "rb") as fh:
-        for line in fh:
-            size += len(line)
-            data = orjson.loads(line)
-            _, row, _ = (data.get("custom_id") or data["key"]).rsplit("-", 2)
-            updates.append((str(data), int(row)))
-    db.executemany("UPDATE items SET output = ? WHERE job_id = 'jfloor' AND row_index = ?", updates)
-    db.commit()
-    rows = db.execute("SELECT key, output FROM items ORDER BY row_index")
-    writer = None
-    while batch := rows.fetchmany(10_000):
-        table = pa.table({"key": [r[0] for r in batch], "output": [r[1] for r in batch]})
-        writer = writer or pq.ParquetWriter(work / "floor.parquet", table.schema)
-        writer.write_table(table)
-    if writer:
-        writer.close()
-    return {"seconds": time.perf_counter() - started, "bytes": size}
+def one_repetition(input_path: Path, provider: str, work: Path, fmt: str) -> dict[str, Any]:
+    """Floor and llmbulk interleaved once: (ours, floor) process figures per stage, calls, bytes."""
+    emulator = Emulator(work / "emulator")
+    try:
+        env = base_env(work / "home", emulator.env)
+        floor_cmd = [PY, str(FLOOR / "floor_pack.py"), str(input_path), provider]
+        floor_pack = measure([*floor_cmd, str(work / "floor")], env, work)
+        before = emulator.stats()
+        submit = measure(submit_cmd(input_path, provider), env, work)
+        job = submit.json()
+        submit_calls = calls_made(before, emulator.stats())
+        result_bytes = emulator.finish_batches(provider)  # the provider's work, outside both timings
+        floor_collect = measure([PY, str(FLOOR / "floor_collect.py"), provider, str(work / "emulator"),
+                                 str(work / "floor" / "floor.db"), str(input_path), str(work / f"floor.{fmt}"),
+                                 "--format", fmt], env, work)  # fmt: skip
+        before = emulator.stats()
+        collect = measure([PY, "-m", "llmbulk", "collect", job["job_id"], "--out", str(work / f"out.{fmt}"), "--json"],
+                          env, work)  # fmt: skip
+        collect_calls = calls_made(before, emulator.stats())
+        status = collect.json()
+        if status["counts"].get("succeeded") != job["n_items"] or floor_collect.json()["rows"] != job["n_items"]:
+            raise SystemExit(f"incomplete run: {status['counts']} / floor {floor_collect.stdout}")
+        dry_floor = measure([*floor_cmd, str(work / "floor-dry")], env, work)
+        dry = measure(submit_cmd(input_path, provider, "--dry-run"), base_env(work / "home-dry", emulator.env), work)
+    finally:
+        emulator.stop()
+    return {
+        "pack+submit": (submit, floor_pack, submit_calls, sum(s["n_bytes"] for s in job["shards"])),
+        "pack (dry-run)": (dry, dry_floor, {}, sum(s["n_bytes"] for s in job["shards"])),
+        "collect+merge": (collect, floor_collect, collect_calls, result_bytes),
+        "shards": len(job["shards"]),
+    }
 
 
-# ---- llmbulk stages ------------------------------------------------------------------------------
+def emulate_rss(input_path: Path, provider: str, work: Path) -> Proc:
+    """`llmbulk run --emulate` (the emulator in-process, as users run it): its peak RSS."""
+    cmd = [PY, "-m", "llmbulk", "run", str(input_path), "-p", provider, "-m", MODELS[provider], "--prompt", TEMPLATE,
+           "--id-column", "review_id", "--emulate", "--json", "--out", str(work / "emulated.csv")]  # fmt: skip
+    return measure(cmd, base_env(work / "home"), work)
 
 
-def llmbulk_stages(input_path: Path, work: Path, provider: str) -> dict[str, Any]:
-    """Our stages against an emulator in another process (as a real provider would be).
-
-    `collect` is timed from the moment every batch has ended at the provider: the emulator's own
-    work producing results is the provider's time, not ours.
-    """
-    from llmbulk import api
-    from llmbulk.config import load_settings
-
-    settings = load_settings(home=work / "home", env=dict(os.environ))
-    figures: dict[str, Any] = {}
-    with api.Session(settings) as session:
-        job_id = run_job(session, input_path, work, provider, figures)
-        results = sorted((work / "home" / "jobs" / job_id / "results").glob("*.jsonl"))
-        figures["results_bytes"] = sum(p.stat().st_size for p in results)
-        with open(work / "all_results.jsonl", "wb") as out:
-            for path in results:
-                with open(path, "rb") as fh:
-                    shutil.copyfileobj(fh, out)
-        started = time.perf_counter()
-        api.status(job_id, settings=settings)
-        figures["status_seconds"] = time.perf_counter() - started
-        figures["job_id"] = job_id
-    figures["peak_rss_mb"] = peak_rss_mb()
-    figures["status_cli_seconds"] = status_cli_seconds(work, figures["job_id"])
-    return figures
-
-
-def run_job(
-    session: Any, input_path: Path, work: Path, provider: str, figures: dict[str, Any], *, fresh: bool = False,
-    pack_only: bool = False,
-) -> str:  # fmt: skip
-    """Pack (timed), then unless `pack_only` submit, wait for the batches, collect and merge (each timed)."""
-    from llmbulk import api
-    from llmbulk.jobs import submit as submit_mod
-    from llmbulk.jobs.collect import poll_and_collect, write_table
-    from llmbulk.jobs.pack import pack_new_job
-    from llmbulk.jobs.send import send_unsent
-    from llmbulk.store.schema import Job
-    from llmbulk.tasks import TaskSpec
-
-    options = api.SubmitOptions(
-        input=input_path, provider=provider, model=MODELS[provider], prompt=TEMPLATE, id_column="review_id"
-    )
-    started = time.perf_counter()
-    table = submit_mod.input_table_of(options)
-    spec = TaskSpec(options.prompt, None, options.id_column, {})
-    job = Job(
-        id=api.new_job_id(),
-        created_at=time.time(),
-        provider=provider,
-        model=options.model,
-        input_path=str(input_path.resolve()),
-        input_format="csv",
-        id_column="review_id",
-        spec_json=spec.job_spec(fresh=fresh).to_stored(),
-        emulated=False,
-        max_items=10**9,
-        max_bytes=10**12,
-    )
-    limits = submit_mod.limits_of(options)
-    job.max_items, job.max_bytes = limits.max_items, limits.max_bytes
-    adapter = session.make_provider(provider, job.model, None, False, need_key=True)
-    plans, _, reuse = pack_new_job(session, job, table, spec, adapter, limits, dry_run=False)
-    figures["pack"] = {"seconds": time.perf_counter() - started, "bytes": sum(p.n_bytes for p in plans)}
-    figures["shards"] = len(plans)
-    figures["reuse"] = reuse.to_json()
-    if pack_only:
-        return job.id
-    session.use_provider(job.id, adapter)
-    started = time.perf_counter()
-    with session.lease(job.id) as lease:
-        send_unsent(session, session.store.get_job(job.id), lease)
-    figures["submit"] = {"seconds": time.perf_counter() - started, "bytes": figures["pack"]["bytes"]}
-    figures["submit_rss_mb"] = peak_rss_mb()
-    job = session.store.get_job(job.id)
-    batch_ids = [b.provider_batch_id for b in session.store.batches(job.id)]
-    while not all(status.state.terminal for status in adapter.poll(batch_ids)):
-        time.sleep(0.2)
-    started = time.perf_counter()
-    with session.lease(job.id) as lease:
-        poll_and_collect(session, job, True, lease)
-    figures["collect"] = {"seconds": time.perf_counter() - started}
-    started = time.perf_counter()
-    summary = write_table(session, job, work / f"out-{job.id}.parquet", "parquet")
-    figures["merge"] = {"seconds": time.perf_counter() - started, "rows": summary.rows}
-    counts = session.store.item_counts(job.id)
-    if counts.get("succeeded") != summary.rows:
-        raise SystemExit(f"benchmark run incomplete: {counts}")
-    return str(job.id)
+def print_pipeline(sizes: list[int], providers: list[str], repeat: int | None, fmt: str, emulate: bool,
+                   root: Path) -> Path | None:  # fmt: skip
+    """The table; returns a state directory holding a finished job (for the light commands)."""
+    print("CPU time (user+sys) of whole processes, not wall time: the machine is shared.")
+    print(floor_is_the_shared_one())
+    head = (f"{'provider':<10}{'N':>10}  {'stage':<15}{'items/CPU-s':>12}{'MB/CPU-s':>9}{'CPU s':>8}"
+            f"{'floor s':>8}{'x floor':>8}{'RSS MB':>7}{'calls':>6}")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    kept: Path | None = None
+    for n in sizes:
+        input_path = root / f"in_{n}.csv"
+        make_input(str(input_path), n)
+        for provider in providers:
+            runs = []
+            for rep in range(repeat or (3 if n <= 100_000 else 1)):
+                work = root / f"{provider}-{n}-{rep}"
+                work.mkdir()
+                runs.append(one_repetition(input_path, provider, work, fmt))
+                shutil.rmtree(work)
+            for stage in ("pack+submit", "pack (dry-run)", "collect+merge"):
+                ours = [r[stage][0] for r in runs]
+                floor = [r[stage][1] for r in runs]
+                cpu = statistics.median(p.cpu for p in ours)
+                ratio = statistics.median(o.cpu / f.cpu for o, f in zip(ours, floor, strict=True))
+                calls = sum(runs[0][stage][2].values())
+                size = runs[0][stage][3]
+                shown_calls = "" if stage == "pack (dry-run)" else calls
+                print(f"{provider:<10}{n:>10,}  {stage:<15}{n / cpu:>12,.0f}{size / 1e6 / cpu:>9.1f}{cpu:>8.2f}"
+                      f"{statistics.median(f.cpu for f in floor):>8.2f}{ratio:>7.2f}x"
+                      f"{max(p.rss_mb for p in ours):>7.0f}{shown_calls:>6}")  # fmt: skip
+            notes = [f"{len(runs)} run(s), {runs[0]['shards']} shard(s)"]
+            for stage in ("pack+submit", "collect+merge"):
+                notes.append(f"{stage} calls {dict(sorted(runs[0][stage][2].items()))}")
+            if emulate:
+                work = root / f"{provider}-{n}-emulate"
+                work.mkdir()
+                run = emulate_rss(input_path, provider, work)
+                notes.append(f"`run --emulate`: peak RSS {run.rss_mb:.0f} MB, CPU {run.cpu:.1f} s")
+                if kept is None:
+                    kept = work / "home"
+                else:
+                    shutil.rmtree(work)
+            print(f"{'':<22}" + "; ".join(notes))
+    return kept
 
 
-def reuse_stages(input_path: Path, work: Path, provider: str, n: int, percent: int) -> dict[str, Any]:
-    """Pack the input after an earlier job answered `percent`% of its rows, with reuse on and with --fresh.
-
-    The earlier job ran over the first rows of the table (a table that grew, as a nightly job's does).
-    """
-    from llmbulk import api
-    from llmbulk.config import load_settings
-
-    settings = load_settings(home=work / "home", env=dict(os.environ))
-    figures: dict[str, Any] = {}
-    with api.Session(settings) as session:
-        seeded = n * percent // 100
-        if seeded:
-            seed = work / "seed.csv"
-            with open(input_path, newline="") as src, open(seed, "w", newline="") as dst:
-                for index, line in enumerate(src):
-                    if index > seeded:
-                        break
-                    dst.write(line)
-            run_job(session, seed, work, provider, {})
-        fresh: dict[str, Any] = {}
-        run_job(session, input_path, work, provider, fresh, fresh=True, pack_only=True)
-        run_job(session, input_path, work, provider, figures, pack_only=True)
-    return {"pack": figures["pack"], "reuse": figures["reuse"], "fresh_pack": fresh["pack"]}
+# ---- HTTP calls of a 20-shard job --------------------------------------------------------------
 
 
-def status_cli_seconds(work: Path, job_id: str) -> float:
-    """Wall time of `llmbulk status JOB` as a user runs it (a fresh process)."""
-    env = dict(os.environ, LLMBULK_HOME=str(work / "home"))
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "llmbulk", "status", job_id], check=True, capture_output=True, env=env)
-    return time.perf_counter() - started
+def print_calls(providers: list[str], root: Path) -> None:
+    print("\nHTTP calls of a 20-shard job (2,000 items, --max-items-per-batch 100): submit, then collect")
+    input_path = root / "in_calls.csv"
+    make_input(str(input_path), 2000)
+    for provider in providers:
+        work = root / f"calls-{provider}"
+        work.mkdir()
+        emulator = Emulator(work / "emulator")
+        try:
+            env = base_env(work / "home", emulator.env)
+            before = emulator.stats()
+            job = measure(submit_cmd(input_path, provider, "--max-items-per-batch", "100"), env, work).json()
+            submitted = emulator.stats()
+            emulator.finish_batches(provider)
+            polled = emulator.stats()
+            measure([PY, "-m", "llmbulk", "collect", job["job_id"], "--out", str(work / "o.csv"), "--json"], env, work)
+            done = emulator.stats()
+        finally:
+            emulator.stop()
+        submit, collect = calls_made(before, submitted), calls_made(polled, done)
+        print(f"{provider:<10} total {sum(submit.values()) + sum(collect.values()):>4}   "
+              f"submit {sum(submit.values())}: {dict(sorted(submit.items()))}")  # fmt: skip
+        print(f"{'':<21}collect {sum(collect.values())}: {dict(sorted(collect.items()))}")
+        shutil.rmtree(work)
 
 
-class Emulator:
-    """`llmbulk emulator serve` in its own process, batches ending at once."""
-
-    def __init__(self, work: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmbulk", "emulator", "serve", "--port", str(self.port),
-             "--state-dir", str(work / "emulator"), "--batch-seconds", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{self.port}"
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(f"{url}/_emulator/stats", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        self.env = {
-            "OPENAI_BASE_URL": f"{url}/openai/v1",
-            "OPENAI_API_KEY": "bench",
-            "ANTHROPIC_BASE_URL": f"{url}/anthropic",
-            "ANTHROPIC_API_KEY": "bench",
-            "GOOGLE_GEMINI_BASE_URL": f"{url}/gemini",
-            "GOOGLE_API_KEY": "bench",
-        }
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_emulator/stats", timeout=5) as response:
-            return json.loads(response.read())
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+# ---- light commands ----------------------------------------------------------------------------
 
 
-def child(args: argparse.Namespace) -> None:
-    work = Path(args.work)
-    input_path = work / "input.csv"
-    if args.role == "floor":
-        pack = floor_pack(input_path, work)
-        result = {"pack": pack, "peak_rss_mb": peak_rss_mb()}
-        collect = floor_collect(Path(args.results), work, args.n)
-        result["collect"] = collect
-        result["peak_rss_mb"] = peak_rss_mb()
-    elif args.role == "reuse":
-        result = reuse_stages(input_path, work, args.provider, args.n, args.percent)
-    else:
-        result = llmbulk_stages(input_path, work, args.provider)
-    print(json.dumps(result))
+def print_light(home: Path, root: Path) -> None:
+    import json
 
-
-def run_child(
-    role: str, work: Path, n: int, provider: str = "", results: str = "", env: dict[str, str] | None = None,
-    percent: int = 0,
-) -> dict[str, Any]:  # fmt: skip
-    cmd = [sys.executable, __file__, "--child", role, "--work", str(work), "--n", str(n), "--percent", str(percent)]
-    if provider:
-        cmd += ["--provider", provider]
-    if results:
-        cmd += ["--results", results]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
-    if out.returncode:
-        raise SystemExit(f"{role} run failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def help_seconds() -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "llmbulk", "--help"], check=True, capture_output=True)
-    return time.perf_counter() - started
+    job = json.loads(measure([PY, "-m", "llmbulk", "jobs", "--json"], base_env(home), root).stdout)[0]["job_id"]
+    commands = [["--help"], ["--version"], ["status", job], ["status", job, "--json"], ["jobs"],
+                ["items", job, "-n", "10"], ["cost", job]]  # fmt: skip
+    print(f"\nLight commands, cold, median of 5 (job {job}, target 0.25 s): CPU s / wall s")
+    for args in commands:
+        runs = [measure([PY, "-m", "llmbulk", *args], base_env(home), root, ok=(0, 3, 4)) for _ in range(5)]
+        cpu, wall = statistics.median(r.cpu for r in runs), statistics.median(r.wall for r in runs)
+        print(f"  llmbulk {' '.join(args):<28}{cpu:>7.3f}{wall:>8.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--providers", nargs="+", default=["openai", "anthropic", "gemini"])
-    parser.add_argument("--child", dest="role")
-    parser.add_argument("--work")
-    parser.add_argument("--n", type=int, default=0)
-    parser.add_argument("--provider", default="")
-    parser.add_argument("--results", default="")
-    parser.add_argument("--percent", type=int, default=0)
+    parser.add_argument("--repeat", type=int, help="Repetitions per provider and N (default 3; 1 above 100k).")
+    parser.add_argument("--format", default="csv", choices=["csv", "parquet"], help="Output table format.")
+    parser.add_argument("--sections", nargs="+", default=["pipeline", "calls", "light", "reuse"])
+    parser.add_argument("--no-emulate", action="store_true", help="Skip the `run --emulate` RSS runs.")
     parser.add_argument(
         "--reuse", type=int, nargs="*", default=[0, 30, 90],
         help="Also pack after an earlier job answered these percentages of the rows (first provider only).",
     )  # fmt: skip
     args = parser.parse_args()
-    if args.role:
-        child(args)
-        return
-    header = f"{'provider':<10}{'N':>9}  {'stage':<8}{'items/s':>11}{'MB/s':>8}{'x floor':>9}{'peak RSS MB':>13}"
-    print(header)
-    print("-" * len(header))
-    for n in args.sizes:
-        for provider in args.providers:
-            with tempfile.TemporaryDirectory(prefix="llmbulk-bench-") as tmp:
-                work = Path(tmp)
-                make_input(work / "input.csv", n)
-                emulator = Emulator(work)
-                try:
-                    ours = run_child("llmbulk", work, n, provider, env=emulator.env)
-                    calls = emulator.stats()
-                finally:
-                    emulator.stop()
-                floor = run_child("floor", work, n, results=str(work / "all_results.jsonl"))
-            collect_merge = ours["collect"]["seconds"] + ours["merge"]["seconds"]
-            rows = [
-                ("pack", ours["pack"]["seconds"], ours["pack"]["bytes"], floor["pack"]["seconds"]),
-                ("submit", ours["submit"]["seconds"], ours["pack"]["bytes"], None),
-                ("collect", collect_merge, ours["results_bytes"], floor["collect"]["seconds"]),
-            ]
-            for stage, seconds, size, floor_seconds in rows:
-                ratio = f"{seconds / floor_seconds:>8.2f}x" if floor_seconds else f"{'':>9}"
-                print(
-                    f"{provider:<10}{n:>9,}  {stage:<8}{n / seconds:>11,.0f}{size / 1e6 / seconds:>8.1f}"
-                    f"{ratio}{ours['peak_rss_mb']:>13.0f}"
-                )
-            floor_rss = floor["peak_rss_mb"]
-            print(
-                f"{provider:<10}{n:>9,}  status {ours['status_seconds']:.3f}s (CLI {ours['status_cli_seconds']:.3f}s)"
-                f"  shards {ours['shards']}  emulator calls {calls['total']}  floor peak RSS {floor_rss:.0f} MB"
-            )
-    if args.reuse:
+    with tempfile.TemporaryDirectory(prefix="llmbulk-bench-") as tmp:
+        root = Path(tmp)
+        home = None
+        if "pipeline" in args.sections:
+            home = print_pipeline(args.sizes, args.providers, args.repeat, args.format, not args.no_emulate, root)
+        if "calls" in args.sections:
+            print_calls(args.providers, root)
+        if "light" in args.sections:
+            if home is None:
+                work = root / "light"
+                work.mkdir()
+                make_input(str(work / "in.csv"), args.sizes[0])
+                emulate_rss(work / "in.csv", args.providers[0], work)
+                home = work / "home"
+            print_light(home, root)
+    if "reuse" in args.sections and args.reuse:
+        from bench_reuse import print_reuse
+
         print_reuse(args.sizes, args.providers[0], args.reuse)
-    print(f"llmbulk --help: {help_seconds():.3f}s")
-
-
-def print_reuse(sizes: list[int], provider: str, percents: list[int]) -> None:
-    """Pack time with 0/30/90% of the rows answered by an earlier job, against --fresh (no lookups)."""
-    print()
-    print(
-        f"{'provider':<10}{'N':>9}  {'reuse':>6}{'pack s':>9}{'fresh s':>9}{'vs fresh':>10}{'sent':>10}{'reused':>10}"
-    )
-    for n in sizes:
-        for percent in percents:
-            with tempfile.TemporaryDirectory(prefix="llmbulk-bench-") as tmp:
-                work = Path(tmp)
-                make_input(work / "input.csv", n)
-                emulator = Emulator(work)
-                try:
-                    got = run_child("reuse", work, n, provider, env=emulator.env, percent=percent)
-                finally:
-                    emulator.stop()
-            pack, fresh, reuse = got["pack"]["seconds"], got["fresh_pack"]["seconds"], got["reuse"]
-            print(
-                f"{provider:<10}{n:>9,}  {percent:>5}%{pack:>9.2f}{fresh:>9.2f}{pack / fresh - 1:>+10.0%}"
-                f"{reuse['sent']:>10,}{reuse['reused']:>10,}"
-            )
 
 
 if __name__ == "__main__":

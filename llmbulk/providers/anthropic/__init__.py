@@ -32,7 +32,15 @@ from llmbulk.providers.anthropic.lines import (
     write_create_body,
 )
 from llmbulk.providers.anthropic.status import STATES, batch_status, match_batches, seconds
-from llmbulk.providers.base import ProviderSettings, RemoteBatch, RemoteFile, ShardInput, running, transport_errors
+from llmbulk.providers.base import (
+    ProviderSettings,
+    RemoteBatch,
+    RemoteFile,
+    ShardInput,
+    listed,
+    running,
+    transport_errors,
+)
 
 __all__ = [  # the adapter, and what its parts make public (the registry and tests import them from here)
     "DEFAULT_MAX_TOKENS",
@@ -88,6 +96,7 @@ class AnthropicBatchProvider:
         self.settings = settings
         self._client: Any = None
         self._encoder = RequestEncoder()
+        self._results_urls: dict[str, str] = {}  # batch id → results_url, as this adapter's polls read it
 
     @property
     def client(self) -> Any:
@@ -133,17 +142,45 @@ class AnthropicBatchProvider:
         return BatchRef(provider=self.name, batch_id=batch.id, created_at=seconds(batch.created_at))
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
-        """Retrieve each batch and normalize its status."""
+        """Many batches are read from the batch listing (whole `MessageBatch` objects, newest first), a
+        few, and any the listing did not reach, by retrieve."""
+        with self._mapped("poll (list)"):
+            found = listed(self._pages, lambda batch: str(batch.id), batch_ids)
         retrieve = self.client.messages.batches.retrieve
-        return [batch_status(self._call("poll", functools.partial(retrieve, b))) for b in batch_ids]
+        for batch_id in batch_ids:
+            if batch_id not in found:
+                found[batch_id] = self._call("poll", functools.partial(retrieve, batch_id))
+        statuses = [batch_status(found[b]) for b in batch_ids]
+        for status in statuses:
+            if status.result_refs.get("results_url"):
+                self._results_urls[status.batch_id] = status.result_refs["results_url"]
+        return statuses
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
-        """Stream the results JSONL of an ended batch, one raw line at a time."""
-        with (
-            self._mapped("download results"),
-            self.client.messages.batches.with_streaming_response.results(status.batch_id) as response,
-        ):
-            yield from split_lines(response.iter_bytes(DOWNLOAD_CHUNK))
+        """Stream the results JSONL of an ended batch, one raw line at a time.
+
+        From the `results_url` this adapter's own poll read: the SDK's `results()` would retrieve the
+        batch again first, one more call per batch. A status recorded by another process is not
+        trusted for the URL (an emulator's port, for one, changes between runs): `results()` then.
+        """
+        url = self._results_urls.get(status.batch_id)
+        if not url:
+            with (
+                self._mapped("download results"),
+                self.client.messages.batches.with_streaming_response.results(status.batch_id) as streamed,
+            ):
+                yield from split_lines(streamed.iter_bytes(DOWNLOAD_CHUNK))
+            return
+        with self._mapped("download results"):
+            # An absolute URL is used as is, with the client's key and version headers (as the SDK's own
+            # `results()` sends it); `Accept: application/binary` as the SDK sends.
+            response = self.client.get(
+                url, cast_to=_raw_response(), stream=True, options={"headers": {"Accept": "application/binary"}}
+            )
+            try:
+                yield from split_lines(response.iter_bytes(DOWNLOAD_CHUNK))
+            finally:
+                response.close()
 
     def cancel(self, batch_id: str) -> None:
         """Ask Anthropic to cancel a batch."""
@@ -161,12 +198,17 @@ class AnthropicBatchProvider:
     def inventory(self) -> tuple[list[RemoteBatch], list[RemoteFile]]:
         """Every listed batch (Anthropic batches carry no labels; its batches use no files)."""
         with self._mapped("list batches"):
-            listed = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)  # the SDK pages on
+            everything = self.client.messages.batches.list(limit=LIST_PAGE_SIZE)  # the SDK pages on
             batches = [
                 RemoteBatch(batch.id, live=running(batch_status(batch).state), created_at=seconds(batch.created_at))
-                for batch in listed
+                for batch in everything
             ]
         return batches, []
+
+    def _pages(self, size: int) -> Iterator[list[Any]]:
+        """The batch listing, newest first, one page (one call) at a time (`after_id` = the page's last id)."""
+        for page in self.client.messages.batches.list(limit=size).iter_pages():
+            yield page.data
 
     def close(self) -> None:
         """Release the SDK client."""
@@ -229,6 +271,17 @@ class AnthropicBatchProvider:
     def _scrub(self, text: str) -> str:
         key = self.settings.api_key
         return text.replace(key, "***") if key else text
+
+
+def _raw_response() -> type:
+    """`Response` of the SDK's own HTTP library (httpx2 for anthropic 2.x): as `cast_to`, the body is
+    left unread, to stream."""
+    import sys
+
+    import anthropic
+
+    client_class = anthropic.DefaultHttpxClient.__mro__[1]  # the library's Client, which the SDK's extends
+    return sys.modules[client_class.__module__.partition(".")[0]].Response  # type: ignore[no-any-return]
 
 
 def _first_line(text: str) -> str:

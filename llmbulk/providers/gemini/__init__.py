@@ -33,6 +33,7 @@ from llmbulk.providers.base import (
     RemoteFile,
     ShardInput,
     job_of,
+    listed,
     running,
     transport_errors,
 )
@@ -62,6 +63,7 @@ from llmbulk.providers.gemini.status import (
     STATES,
     UNSPECIFIED_STATES,
     batch_status,
+    listing_complete,
 )
 
 __all__ = [  # the adapter, and what its parts make public (tests import them from here)
@@ -183,9 +185,15 @@ class GeminiBatchProvider:
         return BatchRef(provider=self.name, batch_id=job.name, input_file_id=input_file_id, created_at=created)
 
     def poll(self, batch_ids: list[str]) -> list[BatchStatus]:
-        """Current status of each batch, in the same order."""
+        """Current status of each batch, in the same order: many from the batch listing, a few (and any
+        the listing did not reach or shows without its output) by get."""
+        with self._mapped("poll (list)"):
+            found = listed(self._pages, lambda job: str(job.name), batch_ids)
         get = self.client.batches.get
-        return [self._status(self._call("poll", functools.partial(get, name=b)), b) for b in batch_ids]
+        for name in batch_ids:
+            if name not in found or not listing_complete(found[name]):
+                found[name] = self._call("poll", functools.partial(get, name=name))
+        return [self._status(found[b], b) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         """Stream every result line: the result file by name, or the job's inlined responses."""
@@ -232,6 +240,13 @@ class GeminiBatchProvider:
                                 created_at=job.create_time.timestamp() if job.create_time else None)
                 )  # fmt: skip
         return batches, (self.files or GeminiFiles(self)).inventory()
+
+    def _pages(self, size: int) -> Iterator[list[Any]]:
+        """The batch listing, one page (one call) at a time, following `nextPageToken`."""
+        pager = self.client.batches.list(config={"page_size": size})
+        yield pager.page
+        while pager.config.get("page_token"):
+            yield pager.next_page()
 
     def close(self) -> None:
         """Close the SDK client."""

@@ -87,6 +87,18 @@ def batch_status(job: Any, now: float, batch_id: str | None = None) -> BatchStat
     )
 
 
+def listing_complete(job: Any) -> bool:
+    """Whether a job as the batch listing shows it has everything a poll needs.
+
+    The listing leaves out inlined responses (providers.md §3.1), so an inline job that ended (or
+    expired, or was cancelled, keeping what finished) appears without its output there; a get shows
+    it whole. A file job lists its `responsesFile`.
+    """
+    if STATES.get(_state_value(job.state) or "") not in RESULT_STATES:
+        return True
+    return job.dest is not None and bool(job.dest.file_name)
+
+
 def _state_value(state: Any) -> str | None:
     if state is None:
         return None
