@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llmbulk.errors import ExitStatus
-from llmbulk.models import JobState
+from llmbulk.states import JobState
 
 OPEN_ITEM_STATES = ("pending", "queued", "submitted", "failed_retryable")
 SETTLED_ITEM_STATES = ("succeeded", "failed_permanent", "dead")

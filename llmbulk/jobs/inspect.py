@@ -16,8 +16,8 @@ from llmbulk import costs
 from llmbulk.config import Settings, load_settings
 from llmbulk.errors import UsageError
 from llmbulk.jobs.types import CostReport, Stats
-from llmbulk.models import ItemState
 from llmbulk.progress import NO_PROGRESS
+from llmbulk.states import ItemState
 from llmbulk.store import quick
 from llmbulk.tables import detect_format
 

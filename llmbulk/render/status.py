@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 
 from llmbulk.listing import Grid, write_rows
-from llmbulk.models import JobState
 from llmbulk.render.console import ago, err, out, print_grid, print_json
 from llmbulk.render.payloads import BATCH_COLUMNS, batch_json, deliveries_json, status_json
+from llmbulk.states import JobState
 from llmbulk.views import LIVE_BATCH_STATES, TERMINAL_BATCH_STATES
 
 if TYPE_CHECKING:
