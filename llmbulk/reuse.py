@@ -32,7 +32,6 @@ class ReusePolicy:
 
     fresh: bool = False  # send every row: no reuse of earlier answers, no folding of repeated rows
     max_age: float | None = None  # seconds: reuse only answers recorded this recently
-    sample: int | None = None  # a sample number in the key: --sample 2 never reuses --sample 1's answers
 
     def oldest(self, now: float) -> float | None:
         """The earliest answer time that may be reused (None: any)."""
@@ -124,13 +123,6 @@ class RequestKeys:
                     b'[[{"content":', orjson.dumps(content), b',"role":"user"}],', system, b",", self._params_json, b"]"
                 ))  # fmt: skip
         return orjson.dumps((messages, task.system, params), option=_CANONICAL)
-
-    def keyed(self, tasks: Any) -> Any:
-        """The tasks, each with its `request_key` set."""
-        key = self.key
-        for task in tasks:
-            task.request_key = key(task)
-            yield task
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

@@ -102,7 +102,7 @@ def deduplicator(tx: Tx, job: Job, spec: TaskSpec) -> Deduplicator:
         job.provider, job.model, job.endpoint, emulated=job.emulated, output_schema=spec.output_schema,
         sample=stored.sample, params=spec.params, base_url=stored.base_url,
     )  # fmt: skip
-    policy = ReusePolicy(fresh=stored.fresh, max_age=stored.reuse_max_age, sample=stored.sample)
+    policy = ReusePolicy(fresh=stored.fresh, max_age=stored.reuse_max_age)
     price = costs.pricer(job.provider, job.model)
     return Deduplicator(tx, job.id, keys, policy, now=time.time(), output_schema=spec.output_schema, price=price)
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from llmbulk.api import BatchView, CollectResult, JobStatus, RunResult
     from llmbulk.events import DeliveryFailures
+    from llmbulk.merge import MergeSummary
 
 STATE_ORDER = ("queued", "submitted", "succeeded", "failed_retryable", "failed_permanent", "dead")
 RESULT_STATES = TERMINAL_BATCH_STATES - {"requeued"}
@@ -119,10 +120,15 @@ def status_output(status: JobStatus, kind: str, failures: DeliveryFailures | Non
             out.print(deliveries_line(failures), markup=False, soft_wrap=False)
 
 
+def wrote(output: MergeSummary | None) -> None:
+    """`wrote N rows to PATH (status counts)` for an output table written to a file."""
+    if output is not None and output.path is not None:
+        parts = ", ".join(f"{k} {v:,}" for k, v in sorted(output.by_status.items()))
+        err.print(f"wrote {output.rows:,} rows to {output.path} ({parts})", markup=False)
+
+
 def collect_result(result: CollectResult) -> None:
-    if result.output is not None and result.output.path is not None:
-        parts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.output.by_status.items()))
-        err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})", markup=False)
+    wrote(result.output)
     if result.collected_batches:
         err.print(f"collected {len(result.collected_batches)} batch(es)")
     to_stdout = result.output is not None and result.output.path is None
@@ -130,9 +136,7 @@ def collect_result(result: CollectResult) -> None:
 
 
 def run_result(result: RunResult) -> None:
-    if result.output is not None and result.output.path is not None:
-        parts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.output.by_status.items()))
-        err.print(f"wrote {result.output.rows:,} rows to {result.output.path} ({parts})", markup=False)
+    wrote(result.output)
     if result.timed_out:
         err.print(f"timeout reached; job {result.job_id} keeps running — continue with `llmbulk run {result.job_id}`")
     if result.budget_stopped:

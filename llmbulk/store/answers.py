@@ -59,7 +59,7 @@ class AnswerWrites(Unit):
     """Write operations on the answers, in the unit of work, and the keys a job being packed sends."""
 
     def find_answers(self, keys: Sequence[str], oldest: float | None) -> dict[str, ReusedAnswer]:
-        """`Store.find_answers`, inside this transaction."""
+        """The succeeded answers recorded for these request keys (not before `oldest`)."""
         return _find(self._conn, keys, oldest)
 
     def start_pack_keys(self) -> None:
@@ -144,11 +144,6 @@ _FIND = (
 
 class AnswerReads(Reading):
     """Reads of the answers."""
-
-    def find_answers(self, keys: Sequence[str], oldest: float | None) -> dict[str, ReusedAnswer]:
-        """The succeeded answers recorded for these request keys (not before `oldest`)."""
-        with self._read() as conn:
-            return _find(conn, keys, oldest)
 
     def reuse_totals(self) -> tuple[int, float]:
         """Items every job answered from earlier jobs' answers, and the dollars that did not spend."""
