@@ -28,6 +28,21 @@ def install() -> None:
     """Route SIGINT and SIGTERM to the same orderly interrupt."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
+    if sys.unraisablehook is not _quiet_after_signal:
+        _default_unraisable.append(sys.unraisablehook)
+        sys.unraisablehook = _quiet_after_signal
+
+
+_default_unraisable: list[Callable[[sys.UnraisableHookArgs], object]] = []
+
+
+def _quiet_after_signal(unraisable: sys.UnraisableHookArgs) -> None:
+    """After a signal, an object half built when it landed can fail in its `__del__` (an SDK
+    client whose HTTP client never finished `__init__`); Python would print that traceback under
+    the one interrupt line. It is the interrupt's consequence, not news: say nothing."""
+    if _received:
+        return
+    _default_unraisable[0](unraisable)
 
 
 def begin() -> None:
