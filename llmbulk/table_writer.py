@@ -46,7 +46,10 @@ class TableWriter:
     def write(self, row: dict[str, Any]) -> None:
         self.rows_written += 1
         if self.format == "csv":
-            self._csv.writerow([_csv_cell(row.get(c)) for c in self.columns])
+            cells = list(map(row.get, self.columns))
+            if not _NESTED.isdisjoint(map(type, cells)):  # rare: JSON input or structured output columns
+                cells = [_csv_cell(value) for value in cells]
+            self._csv.writerow(cells)  # the csv module writes None as an empty field
         elif self.format == "jsonl":
             self._fh.write(orjson.dumps(row, default=str) + b"\n")
         else:
@@ -101,6 +104,9 @@ class TableWriter:
             return
         self._fh.close()
         self._tmp.unlink(missing_ok=True)
+
+
+_NESTED = frozenset({dict, list})
 
 
 def _csv_cell(value: Any) -> Any:

@@ -45,16 +45,26 @@ class Reports(Reading):
 
     def merged_rows(self, job_id: str) -> Iterator[tuple[Any, ...]]:
         """Per item in input order: row, key, state, attempts and the current attempt's outcome."""
-        sql = text(
+        sql = (
             "SELECT i.row_index, i.key, i.state, i.attempts, a.output, a.finish_reason, a.input_tokens,"
             " a.output_tokens, a.error_type, a.error_code, a.error_message, a.cached_tokens, a.reused_from FROM items i"
             " LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
-            " AND a.attempt = i.attempts WHERE i.job_id = :j ORDER BY i.row_index"
+            " AND a.attempt = i.attempts WHERE i.job_id = ? ORDER BY i.row_index"
         )
         with self._engine.connect() as conn:
-            conn = conn.execution_options(**{READ_OPTION: True}, stream_results=True, yield_per=5000)
+            conn = conn.execution_options(**{READ_OPTION: True})
             with conn.begin():
-                for chunk in conn.execute(sql, {"j": job_id}).partitions():
+                if conn.dialect.name == "sqlite":  # the driver's own cursor, a block at a time: a third of the CPU
+                    cursor = conn.connection.cursor()
+                    try:
+                        cursor.execute(sql, (job_id,))
+                        while block := cursor.fetchmany(5000):
+                            yield from block
+                    finally:
+                        cursor.close()
+                    return
+                streamed = conn.execution_options(stream_results=True, yield_per=5000)  # a server-side cursor
+                for chunk in streamed.exec_driver_sql(sql.replace("?", "%s"), (job_id,)).partitions():
                     yield from map(tuple, chunk)  # plain tuples, not SQLAlchemy rows
 
     def calibration(self, provider: str, model: str, emulated: bool) -> tuple[float | None, float | None]:
