@@ -14,6 +14,7 @@ from llmbulk.errors import InputError
 from llmbulk.models import JobSpec, Task
 from llmbulk.params import value_problem
 from llmbulk.tables import InputTable
+from llmbulk.template_plain import Render, plain_renderer
 
 PARAM_NAMES = ("max_tokens", "temperature", "top_p", "stop", "seed")
 # Every role some provider takes; which ones a provider accepts is its adapter's check.
@@ -65,6 +66,7 @@ class _Templates:
 
         env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
         self.prompt = self.system = None
+        self.plain_prompt: Render | None = None  # the prompt without Jinja's runtime, when it is plain
         self.labels = {"prompt": _label("prompt", spec.prompt_source), "system": _label("system", None)}
         for name, source in (("prompt", spec.prompt), ("system", spec.system)):
             if source is None:
@@ -90,6 +92,8 @@ class _Templates:
                 # copies them into every render's context, and a ChainMap is copied key by key in
                 # Python, several times the cost of a short render. Same names, same values.
                 compiled.globals = dict(compiled.globals)
+                if name == "prompt":
+                    self.plain_prompt = plain_renderer(parsed)
             except TemplateSyntaxError as exc:
                 raise InputError(
                     f"{label}: {exc.message} (line {exc.lineno})",
@@ -115,7 +119,7 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
         raise InputError(f"{table.path} has no id column {spec.id_column!r}", hint=f"columns are: {', '.join(columns)}")
     templates = _Templates(spec, columns, str(table.path))
     assert templates.prompt is not None  # not tasks mode: there is a prompt
-    render_prompt = templates.prompt.render
+    render_prompt, plain_prompt = templates.prompt.render, templates.plain_prompt
     id_column, params, schema = spec.id_column, spec.params, spec.output_schema
     for index, row in enumerate(table.rows()):
         if only_rows is not None and index not in only_rows:
@@ -123,8 +127,10 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
         # `_row_key` and `_render` inlined for the common case (a non-empty string id, no error).
         value = row.get(id_column) if id_column is not None else None
         key = value if type(value) is str and value and "\0" not in value else _row_key(table, id_column, row, index)
+        prompt = plain_prompt(row) if plain_prompt is not None else None
         try:
-            prompt = render_prompt(row)
+            if prompt is None:  # not plain, or a column is missing: Jinja's own answer
+                prompt = render_prompt(row)
         except Exception as exc:
             error = _render_error(exc, table, index, templates.labels["prompt"])
             if error is None:
