@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -380,3 +381,50 @@ def test_labels_and_fields_follow_the_file_not_the_prompt(server: EmulatorServer
     results = _anthropic_beta_run(client, params)
     labels = [results[f"r{i}"].message.content[0].text for i in range(len(params))]
     assert labels[:8] == labels[8:] and set(labels) <= {"cat", "dog", "bird"} and len(set(labels)) > 1
+
+
+def test_expired_files_are_refused_by_reference(tmp_path: Path) -> None:
+    """Anthropic `expires_in_seconds` (SDK docstring: 3600..7776000) and Gemini's 48 h: past the
+    deadline a reference fails as the APIs say (Anthropic `file_expired`, Gemini 403)."""
+    skew = [0.0]
+    config = EmulatorConfig(validating_seconds=0, running_seconds=0, finalizing_seconds=0, cancel_seconds=0,
+                            jitter=0, clock=lambda: time.time() + skew[0])  # fmt: skip
+    with EmulatorServer(tmp_path / "emu", config) as server:
+        claude, gemini = _anthropic(server), _gemini(server)
+        short = claude.files.upload(file=("s.png", PNG, "image/png"), expires_in_seconds=3600)
+        assert short.expires_at is not None
+        assert short.expires_at.timestamp() - short.created_at.timestamp() == pytest.approx(3600, abs=0.01)
+        with pytest.raises(anthropic.BadRequestError, match="expires_in_seconds"):
+            claude.files.upload(file=("s.png", PNG, "image/png"), expires_in_seconds=60)
+        kept = _upload(gemini, PNG, "image/png")
+        skew[0] += 48 * 3600 + 1
+        result = _anthropic_beta_run(claude, [_ask(_file_block("image", short.id))])["r0"]
+        assert (result.error.error.type, result.error.error.message) == (
+            "not_found_error",
+            f"File {short.id} has expired.",
+        )
+        with pytest.raises(genai_errors.ClientError) as gone:
+            gemini.files.get(name=kept.name or "")
+        assert gone.value.code == 403
+        errors = _gemini_run(gemini, [[{"fileData": {"mimeType": "image/png", "fileUri": kept.uri}}]])
+        assert errors[0]["error"]["code"] == 7
+
+
+def test_schema_fields_follow_the_file_on_openai_and_gemini_inline_requests(server: EmulatorServer) -> None:
+    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": ["a", "b", "c", "d"]},
+              "score": {"type": "integer"}}, "required": ["label", "score"], "additionalProperties": False}  # fmt: skip
+    fmt = {"type": "json_schema", "json_schema": {"name": "out", "strict": True, "schema": schema}}
+    files = [_png(salt=bytes([i])) for i in range(6)]
+    bodies = [{**_chat(_image(f), text=w), "response_format": fmt} for w in ("Classify.", "What is it?") for f in files]
+    results = _openai_run(_openai(server), bodies, "/v1/chat/completions")
+    answers = [ChatCompletion.model_validate(results[f"r{i}"]["body"]).choices[0].message.content for i in range(12)]
+    assert answers[:6] == answers[6:] and len(set(answers)) > 1
+    client = _gemini(server)
+    requests = [genai_types.InlinedRequest(contents=[genai_types.Content(role="user", parts=[
+        genai_types.Part(text=w), genai_types.Part(inline_data=genai_types.Blob(mime_type="image/png", data=f))])])
+        for w in ("Is it one of red, green or blue?", "Label it as red, green or blue.") for f in files]  # fmt: skip
+    job = client.batches.create(model="gemini-2.5-flash", src=requests, config={"display_name": "inline"})
+    done = client.batches.get(name=job.name or "")
+    assert done.dest and done.dest.inlined_responses
+    labels = [(r.response.text if r.response else None) for r in done.dest.inlined_responses]
+    assert labels[:6] == labels[6:] and set(labels) <= {"red", "green", "blue"} and len(set(labels)) > 1
