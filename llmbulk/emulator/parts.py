@@ -79,15 +79,22 @@ class Files:
     recorded) sees every file of the provider.
     """
 
+    CACHE_BYTES = 256 * MB  # beyond this, files are read again per reference rather than held
+
     def __init__(self, emu: Emulator, provider: str, owner: str | None) -> None:
         self.emu, self.provider, self.owner = emu, provider, owner
         self._cache: dict[str, Stored | None] = {}
+        self._held = 0
 
     def get(self, file_id: str) -> Stored | None:
         """The file if it exists, is this provider's and belongs to the caller; else None."""
-        if file_id not in self._cache:
-            self._cache[file_id] = self._read(file_id)
-        return self._cache[file_id]
+        if file_id in self._cache:
+            return self._cache[file_id]
+        stored = self._read(file_id)
+        size = len(stored.data) if stored is not None else 0
+        if self._held + size <= self.CACHE_BYTES:
+            self._cache[file_id], self._held = stored, self._held + size
+        return stored
 
     def _read(self, file_id: str) -> Stored | None:
         meta = self.emu.get_file(file_id)
