@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from llmbulk.attachments.template import uses_attachments
 from llmbulk.errors import InputError, StateError
 from llmbulk.models import Limits
 from llmbulk.providers.base import BatchProvider
@@ -47,7 +48,8 @@ def input_path(job: Job, cwd: Path | None = None) -> Path:
 
 
 def input_table(job: Job) -> InputTable:
-    return InputTable(input_path(job), None if job.input_format == "tasks" else job.input_format)
+    media = uses_attachments(job.spec.prompt, job.spec.attach)
+    return InputTable(input_path(job), None if job.input_format == "tasks" else job.input_format, media)
 
 
 def ensure_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, home: Path) -> None:

@@ -176,6 +176,14 @@ class SubmitFlags:
         str | None,
         typer.Option("--schema", help="Structured output: a JSON Schema file, or a Pydantic model as module.py:Class."),
     ] = None
+    attach: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attach",
+            help="Attach the image or PDF this column names (a path relative to the input, an https:// URL or"
+            " a data: URI) after the prompt; repeatable. In the prompt, {{ attach(row.photo) }} places one.",
+        ),
+    ] = None
     new_job: Annotated[
         bool,
         typer.Option(
@@ -237,6 +245,7 @@ class SubmitFlags:
             fresh=self.fresh,
             reuse_max_age=None if self.reuse_max_age is None else parse_age(self.reuse_max_age, "--reuse-max-age"),
             sample=self.sample,
+            attach=list(self.attach or []),
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from llmbulk import costs, fingerprint, providers, schemas
+from llmbulk.attachments.template import uses_attachments
 from llmbulk.config import Settings
 from llmbulk.errors import (
     CancelledError,
@@ -96,8 +97,9 @@ def checked_input(session: Session, options: SubmitOptions) -> tuple[InputTable,
     check_model(options, session.progress)
     schema = schemas.load_schema(options.schema, options.provider) if options.schema else None
     spec = TaskSpec(
-        options.prompt, options.system, options.id_column, params, schema, prompt_source=options.prompt_source
-    )
+        options.prompt, options.system, options.id_column, params, schema, tuple(options.attach),
+        prompt_source=options.prompt_source,
+    )  # fmt: skip
     if spec.tasks_mode and table.format != "jsonl":
         raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
     return table, spec
@@ -250,7 +252,8 @@ def note_unpriced(options: SubmitOptions, progress: Progress) -> None:
 def input_table_of(options: SubmitOptions) -> InputTable:
     if not options.model:
         raise UsageError("--model is required")
-    return InputTable(Path(options.input), options.input_format)
+    media = uses_attachments(options.prompt, options.attach)
+    return InputTable(Path(options.input), options.input_format, media)
 
 
 def check_model(options: SubmitOptions, progress: Progress) -> None:

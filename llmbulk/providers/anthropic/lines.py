@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from llmbulk.attachments.wire import native_messages
 from llmbulk.errors import InputError, ProviderError
 from llmbulk.models import CUSTOM_ID_RE, ItemOutcome, Outcome, Task
 from llmbulk.providers.base import model_params, same_params
@@ -64,7 +65,7 @@ class RequestEncoder:
             )
         system_parts = [task.system] if task.system else []
         messages: list[dict[str, Any]] = []
-        for message in task.messages:
+        for message in native_messages(task, "anthropic"):
             role = message.get("role")
             if role in MESSAGE_ROLES:
                 messages.append({"role": role, "content": message.get("content")})
