@@ -55,7 +55,9 @@ def gemini_parts(task: Task, content: list[Any]) -> list[dict[str, Any]]:
     data = _checked(task, "gemini", parts) if parts else {}
     out: list[dict[str, Any]] = []
     for part in content:
-        if _is_attachment(part):
+        if _is_attachment(part) and part.get("ref"):
+            out.append({"fileData": {"mimeType": part["media_type"], "fileUri": part["ref"]["uri"]}})
+        elif _is_attachment(part):
             payload = data[id(part)]
             assert payload is not None  # URLs are refused for Gemini by its limits
             out.append({"inlineData": {"mimeType": part["media_type"], "data": _b64(payload)}})
@@ -77,7 +79,8 @@ def _checked(task: Task, provider: str, parts: list[dict[str, Any]]) -> dict[int
         if why is not None:
             raise InputError(f"{_row(task)}: attachment {part['source']}: {why} for {provider}", hint=LIMIT_HINT)
         data[id(part)] = payload
-        total += len(payload or b"")
+        if not part.get("ref"):  # a referenced file is not part of the request's bytes
+            total += len(payload or b"")
     why = request_problem(limits, parts, total)
     if why is not None:
         raise InputError(f"{_row(task)}: {why} for {provider}", hint=LIMIT_HINT)
@@ -105,6 +108,8 @@ def _data_url(part: dict[str, Any], data: bytes) -> str:
 
 
 def _openai_chat(part: dict[str, Any], data: bytes | None) -> dict[str, Any]:
+    if part.get("ref"):  # PDFs only: Chat Completions cannot reference an image by file id
+        return {"type": "file", "file": {"file_id": part["ref"]["file_id"]}}
     if is_image(part["media_type"]):
         return {"type": "image_url", "image_url": {"url": part["source"] if data is None else _data_url(part, data)}}
     assert data is not None  # a PDF by URL is refused by the limits
@@ -112,6 +117,11 @@ def _openai_chat(part: dict[str, Any], data: bytes | None) -> dict[str, Any]:
 
 
 def _openai_responses(part: dict[str, Any], data: bytes | None) -> dict[str, Any]:
+    ref = part.get("ref")
+    if ref and is_image(part["media_type"]):
+        return {"type": "input_image", "file_id": ref["file_id"], "detail": "auto"}
+    if ref:
+        return {"type": "input_file", "file_id": ref["file_id"]}
     if is_image(part["media_type"]):
         url = part["source"] if data is None else _data_url(part, data)
         return {"type": "input_image", "image_url": url, "detail": "auto"}  # `detail` is required by the SDK type
@@ -122,6 +132,8 @@ def _openai_responses(part: dict[str, Any], data: bytes | None) -> dict[str, Any
 
 def _anthropic(part: dict[str, Any], data: bytes | None) -> dict[str, Any]:
     block = "document" if part["media_type"] == PDF else "image"
+    if part.get("ref"):
+        return {"type": block, "source": {"type": "file", "file_id": part["ref"]["file_id"]}}
     if data is None:
         return {"type": block, "source": {"type": "url", "url": part["source"]}}
     return {"type": block, "source": {"type": "base64", "media_type": part["media_type"], "data": _b64(data)}}

@@ -184,6 +184,14 @@ class SubmitFlags:
             " a data: URI) after the prompt; repeatable. In the prompt, {{ attach(row.photo) }} places one.",
         ),
     ] = None
+    attach_upload: Annotated[
+        str,
+        typer.Option(
+            "--attach-upload",
+            help="auto: attachments used by several rows or over 512 KB are uploaded once and referenced;"
+            " always: every one the provider can reference; never: all inline.",
+        ),
+    ] = "auto"
     new_job: Annotated[
         bool,
         typer.Option(
@@ -246,6 +254,7 @@ class SubmitFlags:
             reuse_max_age=None if self.reuse_max_age is None else parse_age(self.reuse_max_age, "--reuse-max-age"),
             sample=self.sample,
             attach=list(self.attach or []),
+            attach_upload=self.attach_upload,
         )
 
 

@@ -248,3 +248,17 @@ def _decode_error(custom_id: str, response: dict[str, Any]) -> ItemOutcome:
         error_code=str(code or error_type),
         error_message=error.get("message"),
     )
+
+
+FILE_SOURCE = b'"source":{"type":"file"'  # a content block referencing a Files API upload, as `encode` writes it
+
+
+def references_files(shard: Path) -> bool:
+    """Whether a shard's requests reference Files API uploads (the batch is then created with the beta)."""
+    tail = b""
+    with open(shard, "rb") as fh:
+        while block := fh.read(1 << 20):
+            if FILE_SOURCE in tail + block:
+                return True
+            tail = block[-len(FILE_SOURCE) :]
+    return False
