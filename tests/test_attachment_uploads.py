@@ -133,3 +133,37 @@ def test_a_run_killed_around_the_upload_reruns_without_a_second_upload(
     assert rows == [(uploads[0]["id"],)]
     with open(tmp_path / "out.csv", newline="") as fh:
         assert [r["status"] for r in csv.DictReader(fh)] == ["succeeded"] * 4
+
+
+# --- gc -------------------------------------------------------------------------------------------------
+
+
+def test_gc_deletes_attachment_uploads_no_open_job_needs(
+    tmp_path: Path, home: Path, llmbulk: Callable[..., Outcome]
+) -> None:
+    path = _input(tmp_path / "in", rows=3)
+    base = ["--provider", "openai", "--model", MODELS["openai"], "--prompt", "Check", "--attach", "photo",
+            "--attach", "terms", "--id-column", "id", "--emulate"]  # fmt: skip
+    assert llmbulk("submit", str(path), *base, "--new-job").exit_code == 0  # left open: it needs the upload
+    [upload] = _uploads(home / "emulator")
+
+    def attachments() -> list[dict]:
+        scans = llmbulk("gc", "--emulate", "-p", "openai", "--json").json()["providers"]
+        return [left for scan in scans for left in scan["leftovers"] if left["kind"] == "attachment"]
+
+    assert attachments() == []  # an open job references it
+    [job] = llmbulk("jobs", "--json").json()
+    assert llmbulk("cancel", job["job_id"]).exit_code == 0
+    listed = attachments()
+    assert [left["id"] for left in listed] == [upload["id"]]
+    applied = llmbulk("gc", "--emulate", "-p", "openai", "--apply", "--json").json()["providers"][0]["leftovers"]
+    assert [(left["id"], left["outcome"]) for left in applied if left["kind"] == "attachment"] == [
+        (upload["id"], "deleted")
+    ]
+    assert _uploads(home / "emulator") == []
+    with sqlite3.connect(home / "llmbulk.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM attachment_files").fetchone() == (0,)
+    # The next job uploads it again (the record went with the file).
+    again = llmbulk("run", str(path), *base, "--new-job", "--out", "o.csv")
+    assert again.exit_code == 0, again.stderr
+    assert len(_uploads(home / "emulator")) == 1
