@@ -22,10 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from llmbulk.emulator import rules
+from llmbulk.emulator import files_anthropic, rules
 from llmbulk.emulator.anthropic_body import read_requests
 from llmbulk.emulator.engine import Emulator, new_id, ordered
 from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, json_body, page_after, page_before
+from llmbulk.emulator.owners import owner_of
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "anthropic"
@@ -238,7 +239,8 @@ async def create(request: Request) -> Response:
     total, problem = await read_requests(request.stream(), emu.file_path(input_file))
     if problem is not None:
         return error(*problem)
-    record = {"input_file": input_file, "total": total, "api_version": request.headers["anthropic-version"]}
+    record = {"input_file": input_file, "total": total, "api_version": request.headers["anthropic-version"],
+              "owner": owner_of(request), "files_beta": files_anthropic.has_files_beta(request)}  # fmt: skip
     batch = emu.create_batch(PROVIDER, batch_id, record)
     return JSONResponse(batch_json(emu, batch, _base(request), now=batch["created_at"]))
 
@@ -334,6 +336,11 @@ ROUTES = [
     Route("/v1/messages/batches/{batch_id}", guarded(delete), methods=["DELETE"]),
     Route("/v1/messages/batches/{batch_id}/cancel", guarded(cancel), methods=["POST"]),
     Route("/v1/messages/batches/{batch_id}/results", guarded(results), methods=["GET"]),
+    Route("/v1/files", guarded(files_anthropic.upload), methods=["POST"]),
+    Route("/v1/files", guarded(files_anthropic.list_files), methods=["GET"]),
+    Route("/v1/files/{file_id}", guarded(files_anthropic.retrieve), methods=["GET"]),
+    Route("/v1/files/{file_id}", guarded(files_anthropic.delete), methods=["DELETE"]),
+    Route("/v1/files/{file_id}/content", guarded(files_anthropic.content), methods=["GET"]),
     Route("/{path:path}", _unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
 ]
 CODEC = AnthropicCodec()

@@ -25,6 +25,7 @@ from llmbulk import catalog
 from llmbulk.emulator import rules
 from llmbulk.emulator.engine import Emulator, new_id, ordered
 from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, json_body
+from llmbulk.emulator.owners import owned_by, owner_of
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "gemini"
@@ -47,6 +48,7 @@ HTTP_STATUSES = {
     429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
 }  # fmt: skip
 CHUNK = 8 * 1024 * 1024
+FILE_TTL = 48 * 3600  # "Files are stored for 48 hours" (Gemini Files API guide)
 FILE_PAGE = (10, 100)  # files.list pageSize: default 10, at most 100 (Gemini API reference, files.list)
 BATCH_PAGE = (50, 1000)
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -209,7 +211,7 @@ def file_json(meta: dict[str, Any], base: str, version: str) -> dict[str, Any]:
     body = {
         "name": meta["id"], "displayName": meta.get("display_name", ""), "mimeType": meta.get("mime_type", ""),
         "sizeBytes": str(meta["bytes"]), "createTime": created, "updateTime": created,
-        "expirationTime": rfc3339(meta["created_at"] + 48 * 3600), "sha256Hash": meta.get("sha256", ""),
+        "expirationTime": rfc3339(meta["created_at"] + FILE_TTL), "sha256Hash": meta.get("sha256", ""),
         "uri": f"{base}/{version}/{meta['id']}", "state": "ACTIVE",
         "source": "GENERATED" if meta.get("purpose") == "batch_output" else "UPLOADED",
     }  # fmt: skip
@@ -259,6 +261,17 @@ def _base(request: Request) -> str:
     return base_url(request, "/gemini")
 
 
+def expired(emu: Emulator, meta: dict[str, Any]) -> bool:
+    """An uploaded file is gone 48 h after upload (results files live with their batch)."""
+    return meta.get("purpose") == "input" and emu.config.clock() >= meta["created_at"] + FILE_TTL
+
+
+def no_permission(name: str) -> Response:
+    """Another key's file, or an expired one: the API's 403 (google-gemini/deprecated-generative-ai-python#692)."""
+    message = f"You do not have permission to access the File {name.removeprefix('files/')} or it may not exist."
+    return error(403, message, "PERMISSION_DENIED")
+
+
 def _not_found() -> Response:
     return error(404, "Requested entity was not found.", "NOT_FOUND")
 
@@ -285,6 +298,7 @@ async def _start_upload(request: Request) -> Response:
         "mime_type": info.get("mimeType") or info.get("mime_type") or request.headers.get(
             "x-goog-upload-header-content-type", ""),
         "received": 0, "file_id": f"files/{new_id('')[:16]}", "sha256": hashlib.sha256(),
+        "owner": owner_of(request),
     }  # fmt: skip
     emu.file_path(emu.sessions[upload_id]["file_id"]).write_bytes(b"")
     version = request.path_params["version"]
@@ -309,7 +323,7 @@ async def _upload_chunk(request: Request) -> Response:
     if "finalize" not in request.headers.get("x-goog-upload-command", ""):
         return Response(status_code=200, headers={"x-goog-upload-status": "active"})
     info = {"display_name": state["display_name"], "mime_type": state["mime_type"], "purpose": "input",
-            "sha256": base64.b64encode(state["sha256"].digest()).decode()}  # fmt: skip
+            "sha256": base64.b64encode(state["sha256"].digest()).decode(), "owner": state["owner"]}  # fmt: skip
     meta = emu.add_file(PROVIDER, state["file_id"], info)
     emu.sessions.pop(upload_id, None)
     body = {"file": file_json(meta, _base(request), request.path_params["version"])}
@@ -352,11 +366,11 @@ async def create_batch(request: Request, model: str) -> Response:
         return error(400, "* BatchGenerateContentRequest.batch.display_name: display_name is required\n",
                      "INVALID_ARGUMENT")  # fmt: skip
     source = spec.get("inputConfig") or spec.get("input_config") or {}
-    record: dict[str, Any] = {"model": model, "display_name": display_name}
+    record: dict[str, Any] = {"model": model, "display_name": display_name, "owner": owner_of(request)}
     file_name = source.get("fileName") or source.get("file_name")
     if file_name:
         meta = emu.get_file(file_name)
-        if meta is None or meta["provider"] != PROVIDER:
+        if meta is None or meta["provider"] != PROVIDER or not owned_by(meta, record["owner"]):
             return error(404, f"File {file_name} not found.", "NOT_FOUND")
         failure, total = _validate(emu, file_name)
         record.update(input_file=file_name, total=total, failure=failure)
@@ -473,6 +487,8 @@ async def file_get_or_download(request: Request) -> Response:
     meta = emu.get_file(f"files/{name}")
     if meta is None or meta["provider"] != PROVIDER:
         return _not_found()
+    if not owned_by(meta, owner_of(request)) or expired(emu, meta):
+        return no_permission(meta["id"])
     if action == "download":
         path = emu.file_path(meta["id"])
 
@@ -493,7 +509,8 @@ async def list_files(request: Request) -> Response:
     if isinstance(size, Response):
         return size
     start = int(request.query_params.get("pageToken") or 0)
-    metas = emu.list_files(PROVIDER)[::-1]
+    owner = owner_of(request)
+    metas = [m for m in emu.list_files(PROVIDER)[::-1] if owned_by(m, owner) and not expired(emu, m)]
     files = [file_json(m, _base(request), request.path_params["version"]) for m in metas[start : start + size]]
     body: dict[str, Any] = {"files": files}
     if start + size < len(metas):
@@ -504,7 +521,11 @@ async def list_files(request: Request) -> Response:
 async def delete_file(request: Request) -> Response:
     emu, name = emulator_of(request), f"files/{request.path_params['rest']}"
     meta = emu.get_file(name)
-    if meta is None or meta["provider"] != PROVIDER or not emu.delete_file(name):
+    if meta is None or meta["provider"] != PROVIDER:
+        return _not_found()
+    if not owned_by(meta, owner_of(request)):
+        return no_permission(name)
+    if not emu.delete_file(name):
         return _not_found()
     return JSONResponse({})
 

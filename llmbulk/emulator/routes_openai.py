@@ -20,6 +20,7 @@ from llmbulk.emulator.engine import Emulator, new_id
 from llmbulk.emulator.http import INVALID, emulator_of, int_query, json_body, page_after
 from llmbulk.emulator.openai_objects import STATUS, batch_json, file_json, validate_input
 from llmbulk.emulator.openai_results import FILE_TTL, OpenAICodec, error
+from llmbulk.emulator.owners import owned_by, owner_of
 from llmbulk.emulator.vendors import VENDORS, Vendor, vendor_of
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -79,9 +80,10 @@ def _list(items: list[dict[str, Any]], request: Request, kind: str) -> Response:
     })  # fmt: skip
 
 
-def _my_file(emu: Emulator, vendor: Vendor, file_id: str) -> dict[str, Any] | None:
+def _my_file(emu: Emulator, vendor: Vendor, file_id: str, owner: str) -> dict[str, Any] | None:
+    """The caller's file: another key's file is "No such File object", as another project's is."""
     meta = emu.get_file(file_id)
-    return meta if meta is not None and meta["provider"] == vendor.name else None
+    return meta if meta is not None and meta["provider"] == vendor.name and owned_by(meta, owner) else None
 
 
 def _my_batch(emu: Emulator, vendor: Vendor, batch_id: str) -> dict[str, Any] | None:
@@ -116,7 +118,8 @@ async def create_file(request: Request) -> Response:
         await upload.seek(0)
         shutil.copyfileobj(upload.file, out, 1 << 20)
     now = int(emu.config.clock())
-    meta: dict[str, Any] = {"filename": upload.filename or "upload.jsonl", "purpose": purpose, "created_at": now}
+    meta: dict[str, Any] = {"filename": upload.filename or "upload.jsonl", "purpose": purpose, "created_at": now,
+                            "owner": owner_of(request)}  # fmt: skip
     if isinstance(seconds, str):
         meta.update(expires_at=now + int(seconds), expiry_set=True)
     elif purpose == "batch":
@@ -125,7 +128,8 @@ async def create_file(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
-    files = emulator_of(request).list_files(vendor_of(request).name)
+    owner = owner_of(request)
+    files = [f for f in emulator_of(request).list_files(vendor_of(request).name) if owned_by(f, owner)]
     purpose = request.query_params.get("purpose")
     if purpose:
         files = [f for f in files if f.get("purpose") == purpose]
@@ -138,7 +142,7 @@ async def list_files(request: Request) -> Response:
 
 
 async def get_file(request: Request) -> Response:
-    meta = _my_file(emulator_of(request), vendor_of(request), request.path_params["file_id"])
+    meta = _my_file(emulator_of(request), vendor_of(request), request.path_params["file_id"], owner_of(request))
     if meta is None:
         return error(404, f"No such File object: {request.path_params['file_id']}", param="id")
     return JSONResponse(file_json(meta))
@@ -146,7 +150,7 @@ async def get_file(request: Request) -> Response:
 
 async def file_content(request: Request) -> Response:
     emu = emulator_of(request)
-    meta = _my_file(emu, vendor_of(request), request.path_params["file_id"])
+    meta = _my_file(emu, vendor_of(request), request.path_params["file_id"], owner_of(request))
     if meta is None:
         return error(404, f"No such File object: {request.path_params['file_id']}", param="id")
     return FileResponse(emu.file_path(meta["id"]), media_type="application/octet-stream")
@@ -154,7 +158,7 @@ async def file_content(request: Request) -> Response:
 
 async def delete_file(request: Request) -> Response:
     emu, file_id = emulator_of(request), request.path_params["file_id"]
-    if _my_file(emu, vendor_of(request), file_id) is None or not emu.delete_file(file_id):
+    if _my_file(emu, vendor_of(request), file_id, owner_of(request)) is None or not emu.delete_file(file_id):
         return error(404, f"No such File object: {file_id}", param="id")
     return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
@@ -167,7 +171,7 @@ async def create_batch(request: Request) -> Response:
     problem = _create_problem(vendor, body)
     if problem is not None:
         return problem
-    meta = _my_file(emu, vendor, body["input_file_id"])
+    meta = _my_file(emu, vendor, body["input_file_id"], owner_of(request))
     if meta is None:
         return error(404, f"No such File object: {body['input_file_id']}", param="input_file_id")
     if meta.get("purpose") != "batch":
@@ -177,7 +181,7 @@ async def create_batch(request: Request) -> Response:
         "input_file_id": body["input_file_id"], "endpoint": body["endpoint"], "metadata": body.get("metadata"),
         "total": count, "model": model, "validation_errors": errors,
         "output_expires_seconds": (body.get("output_expires_after") or {}).get("seconds"),
-        "completion_window": body["completion_window"],
+        "completion_window": body["completion_window"], "owner": owner_of(request),
     }  # fmt: skip
     batch = emu.create_batch(vendor.name, new_id("batch_"), record)
     return JSONResponse(batch_json(emu, vendor, batch, now=batch["created_at"]))
