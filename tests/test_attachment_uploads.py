@@ -26,8 +26,7 @@ sys.path.insert(0, str(ROOT / "examples" / "product_photos"))
 from make_invoices import pdf  # noqa: E402
 from make_photos import png  # noqa: E402
 
-# Anthropic's Files API is served by the emulator of branch h-mmemu; these run where it is.
-MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash"}
+MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
 FAKE_KEY = "sk-upload-test-key"
 ATTACHMENT_NAME = re.compile(r"llmbulk-[0-9a-f]{64}\.")
 
@@ -104,6 +103,7 @@ def _env(tmp_path: Path, server: EmulatorServer, crash_at: str | None = None) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "GOOGLE_", "LLMBULK_"))}
     env.update(
         LLMBULK_HOME=str(tmp_path / "state"), OPENAI_API_KEY=FAKE_KEY, OPENAI_BASE_URL=server.openai_base_url,
+        ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL=server.anthropic_base_url,
         GOOGLE_API_KEY=FAKE_KEY, GOOGLE_GEMINI_BASE_URL=server.gemini_base_url,
         LLMBULK_POLL_INITIAL="0.05", LLMBULK_POLL_MAX="0.2",
     )  # fmt: skip

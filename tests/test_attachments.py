@@ -223,6 +223,7 @@ def test_inline_attachments_run_on_every_provider(
     result = llmbulk(
         "run", str(path), "--provider", provider, "--model", model, "--prompt", "Describe {{ attach(row.photo) }}",
         "--attach", "doc", "--id-column", "id", "--out", "out.csv", "--emulate",
+        "--attach-upload", "never",  # the PDF is sent by both rows: inline only when told so
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     with open(tmp_path / "out.csv", newline="") as fh:

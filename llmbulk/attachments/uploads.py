@@ -17,6 +17,7 @@ from typing import Any
 
 from llmbulk.attachments import ATTACHMENT
 from llmbulk.attachments.sources import is_url, load
+from llmbulk.attachments.wire import check_file
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import LeaseError
 from llmbulk.leases import holder_is_dead, new_owner
@@ -59,8 +60,13 @@ def file_name(sha256: str, media_type: str) -> str:
     return f"{NAME_PREFIX}{sha256}.{extension}"
 
 
-def chosen(tasks: Iterable[Task], files: MediaFiles, policy: str) -> list[dict[str, Any]]:
-    """The distinct attachments to send by reference: referable, and used by several rows or large."""
+def chosen(tasks: Iterable[Task], files: MediaFiles, policy: str, provider: str) -> list[dict[str, Any]]:
+    """The distinct attachments to send by reference: referable, and used by several rows or large.
+
+    Every distinct file is first checked against the provider's per-file limits (naming the first row
+    sending it), so nothing over a limit is uploaded; the per-request limits are checked as each line
+    is encoded, before any batch is sent.
+    """
     seen: dict[str, tuple[dict[str, Any], int]] = {}
     for task in tasks:
         for message in task.messages:
@@ -70,6 +76,8 @@ def chosen(tasks: Iterable[Task], files: MediaFiles, policy: str) -> list[dict[s
             for part in content:
                 if isinstance(part, dict) and part.get("type") == ATTACHMENT and not is_url(part):
                     first, uses = seen.get(part["sha256"], (part, 0))
+                    if not uses:
+                        check_file(task, provider, part)
                     seen[part["sha256"]] = (first, uses + 1)
     return [
         part

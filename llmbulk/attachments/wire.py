@@ -68,6 +68,13 @@ def gemini_parts(task: Task, content: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def check_file(task: Task, provider: str, part: dict[str, Any]) -> None:
+    """One attachment against the provider's per-file limits (before it is uploaded), naming the row."""
+    why = problem(MEDIA_LIMITS[provider], part, None if is_url(part) else load(part))
+    if why is not None:
+        raise InputError(f"{_row(task)}: attachment {part['source']}: {why} for {provider}", hint=LIMIT_HINT)
+
+
 def _checked(task: Task, provider: str, parts: list[dict[str, Any]]) -> dict[int, bytes | None]:
     """Every part's bytes (None for a URL), each part and the request checked against the provider's limits."""
     limits = MEDIA_LIMITS[provider]

@@ -96,7 +96,7 @@ def upload_attachments(
         return {}
     if policy not in POLICIES:
         raise UsageError(f"--attach-upload {policy!r} is not one of {', '.join(POLICIES)}")
-    parts = chosen(iter_tasks(table, spec), files, policy)
+    parts = chosen(iter_tasks(table, spec), files, policy, job.provider)
     if not parts:
         return {}
     account = account_of(job.provider, job.spec.base_url, job.emulated)
