@@ -42,7 +42,7 @@ def _input(folder: Path, rows: int = 6) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "terms.pdf").write_bytes(pdf(["Terms and conditions", "Pay within 30 days."]))
     for n in range(rows):
-        (folder / f"p{n}.png").write_bytes(png(4, 4, (n * 40, 0, 0)))
+        (folder / f"p{n}.png").write_bytes(png(4, 4, (n * 25 % 256, 0, 0)))
     path = folder / "rows.csv"
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -167,3 +167,25 @@ def test_gc_deletes_attachment_uploads_no_open_job_needs(
     again = llmbulk("run", str(path), *base, "--new-job", "--out", "o.csv")
     assert again.exit_code == 0, again.stderr
     assert len(_uploads(home / "emulator")) == 1
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_retried_rows_reference_the_upload_again(
+    provider: str, tmp_path: Path, home: Path, llmbulk: Callable[..., Outcome], faults: Callable[..., None]
+) -> None:
+    faults(item_errors={"server_error": 0.5})
+    path = _input(tmp_path / "in", rows=8)
+    result = llmbulk(
+        "run", str(path), "--provider", provider, "--model", MODELS[provider], "--prompt", "Check",
+        "--attach", "photo", "--attach", "terms", "--id-column", "id", "--max-attempts", "12", "--emulate",
+        "--out", "o.csv",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    shards = sorted(home.glob("jobs/*/shards/*.jsonl"))
+    assert len(shards) > 1  # a retry round was packed
+    [upload] = _uploads(home / "emulator")
+    for shard in shards:  # every round references the one upload, none carries the PDF inline
+        lines = shard.read_bytes().splitlines()
+        assert all(upload["id"].encode() in line for line in lines)
+    with open(tmp_path / "o.csv", newline="") as fh:
+        assert {r["status"] for r in csv.DictReader(fh)} == {"succeeded"}

@@ -109,6 +109,21 @@ def upload_all(
     return refs, counts
 
 
+def recorded_refs(store: Store, files: MediaFiles | None, account: str, now: float | None = None) -> dict[str, FileRef]:
+    """The uploads recorded for an account, for re-encoding a job's requests (retries, a rebuilt shard).
+
+    With `now`, only those a new batch may still reference; without, every confirmed one (a rebuilt
+    shard must come out byte for byte as packed).
+    """
+    if files is None:
+        return {}
+    return {
+        r.sha256: FileRef(r.file_id, r.file_uri)
+        for r in store.attachment_files(account)
+        if r.file_id is not None and (now is None or _usable(r, files, now) is not None)
+    }
+
+
 def with_refs(tasks: Iterator[Task], refs: dict[str, FileRef]) -> Iterator[Task]:
     """The tasks with each uploaded attachment's part carrying its reference (`ref`), which the line
     encoders send instead of the bytes. The request key ignores it: same content, same request."""
