@@ -135,8 +135,16 @@ class CharCounter:
             if len(messages) == 1 and type(content := messages[0].get("content")) is str:
                 self.chars += len(content) + len(task.system or "")
             else:
-                self.chars += sum(len(str(m.get("content", ""))) for m in messages) + len(task.system or "")
+                self.chars += sum(_chars(m.get("content", "")) for m in messages) + len(task.system or "")
             yield task
+
+
+def _chars(content: Any) -> int:
+    """A message's prompt characters: its text parts only (an attachment part's source, e.g. a whole
+    data: URI, is not prompt text)."""
+    if type(content) is not list:
+        return len(str(content))
+    return sum(len(str(p.get("text") or "")) if isinstance(p, dict) else len(str(p)) for p in content)
 
 
 class DryRun(Exception):
