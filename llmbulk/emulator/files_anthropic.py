@@ -1,12 +1,13 @@
 """Anthropic's Files API under `/anthropic/v1/files`: upload, list, metadata, content, delete.
 
-Two shapes, as anthropic 2.16 types them: with `anthropic-beta: files-api-2025-04-14`
-(`client.beta.files`) a list is `{data, has_more, first_id, last_id}` paged by `after_id` /
-`before_id`; without it (the generally available `client.files`) a list is `{data, next_page}` paged
-by `page` (or `ids[]`), files carry `expires_at`, and `before_id` / `after_id` are a 400 (otari#1473
-quotes the GA docs). A file belongs to the key that uploaded it (`owners`); another key's file is
-"not found". Uploaded files are not downloadable (only tool-generated ones are, SDK docstring of
-`FileNotDownloadableError`). Limit: 500 MB per file (Files API guide).
+The Files API left beta (otari#1473 quotes the GA docs): anthropic 2.16 sends no beta header from
+`client.files` nor, unless `betas=` is given, from `client.beta.files`, and pages both by `page` /
+`next_page`. A list is `{data, next_page}`, files carry `expires_at`, and `before_id` / `after_id`
+are a 400; with `anthropic-beta: files-api-2025-04-14` the beta shapes come back (no `expires_at`;
+`has_more` / `first_id` / `last_id`, `after_id` / `before_id` cursors). A file belongs to the key
+that uploaded it (`owners`); another key's file is "not found". Uploaded files are not downloadable
+(only tool-generated ones are: SDK docstring of `FileNotDownloadableError`). Limit: 500 MB per file
+(Files API guide).
 """
 
 from __future__ import annotations
@@ -111,32 +112,33 @@ async def upload(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
-    """Newest first. Beta: `after_id` / `before_id` / `limit` (1..1000, default 20); GA: `page` / `ids[]`."""
+    """Newest first, `limit` 1..1000 (default 20), `page` cursors (`next_page`) or `ids[]`. With the beta
+    header the answer also carries the beta shape's `has_more` / `first_id` / `last_id` and takes its
+    `after_id` / `before_id` cursors; without it those cursors are a 400."""
     emu, beta, owner = emulator_of(request), has_files_beta(request), owner_of(request)
     limit = int_query(request, "limit", 20, 1, 1000)
     if isinstance(limit, str):
         return _error(400, "invalid_request_error", limit)
     files = [m for m in emu.list_files(PROVIDER)[::-1] if owned_by(m, owner) and m.get("owner") is not None]
-    if beta:
-        before = request.query_params.get("before_id")
-        if before is not None and request.query_params.get("after_id") is None:
-            chosen, more = page_before(files, before, limit)
-        else:
-            chosen, more = page_after(files, request.query_params.get("after_id"), limit)
-        page = [file_json(m, True) for m in chosen]
-        return JSONResponse({"data": page, "has_more": more, "first_id": page[0]["id"] if page else None,
-                             "last_id": page[-1]["id"] if page else None})  # fmt: skip
-    for name in ("before_id", "after_id"):
-        if name in request.query_params:
-            return _error(400, "invalid_request_error", f"{name}: Extra inputs are not permitted")
+    if not beta:
+        for name in ("before_id", "after_id"):
+            if name in request.query_params:
+                return _error(400, "invalid_request_error", f"{name}: Extra inputs are not permitted")
     ids = request.query_params.getlist("ids[]") or request.query_params.getlist("ids")
+    before, cursor = request.query_params.get("before_id"), request.query_params.get("page")
     if ids:
-        wanted = set(ids)
-        return JSONResponse({"data": [file_json(m, False) for m in files if m["id"] in wanted], "next_page": None})
-    cursor = request.query_params.get("page")
-    chosen, more = page_after(files, cursor.removeprefix("page_") if cursor else None, limit)
-    next_page = f"page_{chosen[-1]['id']}" if more and chosen else None
-    return JSONResponse({"data": [file_json(m, False) for m in chosen], "next_page": next_page})
+        chosen, more = [m for m in files if m["id"] in set(ids)], False
+    elif before is not None and request.query_params.get("after_id") is None:
+        chosen, more = page_before(files, before, limit)
+    else:
+        after = cursor.removeprefix("page_") if cursor else request.query_params.get("after_id")
+        chosen, more = page_after(files, after, limit)
+    page = [file_json(m, beta) for m in chosen]
+    body: dict[str, Any] = {"data": page, "next_page": f"page_{page[-1]['id']}" if more and page else None}
+    if beta:
+        body.update(has_more=more, first_id=page[0]["id"] if page else None,
+                    last_id=page[-1]["id"] if page else None)  # fmt: skip
+    return JSONResponse(body)
 
 
 async def retrieve(request: Request) -> Response:

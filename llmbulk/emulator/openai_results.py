@@ -18,6 +18,8 @@ from starlette.responses import JSONResponse, Response
 
 from llmbulk.emulator import rules
 from llmbulk.emulator.engine import Emulator, new_id, ordered
+from llmbulk.emulator.parts import Files, Seen
+from llmbulk.emulator.parts_openai import openai_attachments
 from llmbulk.emulator.replies import NeutralRequest, respond
 from llmbulk.emulator.vendors import Vendor
 
@@ -62,10 +64,11 @@ class OpenAICodec:
         counts = {"completed": 0, "failed": 0}
         usage = {"input": 0, "output": 0}
         verdicts: dict[str, bool | None] = {}
+        files = Files(emu, self.vendor.name, batch.get("owner"))
         with open(emu.file_path(out_id), "wb") as out, open(emu.file_path(err_id), "wb") as err:
             for line in ordered(emu, self.vendor.name, _lines(emu, batch["input_file_id"])):
                 data = orjson.loads(line)
-                ok, written, used = self._line(emu, batch, data, done, reason, verdicts)
+                ok, written, used = self._line(emu, batch, data, done, reason, verdicts, files)
                 (out if ok else err).write(written)
                 counts["completed" if ok else "failed"] += 1
                 usage["input"] += used[0]
@@ -86,7 +89,7 @@ class OpenAICodec:
         return fields
 
     def _line(self, emu: Emulator, batch: dict[str, Any], data: dict[str, Any], done: float, reason: str,
-              verdicts: dict[str, bool | None]) -> tuple[bool, bytes, tuple[int, int]]:  # fmt: skip
+              verdicts: dict[str, bool | None], files: Files) -> tuple[bool, bytes, tuple[int, int]]:  # fmt: skip
         custom_id = data["custom_id"]
         if not emu.finished_by(custom_id, done):
             if reason == "expired":
@@ -96,6 +99,9 @@ class OpenAICodec:
             return False, _no_response_line(custom_id, "batch_cancelled", text), NO_USAGE
         models = self.vendor.models if not self.vendor.deployments else "azure"
         problem = rules.openai_line(emu.catalog, batch["endpoint"], data.get("body"), verdicts, models)
+        seen: list[Seen] = []
+        if problem is None:
+            seen, problem = openai_attachments(batch["endpoint"], data["body"], files)
         if problem is not None:
             body = {"error": {"message": problem.message, "type": problem.kind, "param": problem.param,
                               "code": problem.code}}  # fmt: skip
@@ -105,7 +111,7 @@ class OpenAICodec:
             return False, _no_response_line(custom_id, "request_timeout", "The request timed out."), NO_USAGE
         if kind is not None:
             return False, _error_line(custom_id, kind), NO_USAGE
-        answer = _answer(emu, batch["endpoint"], data, custom_id)
+        answer = _answer(emu, batch["endpoint"], data, custom_id, [(s.media_type, s.sha256) for s in seen])
         if self.vendor.content_filter and answer.get("object") == "chat.completion":
             answer["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": FILTERS}]
             for choice in answer["choices"]:
@@ -144,7 +150,8 @@ def _no_response_line(custom_id: str, code: str, message: str) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
-def _answer(emu: Emulator, endpoint: str, data: dict[str, Any], custom_id: str) -> dict[str, Any]:
+def _answer(emu: Emulator, endpoint: str, data: dict[str, Any], custom_id: str,
+            attachments: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
     body = data.get("body") or {}
     model = body.get("model", "")
     created = int(emu.config.clock())
@@ -156,12 +163,13 @@ def _answer(emu: Emulator, endpoint: str, data: dict[str, Any], custom_id: str) 
         return {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": vector}], "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
     if endpoint == "/v1/responses":
-        return _response_object(emu, body, custom_id, created)
+        return _response_object(emu, body, custom_id, created, attachments)
     messages = body.get("messages") or []
     system = "\n".join(str(m.get("content")) for m in messages if m.get("role") in ("system", "developer")) or None
     chat = [m for m in messages if m.get("role") not in ("system", "developer")]
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    reply = respond(NeutralRequest(model, chat, system, max_tokens, _schema(body)), emu.invalid_json(custom_id))
+    request = NeutralRequest(model, chat, system, max_tokens, _schema(body), attachments=attachments)
+    reply = respond(request, emu.invalid_json(custom_id))
     return {
         "id": new_id("chatcmpl-"), "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text, "refusal": None,
@@ -175,12 +183,13 @@ def _answer(emu: Emulator, endpoint: str, data: dict[str, Any], custom_id: str) 
     }  # fmt: skip
 
 
-def _response_object(emu: Emulator, body: dict[str, Any], custom_id: str, created: int) -> dict[str, Any]:
+def _response_object(emu: Emulator, body: dict[str, Any], custom_id: str, created: int,
+                     attachments: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
     """A complete Response object (every field the OpenAPI `Response` schema requires, nullable ones too)."""
     given = body.get("input")
     messages = given if isinstance(given, list) else [{"role": "user", "content": given}]
     request = NeutralRequest(body.get("model", ""), messages, body.get("instructions"), body.get("max_output_tokens"),
-                             _schema(body))  # fmt: skip
+                             _schema(body), attachments=attachments)  # fmt: skip
     reply = respond(request, emu.invalid_json(custom_id))
     cut = reply.finish_reason != "stop"
     return {

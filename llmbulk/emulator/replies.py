@@ -2,7 +2,10 @@
 
 Answers are derived from a hash of the request, so a rerun gives the same output. A prompt that
 lists choices ("positive, negative or neutral") is answered with one of them; a requested JSON
-schema is answered with a document valid for it.
+schema is answered with a document valid for it. With attachments (images, PDFs), the choice and
+the schema document come from the attachments' sha256 values and the model alone, so a file gets the
+same label whatever the prompt's wording or the provider; a free-text answer ends with
+` [seen: <media type> <sha256[:12]>, ...]` (issue #22's contract).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class NeutralRequest:
     max_tokens: int | None = None
     json_schema: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    attachments: list[tuple[str, str]] = field(default_factory=list)  # (media type, sha256 hex), in order
 
     def prompt_text(self) -> str:
         return "\n".join(_text(m.get("content")) for m in self.messages)
@@ -56,20 +60,29 @@ def _seed(request: NeutralRequest) -> int:
     return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
 
 
+def _content_seed(request: NeutralRequest) -> int:
+    """The seed of a choice or schema answer: the attachments' digests (in order) and the model."""
+    payload = orjson.dumps([request.model, [sha for _, sha in request.attachments]])
+    return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
+
+
 def respond(request: NeutralRequest, invalid_json: bool = False) -> NeutralResponse:
     """A deterministic answer to the request."""
     seed = _seed(request)
+    chosen = _content_seed(request) if request.attachments else seed
     prompt = (request.system or "") + "\n" + request.prompt_text()
     if request.json_schema is not None:
-        text = "{not valid json" if invalid_json else orjson.dumps(_instance(request.json_schema, seed)).decode()
+        text = "{not valid json" if invalid_json else orjson.dumps(_instance(request.json_schema, chosen)).decode()
     else:
         match = _CHOICES.search(prompt)
         if match:
             options = [o.strip() for o in re.split(r",\s*|\s+or\s+", match.group(1)) if o.strip()]
-            text = options[seed % len(options)]
+            text = options[chosen % len(options)]
         else:
             words = [_WORDS[(seed >> (4 * i)) % len(_WORDS)] for i in range(6)]
             text = f"Emulated answer: {' '.join(words)}."
+            if request.attachments:
+                text += " [seen: " + ", ".join(f"{kind} {sha[:12]}" for kind, sha in request.attachments) + "]"
     tokens = max(1, len(text) // 4)
     finish = "stop"
     if request.max_tokens is not None and tokens > request.max_tokens:

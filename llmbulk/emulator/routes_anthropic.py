@@ -27,6 +27,8 @@ from llmbulk.emulator.anthropic_body import read_requests
 from llmbulk.emulator.engine import Emulator, new_id, ordered
 from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, json_body, page_after, page_before
 from llmbulk.emulator.owners import owner_of
+from llmbulk.emulator.parts import Files
+from llmbulk.emulator.parts_anthropic import anthropic_attachments
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "anthropic"
@@ -112,6 +114,7 @@ class AnthropicCodec:
                counts: dict[str, int]) -> Iterator[bytes]:  # fmt: skip
         version = batch.get("api_version") or rules.ANTHROPIC_VERSIONS[-1]
         verdicts: dict[str, bool | None] = {}
+        files = Files(emu, PROVIDER, batch.get("owner"))
         with open(emu.file_path(batch["input_file"]), "rb") as fh:
             for raw in fh:
                 item = orjson.loads(raw)
@@ -121,27 +124,35 @@ class AnthropicCodec:
                     counts[kind] += 1
                     yield orjson.dumps({"custom_id": custom_id, "result": {"type": kind}}) + b"\n"
                     continue
-                result = self._result(emu, item, custom_id, version, verdicts)
+                result = self._result(emu, item, custom_id, version, verdicts, files)
                 counts[result["type"]] += 1
                 yield orjson.dumps({"custom_id": custom_id, "result": result}) + b"\n"
 
     def _result(self, emu: Emulator, item: dict[str, Any], custom_id: str, version: str,
-                verdicts: dict[str, bool | None]) -> dict[str, Any]:  # fmt: skip
+                verdicts: dict[str, bool | None], files: Files) -> dict[str, Any]:  # fmt: skip
         problem = rules.anthropic_params(emu.catalog, item.get("params"), version, verdicts)
         if problem is not None:
             return _errored(problem.kind, problem.message)
+        seen, problem = anthropic_attachments(item["params"], files)
+        if problem is not None:
+            return _errored(problem.kind, problem.message, problem.code)
         error_kind = emu.item_error(custom_id)
         if error_kind is not None:
             return _errored(*ITEM_ERRORS[error_kind])
-        return {"type": "succeeded", "message": _message(emu, item["params"], custom_id)}
+        attachments = [(s.media_type, s.sha256) for s in seen]
+        return {"type": "succeeded", "message": _message(emu, item["params"], custom_id, attachments)}
 
 
-def _errored(kind: str, message: str) -> dict[str, Any]:
-    inner = {"type": "error", "error": {"type": kind, "message": message}, "request_id": new_id("req_")}
+def _errored(kind: str, message: str, code: str | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"type": kind, "message": message}
+    if code is not None:
+        detail["details"] = {"error_code": code}
+    inner = {"type": "error", "error": detail, "request_id": new_id("req_")}
     return {"type": "errored", "error": inner}
 
 
-def _message(emu: Emulator, params: dict[str, Any], custom_id: str) -> dict[str, Any]:
+def _message(emu: Emulator, params: dict[str, Any], custom_id: str,
+             attachments: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
     system = params.get("system")
     if isinstance(system, list):
         system = " ".join(str(b.get("text", "")) for b in system)
@@ -154,7 +165,7 @@ def _message(emu: Emulator, params: dict[str, Any], custom_id: str) -> dict[str,
     else:
         schema = tool.get("input_schema") if tool else None
     request = NeutralRequest(params.get("model", ""), params.get("messages") or [], system, params.get("max_tokens"),
-                             schema)  # fmt: skip
+                             schema, attachments=attachments)  # fmt: skip
     reply = respond(request, emu.invalid_json(custom_id))
     if tool is not None:
         try:

@@ -26,6 +26,8 @@ from llmbulk.emulator import rules
 from llmbulk.emulator.engine import Emulator, new_id, ordered
 from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, json_body
 from llmbulk.emulator.owners import owned_by, owner_of
+from llmbulk.emulator.parts import Files
+from llmbulk.emulator.parts_gemini import gemini_attachments
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "gemini"
@@ -130,14 +132,20 @@ class GeminiCodec:
 
     def _lines(self, emu: Emulator, batch: dict[str, Any], done: float, reason: str,
                counts: dict[str, int]) -> Iterator[bytes]:  # fmt: skip
+        files = Files(emu, PROVIDER, batch.get("owner"))
         for data in _requests(emu, batch):
             key = data.get("key") or (data.get("metadata") or {}).get("key") or ""
             status = self._failure(emu, batch, data, key, done, reason)
+            seen: list[tuple[str, str]] = []
+            if status is None:
+                found, status = gemini_attachments(data["request"], files)
+                seen = [(s.media_type, s.sha256) for s in found]
             counts["failed" if status else "succeeded"] += 1
             if status is not None:
                 yield orjson.dumps({"key": key, "error": status}) + b"\n"
             else:
-                yield orjson.dumps({"key": key, "response": _answer(emu, batch["model"], data["request"], key)}) + b"\n"
+                answer = _answer(emu, batch["model"], data["request"], key, seen)
+                yield orjson.dumps({"key": key, "response": answer}) + b"\n"
 
     def _failure(self, emu: Emulator, batch: dict[str, Any], data: dict[str, Any], key: str, done: float,
                  reason: str) -> dict[str, Any] | None:  # fmt: skip
@@ -176,14 +184,15 @@ def _config(request: dict[str, Any]) -> dict[str, Any]:
     return request.get("generationConfig") or request.get("generation_config") or {}
 
 
-def _answer(emu: Emulator, model: str, request: dict[str, Any], key: str) -> dict[str, Any]:
+def _answer(emu: Emulator, model: str, request: dict[str, Any], key: str,
+            attachments: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
     config = _config(request)
     messages = [{"role": c.get("role", "user"), "content": _text(c)} for c in request.get("contents") or []]
     system = request.get("systemInstruction") or request.get("system_instruction")
     schema = config.get("responseSchema") or config.get("responseJsonSchema")
     limit = config.get("maxOutputTokens", config.get("max_output_tokens"))
-    reply = respond(NeutralRequest(model, messages, _text(system) if system else None, limit, schema),
-                    emu.invalid_json(key))  # fmt: skip
+    reply = respond(NeutralRequest(model, messages, _text(system) if system else None, limit, schema,
+                                   attachments=attachments), emu.invalid_json(key))  # fmt: skip
     return {
         "candidates": [{"content": {"role": "model", "parts": [{"text": reply.text}]},
                         "finishReason": "STOP" if reply.finish_reason == "stop" else "MAX_TOKENS", "index": 0}],
