@@ -264,3 +264,24 @@ def test_limits_are_refused_before_anything_is_sent(
     error = [line for line in result.stderr.splitlines() if line.strip()]
     assert "row 2 (id 'bad')" in error[0] and name in error[0] and says in error[0], result.stderr
     assert llmbulk("jobs", "--json").json() == []  # nothing recorded, nothing sent
+
+
+@pytest.mark.parametrize("upload", ["never", "always"])
+@pytest.mark.parametrize(("provider", "model"), PROVIDERS)
+def test_each_answer_belongs_to_its_rows_files(
+    provider: str, model: str, upload: str, tmp_path: Path, llmbulk: Callable[..., Outcome]
+) -> None:
+    """The emulator names every attachment it decoded (inline or by reference) by its sha256, in order."""
+    files = _photos(tmp_path)
+    rows = [{"id": "red", "photo": "img/red.png"}, {"id": "blue", "photo": "img/blue.png"}]
+    path = _table(tmp_path, rows)
+    result = llmbulk(
+        "run", str(path), "--provider", provider, "--model", model, "--prompt", "What is in {{ attach(photo) }}?",
+        "--attach", "photo", "--id-column", "id", "--attach-upload", upload, "--out", "out.csv", "--emulate",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    with open(tmp_path / "out.csv", newline="") as fh:
+        out = {r["id"]: r["output"] for r in csv.DictReader(fh)}
+    for key, name in (("red", "img/red.png"), ("blue", "img/blue.png")):
+        digest = hashlib.sha256(files[name]).hexdigest()[:12]
+        assert f"[seen: image/png {digest}, image/png {digest}]" in out[key], out[key]
