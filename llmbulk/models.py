@@ -148,6 +148,7 @@ class JobSpec(BaseModel):
     id_column: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
+    attach: list[str] = Field(default_factory=list)  # --attach columns (#22)
     base_url: str | None = None  # --base-url: the gateway or resource this job's batches live at
     completion_window: str | None = None  # --completion-window, where the provider offers several
     inline: bool = False
@@ -168,6 +169,7 @@ class JobSpec(BaseModel):
             id_column=data.get("id_column"),
             params=params,
             output_schema=schema,
+            attach=list(data.get("attach") or []),
             base_url=data.get("base_url"),
             completion_window=data.get("completion_window"),
             inline=bool(data.get("inline")),
@@ -183,7 +185,15 @@ class JobSpec(BaseModel):
         params = dict(self.params)
         if self.output_schema is not None:
             params[SCHEMA_PARAM] = self.output_schema
-        return {"prompt": self.prompt, "system": self.system, "id_column": self.id_column, "params": params}
+        task: dict[str, Any] = {
+            "prompt": self.prompt,
+            "system": self.system,
+            "id_column": self.id_column,
+            "params": params,
+        }
+        if self.attach:  # only when set: the stored layout (and fingerprints) of jobs without it is unchanged
+            task["attach"] = self.attach
+        return task
 
     def to_stored(self) -> str:
         stored = {**self.task_json(), "inline": self.inline, "pacing": self.pacing, "max_cost": self.max_cost}

@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from llmbulk.attachments.template import uses_attachments
+from llmbulk.attachments.uploads import account_of, recorded_refs, with_refs
 from llmbulk.errors import InputError, StateError
 from llmbulk.models import Limits
 from llmbulk.providers.base import BatchProvider
@@ -47,7 +49,8 @@ def input_path(job: Job, cwd: Path | None = None) -> Path:
 
 
 def input_table(job: Job) -> InputTable:
-    return InputTable(input_path(job), None if job.input_format == "tasks" else job.input_format)
+    media = uses_attachments(job.spec.prompt, job.spec.attach)
+    return InputTable(input_path(job), None if job.input_format == "tasks" else job.input_format, media)
 
 
 def ensure_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, home: Path) -> None:
@@ -61,12 +64,19 @@ def ensure_shard(store: Store, provider: BatchProvider, job: Job, shard: Shard, 
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     scratch = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=target.parent))
     try:
-        tasks = iter_tasks(input_table(job), spec, only_rows=attempts)
-        packed = write_shards(
-            tasks, provider.encode, job.id, limits, scratch, _ignore_items, first_seq=shard.seq,
-            attempt_of=attempts.__getitem__,
-        )  # fmt: skip
-        built = list(packed)
+        account = account_of(job.provider, job.spec.base_url, job.emulated)
+        # Attachments by the uploads recorded for the account, else inline (a shard of an earlier upload
+        # policy): whichever renders the shard byte for byte as packed.
+        built = []
+        for refs in (recorded_refs(store, provider.media_files, account), {}):
+            tasks = with_refs(iter_tasks(input_table(job), spec, only_rows=attempts), refs)
+            packed = write_shards(
+                tasks, provider.encode, job.id, limits, scratch, _ignore_items, first_seq=shard.seq,
+                attempt_of=attempts.__getitem__,
+            )  # fmt: skip
+            built = list(packed)
+            if len(built) == 1 and built[0].sha256 == shard.sha256:
+                break
         if len(built) != 1 or built[0].sha256 != shard.sha256:
             raise StateError(
                 f"shard {shard.id} is missing at {target} and the input no longer renders it as packed",

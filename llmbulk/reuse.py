@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from llmbulk.attachments import ATTACHMENT
 from llmbulk.errors import UsageError
 from llmbulk.models import Task
 
@@ -122,7 +123,24 @@ class RequestKeys:
                 return b"".join((
                     b'[[{"content":', orjson.dumps(content), b',"role":"user"}],', system, b",", self._params_json, b"]"
                 ))  # fmt: skip
+        if any(type(m.get("content")) is list for m in messages):
+            messages = [_content_keyed(m) for m in messages]
         return orjson.dumps((messages, task.system, params), option=_CANONICAL)
+
+
+def _content_keyed(message: dict[str, Any]) -> dict[str, Any]:
+    """A message with each attachment part reduced to what its content is (type and hash), never where
+    it was read from: a moved file still reuses its answers, a changed one does not."""
+    content = message.get("content")
+    if type(content) is not list:
+        return message
+    keyed = [
+        {"type": ATTACHMENT, "media_type": p["media_type"], "sha256": p["sha256"]}
+        if isinstance(p, dict) and p.get("type") == ATTACHMENT
+        else p
+        for p in content
+    ]
+    return {**message, "content": keyed}
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

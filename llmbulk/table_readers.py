@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import orjson
 
+from llmbulk.attachments.media import HEAD_BYTES, sniff
 from llmbulk.errors import InputError
 
 PARQUET_BATCH_ROWS = 10_000  # rows per record batch read
@@ -45,13 +46,20 @@ class HashingReader(io.RawIOBase):
         return n
 
 
-def folder_rows(folder: Path) -> Rows:
-    """A folder as a table: one row per text file (path, language, content), in path order."""
+def folder_rows(folder: Path, media: bool = False) -> Rows:
+    """A folder as a table: one row per text file (path, language, content), in path order; with `media`,
+    one row per image or PDF instead (path, language: its media subtype, content: empty), by magic bytes."""
     digest = hashlib.sha256()
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder)))
     for file in files:
         relative = file.relative_to(folder).as_posix()
         data = file.read_bytes()
+        if media:
+            media_type = sniff(data[:HEAD_BYTES])
+            if media_type is not None:
+                digest.update(relative.encode() + b"\0" + data)
+                yield {"path": relative, "language": media_type.split("/")[1], "content": ""}
+            continue
         if b"\0" in data[:8192]:
             continue  # binary files are not reviewable text
         try:

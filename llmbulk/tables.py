@@ -110,8 +110,9 @@ def not_regular_file(path: Path) -> str | None:
 class InputTable:
     """An input table on disk: its columns and a streaming row reader."""
 
-    def __init__(self, path: Path, fmt: str | None = None) -> None:
+    def __init__(self, path: Path, fmt: str | None = None, media: bool = False) -> None:
         self.path = path
+        self.media = media  # a folder is read as images and PDFs (attachments), not text files
         self.sha256: str | None = None  # set once the input has been read in full
         if not path.exists():
             raise InputError(f"input file {path} does not exist", hint="check the path")
@@ -137,8 +138,10 @@ class InputTable:
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row as a dict, in file order; sets `sha256` once the file is fully read."""
-        read = _READERS[self.format]
-        digest = yield from read(self.path)
+        if self.format == "files":
+            digest = yield from folder_rows(self.path, self.media)
+        else:
+            digest = yield from _READERS[self.format](self.path)
         if digest is not None:
             self.sha256 = digest
 
@@ -146,4 +149,4 @@ class InputTable:
         return parquet_file(self.path).schema_arrow if self.format == "parquet" else None
 
 
-_READERS = {"files": folder_rows, "csv": csv_rows, "jsonl": jsonl_rows, "parquet": parquet_rows}
+_READERS = {"csv": csv_rows, "jsonl": jsonl_rows, "parquet": parquet_rows}

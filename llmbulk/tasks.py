@@ -10,6 +10,7 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmbulk.attachments.template import ATTACH_FUNCTION, ROW_VARIABLE, Attacher, base_folder
 from llmbulk.errors import InputError
 from llmbulk.models import JobSpec, Task
 from llmbulk.params import value_problem
@@ -30,6 +31,7 @@ class TaskSpec:
     id_column: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
+    attach: tuple[str, ...] = ()  # --attach: columns whose files go after the prompt text
     # Where the prompt came from (e.g. the --prompt-file path), for error messages; not stored.
     prompt_source: str | None = field(default=None, compare=False)
 
@@ -44,12 +46,12 @@ class TaskSpec:
     def job_spec(self, **fields: Any) -> JobSpec:
         return JobSpec(
             prompt=self.prompt, system=self.system, id_column=self.id_column, params=self.params,
-            output_schema=self.output_schema, **fields,
+            output_schema=self.output_schema, attach=list(self.attach), **fields,
         )  # fmt: skip
 
     @classmethod
     def of(cls, spec: JobSpec) -> TaskSpec:
-        return cls(spec.prompt, spec.system, spec.id_column, dict(spec.params), spec.output_schema)
+        return cls(spec.prompt, spec.system, spec.id_column, dict(spec.params), spec.output_schema, tuple(spec.attach))
 
 
 # Template tags that load other templates; prompts are standalone (there is no loader).
@@ -61,12 +63,13 @@ def _label(what: str, source: str | None) -> str:
 
 
 class _Templates:
-    def __init__(self, spec: TaskSpec, columns: list[str], where: str) -> None:
+    def __init__(self, spec: TaskSpec, columns: list[str], where: str, attacher: Attacher | None = None) -> None:
         from jinja2 import Environment, StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 
         env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
         self.prompt = self.system = None
         self.plain_prompt: Render | None = None  # the prompt without Jinja's runtime, when it is plain
+        self.uses_row = False  # the prompt reads `row.<column>` (there is no column named row)
         self.labels = {"prompt": _label("prompt", spec.prompt_source), "system": _label("system", None)}
         for name, source in (("prompt", spec.prompt), ("system", spec.system)):
             if source is None:
@@ -86,7 +89,11 @@ class _Templates:
                         hint=f"templates cannot load other files; paste the text of {target} into the template",
                     )
                 # Unknown filters and tests are only found when the template is compiled.
-                missing = sorted(meta.find_undeclared_variables(parsed) - set(columns))
+                undeclared = meta.find_undeclared_variables(parsed)
+                if name == "prompt" and ATTACH_FUNCTION in undeclared:
+                    undeclared -= {ATTACH_FUNCTION, ROW_VARIABLE}
+                    self.uses_row = ROW_VARIABLE not in columns
+                missing = sorted(undeclared - set(columns))
                 compiled = env.from_string(source)
                 # A flat copy of the template's globals (a ChainMap over the environment's): Jinja
                 # copies them into every render's context, and a ChainMap is copied key by key in
@@ -94,6 +101,8 @@ class _Templates:
                 compiled.globals = dict(compiled.globals)
                 if name == "prompt":
                     self.plain_prompt = plain_renderer(parsed)
+                if name == "prompt" and attacher is not None:
+                    compiled.globals[ATTACH_FUNCTION] = attacher
             except TemplateSyntaxError as exc:
                 raise InputError(
                     f"{label}: {exc.message} (line {exc.lineno})",
@@ -117,8 +126,17 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
     columns = table.columns()
     if spec.id_column is not None and columns and spec.id_column not in columns:
         raise InputError(f"{table.path} has no id column {spec.id_column!r}", hint=f"columns are: {', '.join(columns)}")
-    templates = _Templates(spec, columns, str(table.path))
+    for column in spec.attach:
+        if columns and column not in columns:
+            raise InputError(
+                f"{table.path} has no column {column!r} to --attach", hint=f"columns are: {', '.join(columns)}"
+            )
+    attacher = _attacher(table, spec)
+    templates = _Templates(spec, columns, str(table.path), attacher)
     assert templates.prompt is not None  # not tasks mode: there is a prompt
+    if attacher is not None:
+        yield from _attaching_tasks(table, spec, templates, attacher, only_rows)
+        return
     render_prompt, plain_prompt = templates.prompt.render, templates.plain_prompt
     id_column, params, schema = spec.id_column, spec.params, spec.output_schema
     for index, row in enumerate(table.rows()):
@@ -138,6 +156,28 @@ def iter_tasks(table: InputTable, spec: TaskSpec, only_rows: Container[int] | No
             raise error from exc
         system = _render(templates.system, row, table, index, templates.labels["system"]) if templates.system else None
         yield Task(index, key, [{"role": "user", "content": prompt}], system, params, schema)
+
+
+def _attacher(table: InputTable, spec: TaskSpec) -> Attacher | None:
+    if not spec.attach and f"{ATTACH_FUNCTION}(" not in (spec.prompt or ""):
+        return None
+    return Attacher(base_folder(table.path, table.format == "files"), str(table.path), spec.attach)
+
+
+def _attaching_tasks(
+    table: InputTable, spec: TaskSpec, templates: _Templates, attacher: Attacher, only_rows: Container[int] | None
+) -> Iterator[Task]:
+    """`iter_tasks` for prompts with attachments: the user message's content is a list of parts."""
+    for index, row in enumerate(table.rows()):
+        if only_rows is not None and index not in only_rows:
+            continue
+        key = _row_key(table, spec.id_column, row, index)
+        attacher.start(index, row)
+        context = {**row, ROW_VARIABLE: row} if templates.uses_row else row
+        prompt = _render(templates.prompt, context, table, index, templates.labels["prompt"])
+        content = attacher.content(prompt)
+        system = _render(templates.system, row, table, index, templates.labels["system"]) if templates.system else None
+        yield Task(index, key, [{"role": "user", "content": content}], system, spec.params, spec.output_schema)
 
 
 def _render(template: Any, row: dict[str, Any], table: InputTable, index: int, label: str) -> str:

@@ -14,7 +14,16 @@ from conftest import Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/README.md") if p.parent.name != "ci")
-EXPECTED_ROWS = {"quickstart": 50, "sentiment": 40, "marketing_emails": 24, "qa_generation": None, "code_review": None}
+EXPECTED_ROWS = {
+    "quickstart": 50, "sentiment": 40, "marketing_emails": 24, "qa_generation": None, "code_review": None,
+    "product_photos": 6, "invoices": 4,
+}  # fmt: skip
+# The attachment examples (#22) and the fields their schemas give each file.
+ATTACHMENT_FIELDS = {
+    "product_photos": ("category", "main_colour", "caption"),
+    "invoices": ("invoice_number", "vendor", "invoice_date", "currency", "total"),
+}
+PROVIDERS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
 
 
 def _command(example: str) -> list[str]:
@@ -50,6 +59,26 @@ def test_example_command_runs_as_written(example: str, llmbulk: Callable[..., Ou
     if "--explode" in args:
         field = args[args.index("--explode") + 1]
         assert any(r.get(f"out.{field}") for r in rows)
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+@pytest.mark.parametrize("example", sorted(ATTACHMENT_FIELDS))
+def test_attachment_examples_run_on_every_provider(
+    example: str, provider: str, llmbulk: Callable[..., Outcome], home: Path
+) -> None:
+    args = _command(example)
+    args[args.index("--provider") + 1], args[args.index("--model") + 1] = provider, PROVIDERS[provider]
+    result = llmbulk(*args)
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(home.parent / args[args.index("--out") + 1])
+    folder = Path(args[1])  # the input folder, one row per file
+    assert sorted(r["path"] for r in rows) == sorted(p.name for p in folder.iterdir())  # one row per file
+    assert {r["status"] for r in rows} == {"succeeded"}
+    for row in rows:
+        assert all(row[f"out.{name}"] != "" for name in ATTACHMENT_FIELDS[example]), row
+    if example == "invoices":
+        assert all(float(r["out.total"]) == float(r["out.total"]) for r in rows)  # a number, typed by the schema
+        assert {r["out.currency"] for r in rows} <= {"EUR", "USD", "GBP", "other"}
 
 
 def test_every_command_is_documented_in_the_readme() -> None:

@@ -176,6 +176,22 @@ class SubmitFlags:
         str | None,
         typer.Option("--schema", help="Structured output: a JSON Schema file, or a Pydantic model as module.py:Class."),
     ] = None
+    attach: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attach",
+            help="Attach the image or PDF this column names (a path relative to the input, an https:// URL or"
+            " a data: URI) after the prompt; repeatable. In the prompt, {{ attach(row.photo) }} places one.",
+        ),
+    ] = None
+    attach_upload: Annotated[
+        str,
+        typer.Option(
+            "--attach-upload",
+            help="auto: attachments used by several rows or over 512 KB are uploaded once and referenced;"
+            " always: every one the provider can reference; never: all inline.",
+        ),
+    ] = "auto"
     new_job: Annotated[
         bool,
         typer.Option(
@@ -237,6 +253,8 @@ class SubmitFlags:
             fresh=self.fresh,
             reuse_max_age=None if self.reuse_max_age is None else parse_age(self.reuse_max_age, "--reuse-max-age"),
             sample=self.sample,
+            attach=list(self.attach or []),
+            attach_upload=self.attach_upload,
         )
 
 

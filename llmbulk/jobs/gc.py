@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 import orjson
 
 from llmbulk import providers
+from llmbulk.attachments.cleanup import spent_attachments
+from llmbulk.attachments.uploads import account_of
 from llmbulk.config import Settings
 from llmbulk.errors import LeaseError, LlmbulkError
 from llmbulk.leases import JobLease, holder_is_dead
@@ -43,6 +45,7 @@ class Leftover:
     job_id: str | None = None  # the job it belongs to, if known (its lease fences the action)
     shard_id: str | None = None
     recorded: bool = True  # a batch: whether this database records it
+    attachment: tuple[str, str] | None = None  # an attachment upload's record (account, sha256), if any
     outcome: str = ""  # after --apply: "cancelled", "deleted", "skipped: …" or "failed: …"
 
 
@@ -109,6 +112,7 @@ def scan(session: Session, name: str, emulate: bool, apply: bool) -> ProviderSca
             batches, files = adapter.inventory()
             window = session.settings.create_window
             result.leftovers = plan(session.store, name, emulate, batches, files, window)
+            result.leftovers += attachment_leftovers(session.store, adapter, name, emulate)
             if apply:
                 result.leftovers = remove(session, adapter, name, emulate, batches, files, result.leftovers)
         finally:
@@ -162,6 +166,19 @@ def plan(
         if left is not None:
             found.append(left)
     return found
+
+
+def attachment_leftovers(store: Store, adapter: BatchProvider, name: str, emulated: bool) -> list[Leftover]:
+    """Attachment uploads (#22) no open job needs (attachments/cleanup.py)."""
+    if adapter.media_files is None:
+        return []
+    open_jobs = [job.created_at for job in store.provider_jobs(name, emulated) if job.state not in ENDED_JOB]
+    spent = spent_attachments(name, emulated, store.attachment_files(), open_jobs, adapter.media_files.listing())
+    account = account_of(name, None, emulated)
+    return [
+        Leftover("attachment", s.file_id, s.reason, "delete", attachment=(account, s.sha256) if s.sha256 else None)
+        for s in spent
+    ]
 
 
 def _maybe_in_flight(row: Batch, window: float) -> bool:
@@ -279,6 +296,13 @@ def _act(session: Session, adapter: BatchProvider, lease: JobLease | None, left:
                 lease.guard()
             adapter.cancel(left.id)
             outcome = "cancelled"
+        elif left.kind == "attachment":
+            assert adapter.media_files is not None
+            if left.attachment is not None:  # its record goes first: no new job references the file from here on
+                with session.store.tx() as tx:
+                    tx.forget_attachment(*left.attachment)
+            adapter.media_files.delete(left.id)
+            outcome = "deleted"
         else:
             if adapter.files is None:
                 return replace(left, outcome="skipped: this provider has no file API")

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from llmbulk import costs, interrupts
+from llmbulk.attachments.uploads import FileRef, with_refs
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import (
     InputError,
@@ -39,6 +40,7 @@ def pack_new_job(
     limits: Limits,
     dry_run: bool,
     max_cost: float | None = None,
+    refs: dict[str, FileRef] | None = None,
 ) -> tuple[list[ShardPlan], costs.Estimate, ReuseCounts]:
     store, home = session.store, session.settings.home
     shard_dir = session.job_dir(job.id) / "shards"
@@ -51,7 +53,8 @@ def pack_new_job(
         with store.tx() as tx:
             tx.add_job(job)
             dedup = deduplicator(tx, job, spec)
-            rows = every(iter_tasks(table, spec), PROGRESS_EVERY, reporter(session, job.id, "pack"))
+            rendered = iter_tasks(table, spec) if not refs else with_refs(iter_tasks(table, spec), refs)
+            rows = every(rendered, PROGRESS_EVERY, reporter(session, job.id, "pack"))
             tasks = counter.count(dedup.sendable(rows))
 
             def add_items(seq: int, items: list[tuple[int, str, str | None]]) -> None:
@@ -132,8 +135,16 @@ class CharCounter:
             if len(messages) == 1 and type(content := messages[0].get("content")) is str:
                 self.chars += len(content) + len(task.system or "")
             else:
-                self.chars += sum(len(str(m.get("content", ""))) for m in messages) + len(task.system or "")
+                self.chars += sum(_chars(m.get("content", "")) for m in messages) + len(task.system or "")
             yield task
+
+
+def _chars(content: Any) -> int:
+    """A message's prompt characters: its text parts only (an attachment part's source, e.g. a whole
+    data: URI, is not prompt text)."""
+    if type(content) is not list:
+        return len(str(content))
+    return sum(len(str(p.get("text") or "")) if isinstance(p, dict) else len(str(p)) for p in content)
 
 
 class DryRun(Exception):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from llmbulk import restore
+from llmbulk.attachments.uploads import account_of, recorded_refs, with_refs
 from llmbulk.config import Settings
 from llmbulk.errors import (
     InputError,
@@ -68,8 +71,11 @@ def retry_in(session: Session, job: Job, lease: JobLease) -> RetryResult:
         def requeue(seq: int, items: list[tuple[int, str, str | None]]) -> None:
             tx.requeue_items(job.id, shard_id_for(job.id, seq), [row for row, _key, _request in items])
 
+        # Attachments go by the reference still valid at the provider (a retry uploads nothing), else inline.
+        account = account_of(job.provider, job.spec.base_url, job.emulated)
+        refs = recorded_refs(store, provider.media_files, account, time.time())
         packed_iter = write_shards(
-            iter_tasks(table, spec, only_rows=wanted),
+            with_refs(iter_tasks(table, spec, only_rows=wanted), refs),
             provider.encode,
             job.id,
             limits,

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 
 from llmbulk import costs, fingerprint, providers, schemas
+from llmbulk.attachments.template import uses_attachments
+from llmbulk.attachments.uploads import POLICIES, FileRef, account_of, chosen, upload_all
 from llmbulk.config import Settings
 from llmbulk.errors import (
     CancelledError,
@@ -22,11 +24,12 @@ from llmbulk.jobs.types import ShardPlan, SubmitOptions, SubmitResult
 from llmbulk.models import JobSpec, JobState, Limits
 from llmbulk.params import check_params
 from llmbulk.progress import NO_PROGRESS, Progress
+from llmbulk.providers.base import BatchProvider
 from llmbulk.reuse import ReuseCounts
 from llmbulk.session import Session, current_job, open_session
 from llmbulk.store.schema import Job
 from llmbulk.tables import InputTable
-from llmbulk.tasks import TaskSpec
+from llmbulk.tasks import TaskSpec, iter_tasks
 
 
 def new_job_id() -> str:
@@ -67,7 +70,8 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
             spec=orjson.loads(job.spec_json), max_attempts=job.max_attempts, emulated=job.emulated,
             max_items_per_batch=limits.max_items, max_bytes_per_batch=limits.max_bytes,
         )  # fmt: skip
-    plans, estimate, reuse = pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost)
+    refs = {} if dry_run else upload_attachments(session, job, table, spec, adapter, options.attach_upload)
+    plans, estimate, reuse = pack_new_job(session, job, table, spec, adapter, limits, dry_run, options.max_cost, refs)
     report_reuse(session, reuse, spec.params)
     if dry_run:
         return SubmitResult(job.id, reuse.rows, plans, [], len(plans), True, estimate, reuse=reuse)
@@ -83,6 +87,30 @@ def submit_in(session: Session, options: SubmitOptions, dry_run: bool) -> Submit
     return SubmitResult(job.id, reuse.rows, plans, batch_ids, queued, False, estimate, reuse=reuse)
 
 
+def upload_attachments(
+    session: Session, job: Job, table: InputTable, spec: TaskSpec, adapter: BatchProvider, policy: str
+) -> dict[str, FileRef]:
+    """Files to send by reference, uploaded once per account (before packing: the lines name them)."""
+    files = adapter.media_files
+    if files is None or policy == "never" or not uses_attachments(spec.prompt, spec.attach):
+        return {}
+    if policy not in POLICIES:
+        raise UsageError(f"--attach-upload {policy!r} is not one of {', '.join(POLICIES)}")
+    parts = chosen(iter_tasks(table, spec), files, policy, job.provider)
+    if not parts:
+        return {}
+    account = account_of(job.provider, job.spec.base_url, job.emulated)
+    refs, counts = upload_all(session.store, files, account, parts)
+    session.events.log(
+        "attachments.referenced", job.id, referenced=counts.referenced, uploaded=counts.uploaded, adopted=counts.adopted
+    )
+    session.progress.note(
+        f"attachments: {counts.referenced} file{'s' if counts.referenced != 1 else ''} sent by reference"
+        f" ({counts.uploaded} uploaded now, {counts.referenced - counts.uploaded} already at {job.provider})"
+    )
+    return refs
+
+
 def checked_input(session: Session, options: SubmitOptions) -> tuple[InputTable, TaskSpec]:
     """The input table and what renders its tasks, every option checked before anything is recorded."""
     limits_of(options)
@@ -96,8 +124,9 @@ def checked_input(session: Session, options: SubmitOptions) -> tuple[InputTable,
     check_model(options, session.progress)
     schema = schemas.load_schema(options.schema, options.provider) if options.schema else None
     spec = TaskSpec(
-        options.prompt, options.system, options.id_column, params, schema, prompt_source=options.prompt_source
-    )
+        options.prompt, options.system, options.id_column, params, schema, tuple(options.attach),
+        prompt_source=options.prompt_source,
+    )  # fmt: skip
     if spec.tasks_mode and table.format != "jsonl":
         raise UsageError("no --prompt given", hint="pass --prompt/--prompt-file, or a tasks JSONL with messages")
     return table, spec
@@ -250,7 +279,8 @@ def note_unpriced(options: SubmitOptions, progress: Progress) -> None:
 def input_table_of(options: SubmitOptions) -> InputTable:
     if not options.model:
         raise UsageError("--model is required")
-    return InputTable(Path(options.input), options.input_format)
+    media = uses_attachments(options.prompt, options.attach)
+    return InputTable(Path(options.input), options.input_format, media)
 
 
 def check_model(options: SubmitOptions, progress: Progress) -> None:

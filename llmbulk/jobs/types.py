@@ -43,6 +43,8 @@ class SubmitOptions:
     sample: int | None = None  # sample number, part of the request key (several samples of one prompt)
     base_url: str | None = None  # the gateway or resource to send to (kept on the job)
     completion_window: str | None = None  # where the provider offers several windows
+    attach: list[str] = field(default_factory=list)  # columns whose files (images, PDFs) go with the prompt
+    attach_upload: str = "auto"  # auto: files used by several rows or large go by reference; always; never
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,36 @@ class InputFiles(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """An attachment file at the provider (#22): what requests reference, and what `gc` lists."""
+
+    file_id: str
+    name: str
+    size: int | None
+    uri: str | None = None  # what a request references where not the id (Gemini's file URI)
+    expires_at: float | None = None  # None: kept until deleted
+
+
+class MediaFiles(Protocol):
+    """A provider's Files API for attachments that requests reference instead of carrying them inline."""
+
+    referable: frozenset[str]  # media types a request can reference by file on this endpoint
+    min_valid: float  # seconds a file must still be kept to be referenced by a new batch
+
+    def upload(self, name: str, data: bytes, media_type: str) -> MediaFile:
+        """Upload one file (not idempotent: called after an intent record)."""
+        ...
+
+    def listing(self) -> Iterator[MediaFile]:
+        """Every file the account holds (to find an upload whose answer was lost, and for `gc`)."""
+        ...
+
+    def delete(self, file_id: str) -> None:
+        """Remove one file."""
+        ...
+
+
 class BatchProvider(Protocol):
     """One provider's native batch API: eight methods; capabilities are data (`limits`, `files`).
 
@@ -108,6 +138,7 @@ class BatchProvider(Protocol):
     name: str
     limits: Limits
     files: InputFiles | None  # None: requests travel in the create call (Anthropic, Gemini inline)
+    media_files: MediaFiles | None  # None: attachments always travel inline
 
     def encode(self, task: Task, custom_id: str) -> bytes:
         """One native JSONL line (no newline) for one task. Pure."""

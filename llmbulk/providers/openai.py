@@ -17,6 +17,7 @@ from llmbulk.errors import ConfigError, ProviderError, QuotaError
 from llmbulk.models import BatchRef, BatchStatus, ItemOutcome, Limits, Task
 from llmbulk.providers import openai_lines
 from llmbulk.providers.base import (
+    MediaFiles,
     ProviderSettings,
     RemoteBatch,
     RemoteFile,
@@ -26,6 +27,7 @@ from llmbulk.providers.base import (
     shard_named,
     transport_errors,
 )
+from llmbulk.providers.media_files import OpenAIMediaFiles
 from llmbulk.providers.openai_lines import RETRYABLE_HTTP, STATES, epoch
 from llmbulk.providers.profiles import PROFILES, Profile
 
@@ -75,6 +77,8 @@ class OpenAIBatchProvider:
         self._client: Any = None
         self._headers: dict[str, Any] = {}
         self.files = OpenAIFiles(self)
+        # Attachments by file id (#22): OpenAI's own Files API only (vendors document no user_data files).
+        self.media_files: MediaFiles | None = OpenAIMediaFiles(self) if profile is OPENAI else None
 
     @property
     def client(self) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from llmbulk import schemas
+from llmbulk.attachments.wire import native_messages
 from llmbulk.errors import ProviderError
 from llmbulk.models import BatchState, BatchStatus, ItemOutcome, Outcome, Task
 from llmbulk.providers.base import model_params
@@ -40,7 +41,7 @@ def encode(task: Task, custom_id: str, model: str, endpoint: str) -> bytes:
     if endpoint == "/v1/embeddings":
         body: dict[str, Any] = {"model": model, "input": _user_text(task)}
     elif endpoint == "/v1/responses":
-        body = {"model": model, "input": task.messages, **params}
+        body = {"model": model, "input": native_messages(task, "openai_responses"), **params}
         if task.system:
             body["instructions"] = task.system
         if max_tokens is not None:
@@ -49,7 +50,8 @@ def encode(task: Task, custom_id: str, model: str, endpoint: str) -> bytes:
             body["text"] = {"format": {"type": "json_schema", "name": "output", "schema": schemas.strict(schema),
                                        "strict": True}}  # fmt: skip
     else:
-        messages = task.messages if not task.system else [{"role": "system", "content": task.system}, *task.messages]
+        messages = native_messages(task, "openai_chat")
+        messages = messages if not task.system else [{"role": "system", "content": task.system}, *messages]
         body = {"model": model, "messages": messages, **params}
         if max_tokens is not None:
             body["max_completion_tokens"] = max_tokens

@@ -195,6 +195,32 @@ def _reuse(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_answers_job ON answers (job_id)"))
 
 
+def _attachments(conn: Connection) -> None:
+    """Attachments uploaded once per provider account and content hash (#22), intent first.
+
+    A row without `file_id` is an upload intent by `owner`: a crash after it leaves the row, and the
+    next run finds the file at the provider by its name (the hash) and size before uploading again.
+    """
+    conn.execute(
+        text(
+            """CREATE TABLE attachment_files (
+        account VARCHAR NOT NULL,
+        sha256 VARCHAR NOT NULL,
+        media_type VARCHAR NOT NULL,
+        size BIGINT NOT NULL,
+        file_id VARCHAR,
+        file_uri VARCHAR,
+        expires_at FLOAT,
+        intent_at FLOAT NOT NULL,
+        owner VARCHAR NOT NULL,
+        uploaded_at FLOAT,
+        used_at FLOAT,
+        PRIMARY KEY (account, sha256)
+    )"""
+        )
+    )
+
+
 FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
 
 
@@ -229,6 +255,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0004_item_counts", _item_counts),
     ("0005_fencing", _fencing),
     ("0006_reuse", _reuse),
+    ("0007_attachments", _attachments),
 ]
 
 # Names an earlier release of llmbulk recorded for a migration that was later renamed: such a

@@ -182,6 +182,24 @@ class Answer(SQLModel, table=True):
     created_at: float = Field(description="When the answer was recorded.")
 
 
+class AttachmentFile(SQLModel, table=True):
+    """An attachment uploaded once to a provider account's Files API, referenced by every request sending it."""
+
+    __tablename__ = "attachment_files"
+
+    account: str = Field(primary_key=True, description="Provider, base URL and emulated or not: whose files.")
+    sha256: str = Field(primary_key=True, description="Hash of the file's bytes (it is named after it too).")
+    media_type: str = Field(description="image/png, application/pdf, …")
+    size: int = Field(sa_type=BigInteger, description="Bytes of the file.")
+    file_id: str | None = Field(default=None, description="The provider's file id, once the upload is confirmed.")
+    file_uri: str | None = Field(default=None, description="What requests reference where not the id (Gemini).")
+    expires_at: float | None = Field(default=None, description="When the provider deletes it (None: never).")
+    intent_at: float = Field(description="When the upload intent was recorded.")
+    owner: str = Field(description="Process that recorded the intent (and may be uploading).")
+    uploaded_at: float | None = Field(default=None, description="When the upload was confirmed.")
+    used_at: float | None = Field(default=None, description="When a job last packed a request referencing it.")
+
+
 class SchemaMigration(SQLModel, table=True):
     """Named migrations applied to this database."""
 

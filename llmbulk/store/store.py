@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from llmbulk.store.answers import AnswerReads, AnswerWrites
+from llmbulk.store.attachments import AttachmentReads, AttachmentWrites
 from llmbulk.store.batches import BatchReads, BatchWrites
 from llmbulk.store.engine import open_engine
 from llmbulk.store.items import ItemReads, ItemWrites
@@ -22,11 +23,11 @@ from llmbulk.store.jobs import JobReads, JobWrites
 from llmbulk.store.reports import Reports
 
 
-class Tx(JobWrites, ItemWrites, BatchWrites, AnswerWrites):
+class Tx(JobWrites, ItemWrites, BatchWrites, AnswerWrites, AttachmentWrites):
     """One write transaction: every write operation of the store, committed together on exit."""
 
 
-class Store(JobReads, ItemReads, BatchReads, AnswerReads, Reports):
+class Store(JobReads, ItemReads, BatchReads, AnswerReads, AttachmentReads, Reports):
     """The state database: read methods, and `tx()` for writes."""
 
     @classmethod

@@ -27,12 +27,14 @@ from llmbulk.providers.anthropic.lines import (
     RESERVED_PARAMS,
     RequestEncoder,
     decode_line,
+    references_files,
     sent_schema,
     split_lines,
     write_create_body,
 )
 from llmbulk.providers.anthropic.status import STATES, batch_status, match_batches, seconds
 from llmbulk.providers.base import (
+    MediaFiles,
     ProviderSettings,
     RemoteBatch,
     RemoteFile,
@@ -41,6 +43,7 @@ from llmbulk.providers.base import (
     running,
     transport_errors,
 )
+from llmbulk.providers.media_files import ANTHROPIC_FILES_BETA, AnthropicMediaFiles
 
 __all__ = [  # the adapter, and what its parts make public (the registry and tests import them from here)
     "DEFAULT_MAX_TOKENS",
@@ -96,6 +99,7 @@ class AnthropicBatchProvider:
         self.settings = settings
         self._client: Any = None
         self._encoder = RequestEncoder()
+        self.media_files: MediaFiles | None = AnthropicMediaFiles(self)
         self._results_urls: dict[str, str] = {}  # batch id → results_url, as this adapter's polls read it
 
     @property
@@ -134,8 +138,16 @@ class AnthropicBatchProvider:
         try:
             with open(body_path, "rb") as body:
                 client = self.client.with_options(max_retries=0)
+                # Requests referencing Files API uploads go through the beta, as `beta.messages.batches.create`
+                # sends them (`?beta=true` and the files beta header).
+                options: Any = (
+                    {"headers": {"anthropic-beta": ANTHROPIC_FILES_BETA}, "params": {"beta": "true"}}
+                    if references_files(shard.path)
+                    else {}
+                )
                 batch = self._call(
-                    "create batch", lambda: client.post("/v1/messages/batches", content=body, cast_to=MessageBatch)
+                    "create batch",
+                    lambda: client.post("/v1/messages/batches", content=body, cast_to=MessageBatch, options=options),
                 )
         finally:
             body_path.unlink(missing_ok=True)

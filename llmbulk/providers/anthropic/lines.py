@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from llmbulk.attachments.wire import native_messages
 from llmbulk.errors import InputError, ProviderError
 from llmbulk.models import CUSTOM_ID_RE, ItemOutcome, Outcome, Task
 from llmbulk.providers.base import model_params, same_params
@@ -64,7 +65,7 @@ class RequestEncoder:
             )
         system_parts = [task.system] if task.system else []
         messages: list[dict[str, Any]] = []
-        for message in task.messages:
+        for message in native_messages(task, "anthropic"):
             role = message.get("role")
             if role in MESSAGE_ROLES:
                 messages.append({"role": role, "content": message.get("content")})
@@ -247,3 +248,17 @@ def _decode_error(custom_id: str, response: dict[str, Any]) -> ItemOutcome:
         error_code=str(code or error_type),
         error_message=error.get("message"),
     )
+
+
+FILE_SOURCE = b'"source":{"type":"file"'  # a content block referencing a Files API upload, as `encode` writes it
+
+
+def references_files(shard: Path) -> bool:
+    """Whether a shard's requests reference Files API uploads (the batch is then created with the beta)."""
+    tail = b""
+    with open(shard, "rb") as fh:
+        while block := fh.read(1 << 20):
+            if FILE_SOURCE in tail + block:
+                return True
+            tail = block[-len(FILE_SOURCE) :]
+    return False

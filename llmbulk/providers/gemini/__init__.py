@@ -28,6 +28,7 @@ from llmbulk import providers
 from llmbulk.errors import ConfigError, ProviderError, QuotaError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Task
 from llmbulk.providers.base import (
+    MediaFiles,
     ProviderSettings,
     RemoteBatch,
     RemoteFile,
@@ -65,6 +66,7 @@ from llmbulk.providers.gemini.status import (
     batch_status,
     listing_complete,
 )
+from llmbulk.providers.media_files import GeminiMediaFiles
 
 __all__ = [  # the adapter, and what its parts make public (tests import them from here)
     "ENDPOINT",
@@ -128,6 +130,7 @@ class GeminiBatchProvider:
         self._client: Any = None
         self._configs = ConfigCache()
         self.files: GeminiFiles | None = None if settings.inline else GeminiFiles(self)
+        self.media_files: MediaFiles | None = GeminiMediaFiles(self)
 
     @property
     def client(self) -> Any:

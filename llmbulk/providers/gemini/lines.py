@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from llmbulk.attachments.wire import gemini_parts, has_parts
 from llmbulk.errors import InputError
 from llmbulk.models import ItemOutcome, Outcome, Task
 from llmbulk.providers.base import model_params, same_params
@@ -124,6 +125,9 @@ def request(task: Task, configs: ConfigCache | None = None) -> dict[str, Any]:
                 f"row {task.row_index}: Gemini has no message role {role!r}", hint="use user, assistant or system"
             )
         content = message["content"]
+        if type(content) is list and has_parts(content):
+            contents.append({"role": gemini_role, "parts": gemini_parts(task, content)})
+            continue
         contents.append({"role": gemini_role, "parts": [{"text": content if type(content) is str else _text(content)}]})
     body: dict[str, Any] = {"contents": contents}
     if system:
