@@ -195,6 +195,64 @@ def _reuse(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_answers_job ON answers (job_id)"))
 
 
+def _capacity(conn: Connection) -> None:
+    """Capacity scopes shared by every runner of the database (issue #21).
+
+    `capacity_scopes`: one row per provider account and model, holding the limits set with
+    `llmbulk limits set` (NULL: the provider's default) and the observed limits a quota refusal
+    lowered; the row is also what a reservation locks. `capacity_grants`: the reservation each
+    create intent made, released when its batch leaves the live states. `capacity_waits`: a job's
+    next shard waiting for room, in the durable queue the scopes are served from.
+    """
+    conn.execute(
+        text(
+            """CREATE TABLE capacity_scopes (
+        scope VARCHAR NOT NULL PRIMARY KEY,
+        provider VARCHAR NOT NULL,
+        account VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        enqueued_tokens BIGINT,
+        active_batches INTEGER,
+        creations_per_hour INTEGER,
+        files INTEGER,
+        observed_tokens BIGINT,
+        observed_batches INTEGER,
+        observed_at FLOAT,
+        blocked_until FLOAT,
+        updated_at FLOAT NOT NULL
+    )"""
+        )
+    )
+    conn.execute(
+        text(
+            """CREATE TABLE capacity_grants (
+        batch_id VARCHAR NOT NULL PRIMARY KEY,
+        scope VARCHAR NOT NULL,
+        job_id VARCHAR NOT NULL,
+        shard_id VARCHAR NOT NULL,
+        tokens BIGINT NOT NULL,
+        granted_at FLOAT NOT NULL
+    )"""
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_capacity_grants_scope ON capacity_grants (scope, job_id)"))
+    conn.execute(
+        text(
+            """CREATE TABLE capacity_waits (
+        scope VARCHAR NOT NULL,
+        job_id VARCHAR NOT NULL,
+        shard_id VARCHAR NOT NULL,
+        tokens BIGINT NOT NULL,
+        priority INTEGER NOT NULL,
+        submitted_at FLOAT NOT NULL,
+        since FLOAT NOT NULL,
+        seen_at FLOAT NOT NULL,
+        PRIMARY KEY (scope, job_id)
+    )"""
+        )
+    )
+
+
 FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
 
 
@@ -229,6 +287,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0004_item_counts", _item_counts),
     ("0005_fencing", _fencing),
     ("0006_reuse", _reuse),
+    ("0008_capacity", _capacity),  # 0007 is the attachments branch's
 ]
 
 # Names an earlier release of llmbulk recorded for a migration that was later renamed: such a
