@@ -26,6 +26,7 @@ from llmbulk.emulator import rules
 from llmbulk.emulator.anthropic_body import read_requests
 from llmbulk.emulator.engine import Emulator, new_id, ordered
 from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, json_body, page_after, page_before
+from llmbulk.emulator.quotas import QuotaRefused
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "anthropic"
@@ -239,7 +240,11 @@ async def create(request: Request) -> Response:
     if problem is not None:
         return error(*problem)
     record = {"input_file": input_file, "total": total, "api_version": request.headers["anthropic-version"]}
-    batch = emu.create_batch(PROVIDER, batch_id, record)
+    try:
+        batch = emu.create_batch(PROVIDER, batch_id, record)
+    except QuotaRefused as refused:
+        emu.file_path(input_file).unlink(missing_ok=True)  # no batch: its requests are not kept
+        return emu.codecs[PROVIDER].http_error(429, refused.message)
     return JSONResponse(batch_json(emu, batch, _base(request), now=batch["created_at"]))
 
 

@@ -25,6 +25,7 @@ from llmbulk import catalog
 from llmbulk.emulator import rules
 from llmbulk.emulator.engine import Emulator, new_id, ordered
 from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, json_body
+from llmbulk.emulator.quotas import QuotaRefused
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "gemini"
@@ -368,7 +369,10 @@ async def create_batch(request: Request, model: str) -> Response:
             return problem
     else:
         return error(400, "batch.inputConfig must have fileName or requests.", "INVALID_ARGUMENT")
-    batch = emu.create_batch(PROVIDER, f"batches/{new_id('')[:20]}", record)
+    try:
+        batch = emu.create_batch(PROVIDER, f"batches/{new_id('')[:20]}", record)
+    except QuotaRefused as refused:
+        return emu.codecs[PROVIDER].http_error(429, refused.message)
     return JSONResponse(operation_json(emu, batch, now=batch["created_at"]))
 
 

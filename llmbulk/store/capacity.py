@@ -183,6 +183,12 @@ class CapacityReads(Reading):
                 )
             return reports
 
+    def capacity_grants(self) -> list[tuple[str, float]]:
+        """(job id, when) of every reservation made, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(text("SELECT job_id, granted_at FROM capacity_grants ORDER BY granted_at"))
+            return [(str(job), float(at)) for job, at in rows]
+
     def waiting_for_quota(self, job_id: str) -> bool:
         with self._read() as conn:
             found = conn.execute(text("SELECT 1 FROM capacity_waits WHERE job_id = :j"), {"j": job_id}).first()
