@@ -162,3 +162,26 @@ def test_status_of_a_job_waiting_for_quota(tmp_path: Path) -> None:
     assert "queued for quota: 2 shard(s)" in text.stdout and "next slot when a batch in flight ends" in text.stdout
     queued = as_json["queued_for_quota"]
     assert queued["shards"] == 2 and queued["tokens"] > 0 and "1 of 1 batches in flight" in queued["reason"]
+
+
+def test_token_limit_exceeded_batch_requeues_and_lowers_the_observed_limit(tmp_path: Path) -> None:
+    # The account's real limit (700 tokens: two ~330-token shards) is below what the scope knows (none):
+    # OpenAI creates the third batch and fails it in validation with token_limit_exceeded.
+    config = EmulatorConfig(validating_seconds=0.2, running_seconds=1.0, finalizing_seconds=0.1, jitter=0.0,
+                            faults=FaultPlan(quotas=QuotaPlan(enqueued_tokens={MODEL: 700})))  # fmt: skip
+    with EmulatorServer(tmp_path / "emulator", config) as server:
+        env = _env(tmp_path / "home", server, f"sqlite:///{tmp_path / 'state.db'}")
+        job = _submit(env, tmp_path, _input(tmp_path / "in.csv", 30, "t"))  # 6 shards
+        done = _llmbulk(env, tmp_path, "run", job, "--out", "out.csv")
+        assert done.returncode == 0, done.stderr
+        (scope,) = json.loads(_llmbulk(env, tmp_path, "limits", "--json").stdout)
+        batches = json.loads(_llmbulk(env, tmp_path, "status", job, "--json").stdout)["batches"]
+        seen = server.emulator.max_enqueued_tokens()
+    with open(tmp_path / "out.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 30 and {r["status"] for r in rows} == {"succeeded"}  # no item failed
+    assert {r["attempts"] for r in rows} == {"1"}  # and no attempt was counted
+    refused = [b for b in batches if b["state"] == "requeued" and b["provider_batch_id"]]
+    assert refused  # created, failed on the token limit, requeued
+    assert 0 < scope["observed"]["enqueued_tokens"] <= 700  # lowered to what was in flight
+    assert seen[MODEL] <= 700
