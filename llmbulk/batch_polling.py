@@ -99,7 +99,7 @@ def requeue_batch(store: Store, batch: Batch) -> None:
     scope = capacity.scope_of(store.get_job(batch.job_id))
     with store.tx() as tx:
         tx.requeue_batch(batch.id, batch.job_id, batch.shard_id)
-        tx.observe_quota_refusal(scope)
+        tx.observe_quota_refusal(scope, batch.id, at=batch.created_at or batch.intent_at)
 
 
 def next_poll_delay(previous: float | None, initial: float, maximum: float) -> float:

@@ -117,7 +117,7 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     except QuotaError as exc:
         with store.tx() as tx:
             tx.refuse_intent(batch.id, exc.message, error_code="quota")
-            tx.observe_quota_refusal(scope)
+            tx.observe_quota_refusal(scope, batch.id, at=time.time())
         raise
     except ProviderError as exc:
         if not exc.retryable:  # a definite refusal: nothing was created

@@ -172,6 +172,12 @@ ENDED_SQL = (
     "SELECT COUNT(*) AS n, AVG(b.ended_at - b.created_at) AS mean FROM capacity_grants g"
     " JOIN batches b ON b.id = g.batch_id WHERE g.scope = :s AND b.state = 'ended' AND b.ended_at > :since"
 )
+# In flight at a past moment `at` (when a refused batch was created), the refused ones apart.
+USAGE_AT_SQL = (
+    "SELECT COALESCE(SUM(g.tokens), 0) AS tokens, COUNT(*) AS batches FROM capacity_grants g"
+    " JOIN batches b ON b.id = g.batch_id WHERE g.scope = :s AND g.granted_at <= :at AND b.id <> :b"
+    f" AND b.state NOT IN ('requeued', 'failed') AND (b.state IN {LIVE} OR b.ended_at > :at)"
+)
 WAIT_SQL = "SELECT * FROM capacity_waits WHERE job_id = :j"
 SCOPE_SQL = "SELECT * FROM capacity_scopes WHERE scope = :s"
 UNSENT_TOKENS_SQL = (

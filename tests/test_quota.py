@@ -157,7 +157,6 @@ def test_status_of_a_job_waiting_for_quota(tmp_path: Path) -> None:
         assert waited.returncode != 0  # still running
         text = _llmbulk(env, tmp_path, "status", job)
         as_json = json.loads(_llmbulk(env, tmp_path, "status", job, "--json").stdout)
-        _llmbulk(env, tmp_path, "cancel", job)
     print(text.stdout)
     assert "queued for quota: 2 shard(s)" in text.stdout and "next slot when a batch in flight ends" in text.stdout
     queued = as_json["queued_for_quota"]

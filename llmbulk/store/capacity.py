@@ -105,15 +105,16 @@ class CapacityWrites(Unit):
         """The job waits for no quota now (its own pacing holds it, or nothing is left to send)."""
         self._run("DELETE FROM capacity_waits WHERE job_id = :j", {"j": job_id})
 
-    def observe_quota_refusal(self, scope: Scope, now: float | None = None) -> None:
-        """The provider refused a create (or failed a batch) for quota: lower the scope's observed limits
-        to what is in flight now; with nothing in flight, no create is tried for a while."""
+    def observe_quota_refusal(self, scope: Scope, batch_id: str, at: float, now: float | None = None) -> None:
+        """The provider refused batch `batch_id` for quota (at its create, or in validation): lower the
+        scope's observed limits to what was in flight when it was created, `at`; with nothing in flight
+        then, no create is tried for a while."""
         now = time.time() if now is None else now
         self._locked_scope(scope, now)
-        usage = capacity.usage_of(self._records, scope.key, None, now)
+        usage = self._records(capacity.USAGE_AT_SQL, s=scope.key, at=at, b=batch_id)[0]
         values: dict[str, Any] = {"observed_at": now, "updated_at": now}
-        if usage.batches:
-            values.update(observed_tokens=usage.tokens, observed_batches=usage.batches)
+        if usage["batches"]:
+            values.update(observed_tokens=int(usage["tokens"]), observed_batches=int(usage["batches"]))
         else:
             values["blocked_until"] = now + capacity.REFUSAL_BACKOFF
         sets = ", ".join(f"{k} = :{k}" for k in values)
