@@ -26,14 +26,9 @@ def limits(ctx: typer.Context, json: JsonOpt = False, *, state: State) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from llmbulk import render
-    from llmbulk.store import Store
+    from llmbulk import api, render
 
-    store = Store.open(state.settings().db_url)
-    try:
-        reports = store.capacity_scopes()
-    finally:
-        store.close()
+    reports = api.limits(settings=state.settings())
     render.print_json(render.limits_json(reports)) if json else render.limits_table(reports)
 
 
@@ -65,26 +60,12 @@ def limits_set(
 
     Example: llmbulk limits set openai gpt-4o-mini --enqueued-tokens 2000000
     """
-    from llmbulk import providers, render
-    from llmbulk.capacity import scope_for
-    from llmbulk.errors import UsageError
-    from llmbulk.store import Store
+    from llmbulk import api, render
 
-    providers.info(provider)  # an unknown name is one clear line
     given = {
         "enqueued_tokens": enqueued_tokens, "active_batches": active_batches,
         "creations_per_hour": creations_per_hour, "files": files,
     }  # fmt: skip
-    values = {name: (value or None) for name, value in given.items() if value is not None}
-    if not values:
-        raise UsageError("limits set needs at least one of --enqueued-tokens, --active-batches, "
-                         "--creations-per-hour, --files")  # fmt: skip
-    scope = scope_for(provider, model, base_url, emulate)
-    store = Store.open(state.settings().db_url)
-    try:
-        with store.tx() as tx:
-            tx.set_capacity_limits(scope, values)
-        reports = [r for r in store.capacity_scopes() if r.scope == scope]
-    finally:
-        store.close()
+    values = {name: value for name, value in given.items() if value is not None}
+    reports = api.set_limits(provider, model, values, base_url=base_url, emulate=emulate, settings=state.settings())
     render.print_json(render.limits_json(reports)) if json else render.limits_table(reports)

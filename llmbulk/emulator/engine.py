@@ -23,8 +23,7 @@ import orjson
 from pydantic import BaseModel, Field, model_validator
 
 from llmbulk.catalog import Catalog
-from llmbulk.emulator import quotas
-from llmbulk.emulator.quotas import QuotaPlan
+from llmbulk.emulator.quotas import Admission, QuotaPlan, admit, batch_tokens, max_enqueued_tokens, record_enqueued
 
 ITEM_ERROR_KINDS = ("rate_limit", "server_error", "invalid_request", "timeout")
 
@@ -250,25 +249,23 @@ class Emulator:
             }
             self._write_json(self._batch_path(batch_id), record)
             if not record["token_limit"]:
-                quotas.record_enqueued(self.dir, str(record.get("model") or ""), others, self.phase, record)
+                record_enqueued(self.dir, str(record.get("model") or ""), others, self.phase, record)
         self.audit(
             "batch.created", provider, batch_id, ordinal=ordinal, request_count=record.get("total"),
             metadata=record.get("metadata"), display_name=record.get("display_name"),
         )  # fmt: skip
         return record
 
-    def _admit(
-        self, provider: str, record: dict[str, Any], others: list[dict[str, Any]], now: float
-    ) -> quotas.Admission:
+    def _admit(self, provider: str, record: dict[str, Any], others: list[dict[str, Any]], now: float) -> Admission:
         source = record.get("input_file_id") or record.get("input_file")
-        tokens = quotas.batch_tokens(None if source is None else self.file_path(str(source)))
+        tokens = batch_tokens(None if source is None else self.file_path(str(source)))
         codec = self.codecs[provider]
-        return quotas.admit(self.config.faults.quotas, provider, str(record.get("model") or ""), tokens, others,
+        return admit(self.config.faults.quotas, provider, str(record.get("model") or ""), tokens, others,
                             self.phase, now, fails_in_validation=codec.token_limits)  # fmt: skip
 
     def max_enqueued_tokens(self) -> dict[str, int]:
         """The most tokens enqueued at once per model, over this emulator's life (quotas.py)."""
-        return quotas.max_enqueued_tokens(self.dir)
+        return max_enqueued_tokens(self.dir)
 
     def _batch_path(self, batch_id: str) -> Path:
         return self.dir / "batches" / f"{_safe(batch_id)}.json"
