@@ -12,6 +12,7 @@ from llmbulk.jobs.collect import collect, status
 from llmbulk.jobs.doctor import doctor
 from llmbulk.jobs.gc import GcReport, Leftover, ProviderScan, gc
 from llmbulk.jobs.inspect import cost, items, jobs, stats
+from llmbulk.jobs.limits import limits, set_limits
 from llmbulk.jobs.retry import retry
 from llmbulk.jobs.run import run, worker
 from llmbulk.jobs.submit import new_job_id, submit
@@ -60,12 +61,14 @@ __all__ = [
     "gc",
     "items",
     "jobs",
+    "limits",
     "new_job_id",
     "prune_cache",
     "resolve_output",
     "resume",
     "retry",
     "run",
+    "set_limits",
     "stats",
     "status",
     "submit",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import orjson
 
+from llmbulk import capacity
 from llmbulk.crashpoints import crashpoint
 from llmbulk.errors import ProviderError
 from llmbulk.leases import JobLease
@@ -95,8 +96,10 @@ def cancel_batches(store: Store, provider: BatchProvider, job: Job, lease: JobLe
 
 def requeue_batch(store: Store, batch: Batch) -> None:
     """A batch refused for quota: its items go back to the queue, not to failure."""
+    scope = capacity.scope_of(store.get_job(batch.job_id))
     with store.tx() as tx:
         tx.requeue_batch(batch.id, batch.job_id, batch.shard_id)
+        tx.observe_quota_refusal(scope, batch.id, at=batch.created_at or batch.intent_at)
 
 
 def next_poll_delay(previous: float | None, initial: float, maximum: float) -> float:

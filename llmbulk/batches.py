@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from llmbulk import capacity
 from llmbulk.batch_copies import (
     adopt_upload,
     cancel_duplicate,
@@ -38,6 +39,7 @@ from llmbulk.models import BatchState, parse_custom_id
 from llmbulk.providers.base import ShardInput
 from llmbulk.restore import ensure_shard
 from llmbulk.sending import Emit, Sending, labels_for, shard_input
+from llmbulk.store.capacity import Reservation
 from llmbulk.store.schema import Batch, Shard
 
 __all__ = [
@@ -88,14 +90,20 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
         owner=ctx.lease.owner,
         input_file_id=reusable_file,
     )
+    scope = capacity.scope_of(job)
     with ctx.lease.fenced() as tx:
         # The holder of an earlier intent may have resumed and recorded its batch since we looked.
         landed = tx.intent_with_batch([b.id for b in pending])
+        waits = None
         if landed is None:
-            tx.add_batch(batch)
             tx.supersede_intents([b.id for b in pending], "no batch found at the provider")
+            waits = tx.reserve_capacity(_reservation(ctx, shard, batch.id, scope))
+            if waits is None:
+                tx.add_batch(batch)
     if landed is not None:
         return next(b for b in pending if b.id == landed)
+    if waits is not None:
+        raise capacity.QueuedForQuota(waits)
     crashpoint("after_intent")
     file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
     with ctx.lease.fenced() as tx:  # the create's in-flight window starts now
@@ -109,6 +117,7 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     except QuotaError as exc:
         with store.tx() as tx:
             tx.refuse_intent(batch.id, exc.message, error_code="quota")
+            tx.observe_quota_refusal(scope, batch.id, at=time.time())
         raise
     except ProviderError as exc:
         if not exc.retryable:  # a definite refusal: nothing was created
@@ -126,6 +135,20 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     if other is not None:  # another holder sent this shard while we were paused: ours is the extra one
         cancel_duplicate(ctx, batch.id, ref.batch_id, shard.id, kept=other, fenced=False)
     return batch
+
+
+def _reservation(ctx: Sending, shard: Shard, batch_id: str, scope: capacity.Scope) -> Reservation:
+    job = ctx.job
+    return Reservation(
+        scope=scope,
+        job_id=job.id,
+        shard_id=shard.id,
+        batch_id=batch_id,
+        tokens=capacity.shard_tokens(shard.n_bytes),
+        priority=int(job.spec.pacing.get("priority") or 0),
+        submitted_at=job.created_at,
+        stale_after=capacity.STALE_WAIT,
+    )
 
 
 def _maybe_in_flight(ctx: Sending, intent: Batch) -> bool:

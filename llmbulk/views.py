@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from llmbulk.capacity import QuotaWait
 from llmbulk.errors import ExitStatus
 from llmbulk.states import JobState
 
@@ -84,6 +85,7 @@ class JobStatus:
     usage: dict[str, int]
     dead: list[dict[str, Any]]
     unsent_shards: int
+    quota: QuotaWait | None = None  # its shards waiting for room in their capacity scope
 
     @property
     def finished(self) -> bool:

@@ -172,6 +172,9 @@ class SubmitFlags:
         int | None,
         typer.Option("--max-enqueued-tokens", help="Submit gradually: at most this many estimated tokens in flight."),
     ] = None
+    priority: Annotated[
+        int, typer.Option("--priority", help="Waiting for quota, higher priorities are served first (default 0).")
+    ] = 0
     schema: Annotated[
         str | None,
         typer.Option("--schema", help="Structured output: a JSON Schema file, or a Pydantic model as module.py:Class."),
@@ -247,6 +250,7 @@ class SubmitFlags:
             gemini_inline=self.gemini_inline,
             max_active_batches=self.max_active_batches,
             max_enqueued_tokens=self.max_enqueued_tokens,
+            priority=self.priority,
             schema=self.schema,
             prompt_source=None if self.prompt_file is None else str(self.prompt_file),
             new_job=self.new_job,

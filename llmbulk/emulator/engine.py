@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, Field, model_validator
 
 from llmbulk.catalog import Catalog
+from llmbulk.emulator.quotas import Admission, QuotaPlan, admit, batch_tokens, max_enqueued_tokens, record_enqueued
 
 ITEM_ERROR_KINDS = ("rate_limit", "server_error", "invalid_request", "timeout")
 
@@ -77,6 +78,9 @@ class FaultPlan(BaseModel):
     )
     http_faults: list[HttpFault] = Field(default_factory=list, description="HTTP errors to inject.")
     invalid_json_rate: float = Field(default=0.0, description="Fraction of schema answers that are not JSON.")
+    quotas: QuotaPlan = Field(
+        default_factory=QuotaPlan, description="Account limits enforced at create (emulator/quotas.py)."
+    )
     shuffle_results: bool = Field(
         default=False,
         description="Write results in an adversarial (seeded, shuffled) order on every provider, Gemini "
@@ -217,7 +221,9 @@ class Emulator:
         cfg, now = self.config, self.config.clock()
         codec = self.codecs[provider]
         with self.locked():
-            ordinal = 1 + sum(1 for b in self._all_batches() if b["provider"] == provider)
+            others = self._all_batches()
+            ordinal = 1 + sum(1 for b in others if b["provider"] == provider)
+            admission = self._admit(provider, record, others, now)  # QuotaRefused: the provider's 429
             stretch = 1 + cfg.jitter * unit(cfg.seed, "jitter", batch_id)
             validated = now + cfg.validating_seconds * stretch
             ran = validated + cfg.running_seconds * stretch
@@ -234,18 +240,32 @@ class Emulator:
                 # A vendor that lets long batches run on (Azure) never expires one.
                 "expire": ordinal in faults.expire_batches and getattr(codec, "expires", True),
                 "fail_validation": ordinal in faults.fail_validation_batches and codec.whole_batch_failures,
-                "token_limit": ordinal in faults.token_limit_batches and codec.token_limits,
+                "token_limit": (ordinal in faults.token_limit_batches or admission.token_limit) and codec.token_limits,
+                "enqueued_tokens": admission.tokens,
                 # A provider-side cancel is a cancel request dated halfway through the run.
                 "cancel_requested_at": validated + (ran - validated) / 2 if ordinal in faults.cancel_batches else None,
                 "late_reads": faults.late_results,
                 "results": None,
             }
             self._write_json(self._batch_path(batch_id), record)
+            if not record["token_limit"]:
+                record_enqueued(self.dir, str(record.get("model") or ""), others, self.phase, record)
         self.audit(
             "batch.created", provider, batch_id, ordinal=ordinal, request_count=record.get("total"),
             metadata=record.get("metadata"), display_name=record.get("display_name"),
         )  # fmt: skip
         return record
+
+    def _admit(self, provider: str, record: dict[str, Any], others: list[dict[str, Any]], now: float) -> Admission:
+        source = record.get("input_file_id") or record.get("input_file")
+        tokens = batch_tokens(None if source is None else self.file_path(str(source)))
+        codec = self.codecs[provider]
+        return admit(self.config.faults.quotas, provider, str(record.get("model") or ""), tokens, others,
+                            self.phase, now, fails_in_validation=codec.token_limits)  # fmt: skip
+
+    def max_enqueued_tokens(self) -> dict[str, int]:
+        """The most tokens enqueued at once per model, over this emulator's life (quotas.py)."""
+        return max_enqueued_tokens(self.dir)
 
     def _batch_path(self, batch_id: str) -> Path:
         return self.dir / "batches" / f"{_safe(batch_id)}.json"

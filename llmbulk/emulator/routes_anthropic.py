@@ -29,6 +29,7 @@ from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, jso
 from llmbulk.emulator.owners import owner_of
 from llmbulk.emulator.parts import Files
 from llmbulk.emulator.parts_anthropic import anthropic_attachments
+from llmbulk.emulator.quotas import QuotaRefused
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "anthropic"
@@ -252,7 +253,11 @@ async def create(request: Request) -> Response:
         return error(*problem)
     record = {"input_file": input_file, "total": total, "api_version": request.headers["anthropic-version"],
               "owner": owner_of(request), "files_beta": files_anthropic.has_files_beta(request)}  # fmt: skip
-    batch = emu.create_batch(PROVIDER, batch_id, record)
+    try:
+        batch = emu.create_batch(PROVIDER, batch_id, record)
+    except QuotaRefused as refused:
+        emu.file_path(input_file).unlink(missing_ok=True)  # no batch: its requests are not kept
+        return emu.codecs[PROVIDER].http_error(429, refused.message)
     return JSONResponse(batch_json(emu, batch, _base(request), now=batch["created_at"]))
 
 

@@ -28,6 +28,7 @@ from llmbulk.emulator.http import INVALID, base_url, emulator_of, int_query, jso
 from llmbulk.emulator.owners import owned_by, owner_of
 from llmbulk.emulator.parts import Files
 from llmbulk.emulator.parts_gemini import gemini_attachments
+from llmbulk.emulator.quotas import QuotaRefused
 from llmbulk.emulator.replies import NeutralRequest, respond
 
 PROVIDER = "gemini"
@@ -391,7 +392,10 @@ async def create_batch(request: Request, model: str) -> Response:
             return problem
     else:
         return error(400, "batch.inputConfig must have fileName or requests.", "INVALID_ARGUMENT")
-    batch = emu.create_batch(PROVIDER, f"batches/{new_id('')[:20]}", record)
+    try:
+        batch = emu.create_batch(PROVIDER, f"batches/{new_id('')[:20]}", record)
+    except QuotaRefused as refused:
+        return emu.codecs[PROVIDER].http_error(429, refused.message)
     return JSONResponse(operation_json(emu, batch, now=batch["created_at"]))
 
 

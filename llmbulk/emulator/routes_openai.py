@@ -21,6 +21,7 @@ from llmbulk.emulator.http import INVALID, emulator_of, int_query, json_body, pa
 from llmbulk.emulator.openai_objects import STATUS, batch_json, file_json, validate_input
 from llmbulk.emulator.openai_results import FILE_TTL, OpenAICodec, error
 from llmbulk.emulator.owners import owned_by, owner_of
+from llmbulk.emulator.quotas import QuotaRefused
 from llmbulk.emulator.vendors import VENDORS, Vendor, vendor_of
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -183,7 +184,10 @@ async def create_batch(request: Request) -> Response:
         "output_expires_seconds": (body.get("output_expires_after") or {}).get("seconds"),
         "completion_window": body["completion_window"], "owner": owner_of(request),
     }  # fmt: skip
-    batch = emu.create_batch(vendor.name, new_id("batch_"), record)
+    try:
+        batch = emu.create_batch(vendor.name, new_id("batch_"), record)
+    except QuotaRefused as refused:
+        return emu.codecs[vendor.name].http_error(429, refused.message)
     return JSONResponse(batch_json(emu, vendor, batch, now=batch["created_at"]))
 
 

@@ -48,6 +48,7 @@ def job_status(store: Store, job: Job) -> JobStatus:
         usage=store.usage_totals(job.id),
         dead=store.items_in_state(job.id, ItemState.DEAD.value, limit=20),
         unsent_shards=len(store.unsent_shards(job.id)),
+        quota=store.quota_wait(job.id),
     )
 
 

@@ -135,7 +135,27 @@ class Runner:
                 self.session.events.emit("job.timeout", job.id, counts=state.counts, seconds=seconds)
                 return RunResult(job.id, False, True, self.summary, state)
             self.session.progress.round(state, self.delay)
-            self.sleep(self.delay)
+            self.pause(self.delay)
+
+    def pause(self, delay: float) -> None:
+        """Sleep until the next round; a job queued for quota asks for its turn every initial poll
+        interval meanwhile (a database read, no provider call), so it keeps its place in the queue
+        and takes room as soon as another runner's batch gives it back."""
+        waited = 0.0
+        while waited < delay:
+            if not self.store.waiting_for_quota(self.job_id):
+                self.sleep(delay - waited)
+                return
+            step = min(self.bounds[0], delay - waited)
+            self.sleep(step)
+            waited += step
+            self.lease.check()
+            job = self.store.get_job(self.job_id)
+            if job.cancel_requested is not None:
+                return
+            self.send_unsent(job)
+            if self.delay is None:  # it got its turn: a new batch to watch
+                return
 
     def honour_cancel_request(self, job: Job) -> Job:
         """`llmbulk cancel` from another process asked this holder to cancel the job."""
@@ -197,6 +217,8 @@ class Runner:
 
     def finish(self, job: Job) -> RunResult:
         store, events = self.store, self.session.events
+        with store.tx() as tx:
+            tx.leave_capacity_queue(job.id)
         with store.tx() as tx:
             tx.mark_dead(job.id, job.max_attempts)
         if job.state != JobState.CANCELLED and store.item_counts(job.id).get(ItemState.FAILED_RETRYABLE.value):

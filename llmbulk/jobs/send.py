@@ -9,6 +9,7 @@ from llmbulk.batches import (
     LIVE_STATES,
     submit_shard,
 )
+from llmbulk.capacity import QueuedForQuota
 from llmbulk.errors import (
     ProviderError,
     QuotaError,
@@ -36,10 +37,15 @@ def send_unsent(session: Session, job: Job, lease: JobLease) -> tuple[list[str],
         if session.store.get_job(job.id).cancel_requested:
             return created, len(unsent) - index
         if not room_for(session.store, job, shard, pacing):
+            with session.store.tx() as tx:
+                tx.leave_capacity_queue(job.id)  # its own pacing holds it: no place to keep in the queue
             session.progress.note(f"{len(unsent) - index} shard(s) wait for earlier batches (pacing limits)")
             return created, len(unsent) - index + waiting
         try:
             batch = submit_shard(ctx, shard)
+        except QueuedForQuota as wait:
+            session.progress.note(f"{len(unsent) - index} shard(s) queued for quota: {wait.reason}")
+            return created, len(unsent) - index + waiting
         except ProviderError as exc:
             if not exc.retryable:
                 raise

@@ -247,7 +247,10 @@ def pacing_of(options: SubmitOptions) -> dict[str, int]:
     for name, value in pacing.items():
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
-    return {k: v for k, v in pacing.items() if v}
+    kept: dict[str, int] = {k: v for k, v in pacing.items() if v}
+    if options.priority:
+        kept["priority"] = options.priority
+    return kept
 
 
 def limits_of(options: SubmitOptions) -> Limits:

@@ -35,6 +35,7 @@ class SubmitOptions:
     gemini_inline: bool = False
     max_active_batches: int | None = None
     max_enqueued_tokens: int | None = None
+    priority: int = 0  # served before lower priorities in a shared capacity scope's queue
     schema: str | None = None
     prompt_source: str | None = None  # where `prompt` was read from (e.g. a file), named in template errors
     new_job: bool = False  # start a separate job even if the same command made one already

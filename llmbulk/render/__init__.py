@@ -20,6 +20,7 @@ from llmbulk.panel import RichProgress as RichProgress  # its home is panel.py; 
 from llmbulk.render.console import err, error, out, print_grid, print_json, warning
 from llmbulk.render.cost import cache_stats, cost_output, estimate_line, usd
 from llmbulk.render.gc import gc_json, gc_report
+from llmbulk.render.limits import limits_json, limits_table
 from llmbulk.render.payloads import (
     ITEM_COLUMNS,
     JOB_COLUMNS,
@@ -53,6 +54,8 @@ __all__ = [  # what the CLI and the tests use from the parts
     "gc_json",
     "gc_report",
     "job_status",
+    "limits_json",
+    "limits_table",
     "out",
     "print_json",
     "retry_json",

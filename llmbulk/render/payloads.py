@@ -56,6 +56,7 @@ def status_json(status: JobStatus) -> dict[str, Any]:
         "errors": [{"state": s, "code": c, "count": n} for s, c, n in status.errors],
         "usage": status.usage,
         "dead": status.dead,
+        "queued_for_quota": None if status.quota is None else status.quota.as_json(),
     }
 
 

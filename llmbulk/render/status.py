@@ -43,7 +43,9 @@ def job_status(status: JobStatus, console: Console | None = None) -> None:
     show.print(f"items: {counts or 'none'}", soft_wrap=False)
     if status.batches:
         print_grid(batches_grid(status.batches), show)
-    if status.unsent_shards:
+    if status.quota is not None:
+        show.print(status.quota.line(), markup=False, soft_wrap=False)
+    elif status.unsent_shards:
         show.print(
             f"{status.unsent_shards} shard(s) not yet submitted (quota or interrupted): `llmbulk run {job.id}`",
             soft_wrap=False,

@@ -224,6 +224,67 @@ def _attachments(conn: Connection) -> None:
 FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
 
 
+def _capacity(conn: Connection) -> None:
+    """Capacity scopes shared by every runner of the database (issue #21).
+
+    `capacity_scopes`: one row per provider account and model, holding the limits set with
+    `llmbulk limits set` (NULL: the provider's default) and the observed limits a quota refusal
+    lowered; the row is also what a reservation locks. `capacity_grants`: the reservation each
+    create intent made, released when its batch leaves the live states. `capacity_waits`: a job's
+    next shard waiting for room, in the durable queue the scopes are served from.
+    """
+    conn.execute(
+        text(
+            """CREATE TABLE capacity_scopes (
+        scope VARCHAR NOT NULL PRIMARY KEY,
+        provider VARCHAR NOT NULL,
+        account VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        enqueued_tokens BIGINT,
+        active_batches INTEGER,
+        creations_per_hour INTEGER,
+        files INTEGER,
+        observed_tokens BIGINT,
+        observed_batches INTEGER,
+        observed_at FLOAT,
+        blocked_until FLOAT,
+        updated_at FLOAT NOT NULL
+    )"""
+        )
+    )
+    conn.execute(
+        text(
+            """CREATE TABLE capacity_grants (
+        batch_id VARCHAR NOT NULL PRIMARY KEY,
+        scope VARCHAR NOT NULL,
+        job_id VARCHAR NOT NULL,
+        shard_id VARCHAR NOT NULL,
+        tokens BIGINT NOT NULL,
+        granted_at FLOAT NOT NULL
+    )"""
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_capacity_grants_scope ON capacity_grants (scope, job_id)"))
+    conn.execute(
+        text(
+            """CREATE TABLE capacity_waits (
+        scope VARCHAR NOT NULL,
+        job_id VARCHAR NOT NULL,
+        shard_id VARCHAR NOT NULL,
+        tokens BIGINT NOT NULL,
+        priority INTEGER NOT NULL,
+        submitted_at FLOAT NOT NULL,
+        since FLOAT NOT NULL,
+        seen_at FLOAT NOT NULL,
+        PRIMARY KEY (scope, job_id)
+    )"""
+        )
+    )
+
+
+FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
+
+
 def item_counts_select(where: str) -> str:
     """Items counted per (job, shard, state, last error code); `where` filters on job_id / shard_id.
 
@@ -256,6 +317,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0005_fencing", _fencing),
     ("0006_reuse", _reuse),
     ("0007_attachments", _attachments),
+    ("0008_capacity", _capacity),
 ]
 
 # Names an earlier release of llmbulk recorded for a migration that was later renamed: such a

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+from llmbulk import capacity
 from llmbulk.store import queries
 from llmbulk.views import JobStatus, batch_view
 
@@ -133,4 +134,5 @@ class _Reader:
             usage={"input_tokens": int(usage[0]), "output_tokens": int(usage[1]), "attempts": int(usage[2])},
             dead=self.records(queries.ITEMS_IN_STATE + f" LIMIT {_DEAD_SHOWN}", j=job_id, s="dead"),
             unsent_shards=len(self.rows(queries.UNSENT_SHARDS, j=job_id)[1]),
+            quota=capacity.quota_wait(self.records, job_id),
         )

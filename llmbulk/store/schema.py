@@ -200,6 +200,55 @@ class AttachmentFile(SQLModel, table=True):
     used_at: float | None = Field(default=None, description="When a job last packed a request referencing it.")
 
 
+class CapacityScope(SQLModel, table=True):
+    """Limits of one provider account and model, shared by every runner (NULL: the provider's default)."""
+
+    __tablename__ = "capacity_scopes"
+
+    scope: str = Field(primary_key=True, description="provider|account|model.")
+    provider: str = Field(description="Provider (or OpenAI-compatible vendor) name.")
+    account: str = Field(description="Base URL of the account, or 'default'.")
+    model: str = Field(description="Model the limits apply to.")
+    enqueued_tokens: int | None = Field(default=None, sa_type=BigInteger, description="Set enqueued-token limit.")
+    active_batches: int | None = Field(default=None, description="Set limit of batches in flight.")
+    creations_per_hour: int | None = Field(default=None, description="Set limit of batch creations per hour.")
+    files: int | None = Field(default=None, description="Set limit of files at the provider.")
+    observed_tokens: int | None = Field(default=None, sa_type=BigInteger, description="Lowered by a quota refusal.")
+    observed_batches: int | None = Field(default=None, description="Lowered by a quota refusal.")
+    observed_at: float | None = Field(default=None, description="When the observed limits were last lowered.")
+    blocked_until: float | None = Field(default=None, description="No create before this.")
+    updated_at: float = Field(description="Last change.")
+
+
+class CapacityGrant(SQLModel, table=True):
+    """The room one create intent reserved in its scope; held while its batch is live."""
+
+    __tablename__ = "capacity_grants"
+    __table_args__ = (Index("ix_capacity_grants_scope", "scope", "job_id"),)
+
+    batch_id: str = Field(primary_key=True, description="The intent's local batch id.")
+    scope: str = Field(description="Its capacity scope.")
+    job_id: str = Field(description="Owning job.")
+    shard_id: str = Field(description="The shard sent.")
+    tokens: int = Field(sa_type=BigInteger, description="Estimated enqueued tokens.")
+    granted_at: float = Field(description="When the room was reserved (counts toward creations per hour).")
+
+
+class CapacityWait(SQLModel, table=True):
+    """A job's next shard waiting for room in a scope: the durable quota queue."""
+
+    __tablename__ = "capacity_waits"
+
+    scope: str = Field(primary_key=True, description="The scope waited on.")
+    job_id: str = Field(primary_key=True, description="The waiting job.")
+    shard_id: str = Field(description="Its next shard.")
+    tokens: int = Field(sa_type=BigInteger, description="That shard's estimated tokens.")
+    priority: int = Field(description="Higher first (--priority).")
+    submitted_at: float = Field(description="The job's creation time: submission order.")
+    since: float = Field(description="When the job started waiting.")
+    seen_at: float = Field(description="Last time its runner asked; stale waits are passed over.")
+
+
 class SchemaMigration(SQLModel, table=True):
     """Named migrations applied to this database."""
 

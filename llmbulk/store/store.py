@@ -17,17 +17,18 @@ from contextlib import contextmanager
 from llmbulk.store.answers import AnswerReads, AnswerWrites
 from llmbulk.store.attachments import AttachmentReads, AttachmentWrites
 from llmbulk.store.batches import BatchReads, BatchWrites
+from llmbulk.store.capacity import CapacityReads, CapacityWrites
 from llmbulk.store.engine import open_engine
 from llmbulk.store.items import ItemReads, ItemWrites
 from llmbulk.store.jobs import JobReads, JobWrites
 from llmbulk.store.reports import Reports
 
 
-class Tx(JobWrites, ItemWrites, BatchWrites, AnswerWrites, AttachmentWrites):
+class Tx(JobWrites, ItemWrites, BatchWrites, AnswerWrites, AttachmentWrites, CapacityWrites):
     """One write transaction: every write operation of the store, committed together on exit."""
 
 
-class Store(JobReads, ItemReads, BatchReads, AnswerReads, AttachmentReads, Reports):
+class Store(JobReads, ItemReads, BatchReads, AnswerReads, AttachmentReads, CapacityReads, Reports):
     """The state database: read methods, and `tx()` for writes."""
 
     @classmethod
