@@ -105,11 +105,14 @@ class OpenAIBatchProvider:
     # ---- calls -------------------------------------------------------------------------------
 
     def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
+        extra: dict[str, Any] = {}
+        if self.profile.output_expiry is not None:  # where the vendor is known to take it (profiles.py)
+            extra["output_expires_after"] = {"anchor": "created_at", "seconds": self.profile.output_expiry}
         batch = self._call(
             "create batch",
             lambda: self.client.with_options(max_retries=0).batches.create(
                 input_file_id=input_file_id, endpoint=self.endpoint, completion_window=self.window,
-                metadata=labels, extra_headers=self._headers,
+                metadata=labels, extra_headers=self._headers, **extra,
             ),
         )  # fmt: skip
         return BatchRef(
@@ -285,7 +288,7 @@ class OpenAIFiles:
     def upload(self, shard: ShardInput, labels: dict[str, str]) -> str:
         adapter = self.adapter
         extra: dict[str, Any] = {}
-        if adapter.profile.upload_expiry is not None:  # Azure: without it, 500 input files per resource
+        if adapter.profile.upload_expiry is not None:  # OpenAI, Azure (without it: 500 input files per resource)
             extra["expires_after"] = {"anchor": "created_at", "seconds": adapter.profile.upload_expiry}
         with open(shard.path, "rb") as fh:
             created = adapter._call(
