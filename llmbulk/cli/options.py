@@ -205,6 +205,15 @@ class SubmitFlags:
         ),
     ] = None
 
+    keep_files: Annotated[
+        bool,
+        typer.Option(
+            "--keep-files",
+            help="Leave the job's input and result files at the provider after collect (by default they are"
+            " deleted there once collected; the raw results stay in the job's folder until `llmbulk prune`).",
+        ),
+    ] = False
+
     def options(self, input: Path, provider: str, model: str) -> api.SubmitOptions:
         """The job to submit; each refused value names its option."""
         from llmbulk import api
@@ -237,6 +246,7 @@ class SubmitFlags:
             fresh=self.fresh,
             reuse_max_age=None if self.reuse_max_age is None else parse_age(self.reuse_max_age, "--reuse-max-age"),
             sample=self.sample,
+            keep_files=self.keep_files,
         )
 
 

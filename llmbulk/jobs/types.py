@@ -43,6 +43,7 @@ class SubmitOptions:
     sample: int | None = None  # sample number, part of the request key (several samples of one prompt)
     base_url: str | None = None  # the gateway or resource to send to (kept on the job)
     completion_window: str | None = None  # where the provider offers several windows
+    keep_files: bool = False  # leave input and result files at the provider after collect (kept with the job)
 
 
 @dataclass(frozen=True, slots=True)

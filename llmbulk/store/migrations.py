@@ -222,6 +222,14 @@ BATCH_USAGE_SET = (
     " attempts_recorded = (SELECT COUNT(*) FROM attempts a WHERE a.batch_id = batches.id)"
 )
 
+def _hygiene(conn: Connection) -> None:
+    """Provider hygiene: when a batch's files at the provider were deleted after use (`jobs/cleanup.py`).
+
+    A batch whose input and result files are dealt with is not asked about again by a later collect.
+    """
+    conn.execute(text("ALTER TABLE batches ADD COLUMN files_deleted_at FLOAT"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_job_estimates", _job_estimates),
@@ -229,6 +237,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0004_item_counts", _item_counts),
     ("0005_fencing", _fencing),
     ("0006_reuse", _reuse),
+    ("0009_hygiene", _hygiene),  # 0007 and 0008 are other branches' (attachments, capacity scopes)
 ]
 
 # Names an earlier release of llmbulk recorded for a migration that was later renamed: such a
