@@ -12,6 +12,7 @@ from llmbulk.jobs.collect import collect, status
 from llmbulk.jobs.doctor import doctor
 from llmbulk.jobs.gc import GcReport, Leftover, ProviderScan, gc
 from llmbulk.jobs.inspect import cost, items, jobs, stats
+from llmbulk.jobs.prune import PrunedJob, PruneReport, prune
 from llmbulk.jobs.retry import retry
 from llmbulk.jobs.run import run, worker
 from llmbulk.jobs.submit import new_job_id, submit
@@ -41,6 +42,8 @@ __all__ = [
     "JobStatus",
     "Leftover",
     "ProviderScan",
+    "PruneReport",
+    "PrunedJob",
     "RetryResult",
     "RunResult",
     "Session",
@@ -61,6 +64,7 @@ __all__ = [
     "items",
     "jobs",
     "new_job_id",
+    "prune",
     "prune_cache",
     "resolve_output",
     "resume",

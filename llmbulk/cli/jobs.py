@@ -150,6 +150,7 @@ def collect(
     Example: llmbulk collect j7f3k2 --out results.parquet
     """
     from llmbulk import api, exit_status, render
+    from llmbulk.retention import expiry_warning
 
     if follow:
         followed = api.run(
@@ -169,6 +170,8 @@ def collect(
         render.print_json(render.collect_json(result))
     elif result.output is None or result.output.path is not None:
         render.collect_result(result)
+    if (expiring := expiry_warning(result.status)) is not None:
+        render.warning(expiring)
     raise typer.Exit(int(exit_status(result.status)))
 
 

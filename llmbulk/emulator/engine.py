@@ -190,7 +190,8 @@ class Emulator:
         meta = {**meta, "id": file_id, "provider": provider, "bytes": self.file_path(file_id).stat().st_size}
         meta.setdefault("created_at", int(self.config.clock()))
         self._write_json(self.dir / "files" / f"{_safe(file_id)}.json", meta)
-        self.audit("file.created", provider, file_id, bytes=meta["bytes"], purpose=meta.get("purpose"))
+        name = meta.get("filename") or meta.get("display_name")  # so a test can tell a shard's uploads once deleted
+        self.audit("file.created", provider, file_id, bytes=meta["bytes"], purpose=meta.get("purpose"), name=name)
         return meta
 
     def get_file(self, file_id: str) -> dict[str, Any] | None:

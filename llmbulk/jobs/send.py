@@ -7,6 +7,8 @@ from typing import Any
 from llmbulk import costs
 from llmbulk.batches import (
     LIVE_STATES,
+    Sending,
+    delete_stray_uploads,
     submit_shard,
 )
 from llmbulk.errors import (
@@ -27,6 +29,13 @@ def send_unsent(session: Session, job: Job, lease: JobLease) -> tuple[list[str],
     holder's create that may still be in flight).
     """
     ctx = session.sending(job, lease)
+    try:
+        return _send_round(session, job, ctx)
+    finally:
+        delete_stray_uploads(ctx)  # one files listing per round, for every upload it made (#23)
+
+
+def _send_round(session: Session, job: Job, ctx: Sending) -> tuple[list[str], int]:
     created: list[str] = []
     unsent = session.store.unsent_shards(job.id)
     pacing = job.spec.pacing

@@ -94,8 +94,12 @@ class InputFiles(Protocol):
         """
         ...
 
+    def find_many(self, wanted: list[tuple[dict[str, str], int]], since: datetime) -> list[list[str]]:
+        """`find` for several uploads (labels, size) in one listing: for each, its files newest first."""
+        ...
+
     def delete(self, file_id: str) -> None:
-        """Remove an uploaded input file."""
+        """Remove an uploaded file (an input, or a batch's result file)."""
         ...
 
 

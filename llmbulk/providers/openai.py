@@ -301,9 +301,15 @@ class OpenAIFiles:
         return str(created.id)
 
     def find(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
-        wanted = f"{labels['llmbulk_shard']}.jsonl"  # the name `upload` gives the shard's file
+        return self.find_many([(labels, n_bytes)], since)[0]
+
+    def find_many(self, wanted: list[tuple[dict[str, str], int]], since: datetime) -> list[list[str]]:
+        """Each upload's files by the name `upload` gives a shard's file and its size, in one listing."""
+        slots: dict[tuple[str, int], list[int]] = {}
+        for index, (labels, n_bytes) in enumerate(wanted):
+            slots.setdefault((f"{labels['llmbulk_shard']}.jsonl", n_bytes), []).append(index)
         cutoff = since.timestamp() - CLOCK_SKEW_SECONDS
-        found: list[str] = []
+        found: list[list[str]] = [[] for _ in wanted]
         adapter = self.adapter
         with adapter._mapped("list files"):
             for file in adapter._listed(files=True):
@@ -311,8 +317,8 @@ class OpenAIFiles:
                     if adapter.profile.newest_first:
                         break
                     continue
-                if file.filename == wanted and file.bytes == n_bytes:
-                    found.append(file.id)
+                for index in slots.get((str(file.filename), int(file.bytes or 0)), ()):
+                    found[index].append(file.id)
         return found
 
     def delete(self, file_id: str) -> None:

@@ -222,6 +222,7 @@ BATCH_USAGE_SET = (
     " attempts_recorded = (SELECT COUNT(*) FROM attempts a WHERE a.batch_id = batches.id)"
 )
 
+
 def _hygiene(conn: Connection) -> None:
     """Provider hygiene: when a batch's files at the provider were deleted after use (`jobs/cleanup.py`).
 
