@@ -94,7 +94,9 @@ def adopt_upload(ctx: Sending, shard: Shard, labels: dict[str, str], since: floa
 def delete_stray_uploads(ctx: Sending) -> None:
     """Delete stray copies of this round's uploads (the SDK retried one whose answer was lost).
 
-    One files listing for the whole round, not one per upload (#23): a copy is a file with an upload's
+    Only uploads the adapter says may have copies are looked for (OpenAI: those the SDK sent more than
+    once, so a round without a lost answer lists nothing; Gemini: every one). One files listing for the
+    whole round, not one per upload (#23): a copy is a file with an upload's
     shard name and size, made since its intent, other than the copy recorded, that nothing refers to.
     Called once the round ends, however it ends; without the lease nothing is deleted (fenced), and a
     failed listing only leaves the copies to `gc` (a stray copy costs storage, not money).

@@ -152,8 +152,9 @@ def _upload(ctx: Sending, source: ShardInput, shard: Shard, labels: dict[str, st
     with ctx.store.tx() as tx:
         tx.set_input_file(batch.id, file_id)  # a fact: recorded whoever holds the lease
     # The SDK retries uploads: one whose answer was lost leaves a stray copy, found and deleted with
-    # every other upload of this round in one files listing when the round ends (`delete_stray_uploads`).
-    ctx.uploads.append(Upload(shard, labels, batch.intent_at, file_id))
+    # every other such upload of this round in one files listing when the round ends (`delete_stray_uploads`).
+    if files is not None and files.may_have_copies(file_id):
+        ctx.uploads.append(Upload(shard, labels, batch.intent_at, file_id))
     return file_id
 
 

@@ -200,24 +200,44 @@ def test_prune_is_a_dry_run_until_apply_and_never_touches_a_running_job(
 # ---- one files listing per send round (#23 part 4) ---------------------------------------------
 
 
+def _server(tmp_path: Path, faults: list[HttpFault]) -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(validating_seconds=0.05, running_seconds=0.1, finalizing_seconds=0.05, jitter=0.0,
+                            faults=FaultPlan(http_faults=faults))  # fmt: skip
+    with EmulatorServer(tmp_path / "emu", config) as server:
+        yield server
+
+
 @pytest.fixture
 def lossy(tmp_path: Path) -> Iterator[EmulatorServer]:
     """An emulator that loses the answer to the second upload (made, then the connection reset)."""
-    lost = HttpFault(method="POST", path_regex=r"^/openai/v1/files$", action="reset", after=True, skip=1)
-    config = EmulatorConfig(validating_seconds=0.05, running_seconds=0.1, finalizing_seconds=0.05, jitter=0.0,
-                            faults=FaultPlan(http_faults=[lost]))  # fmt: skip
-    with EmulatorServer(tmp_path / "emu", config) as server:
-        yield server
+    yield from _server(tmp_path, [HttpFault(method="POST", path_regex=r"^/openai/v1/files$", action="reset",
+                                            after=True, skip=1)])  # fmt: skip
+
+
+@pytest.fixture
+def clean(tmp_path: Path) -> Iterator[EmulatorServer]:
+    yield from _server(tmp_path, [])
+
+
+def _submit_to(server: EmulatorServer, llmbulk: Callable[..., Any], tmp_path: Path, mp: pytest.MonkeyPatch) -> None:
+    mp.setenv("OPENAI_API_KEY", "sk-hygiene")
+    mp.setenv("OPENAI_BASE_URL", server.openai_base_url)
+    submitted = llmbulk("submit", *[a for a in _args(tmp_path, OPENAI) if a != "--emulate"])
+    assert submitted.exit_code == 0, submitted.stderr
+
+
+def test_no_files_listing_when_no_upload_was_sent_twice(
+    llmbulk: Callable[..., Any], tmp_path: Path, clean: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _submit_to(clean, llmbulk, tmp_path, monkeypatch)
+    assert clean.emulator.calls.get("POST /openai/v1/files") == 3
+    assert "GET /openai/v1/files" not in clean.emulator.calls  # the SDK sent each upload once: no copy to look for
 
 
 def test_one_files_listing_per_round_still_deletes_a_lost_uploads_copy(
     llmbulk: Callable[..., Any], home: Path, tmp_path: Path, lossy: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-hygiene")
-    monkeypatch.setenv("OPENAI_BASE_URL", lossy.openai_base_url)
-    args = [a for a in _args(tmp_path, OPENAI) if a != "--emulate"]
-    submitted = llmbulk("submit", *args)
-    assert submitted.exit_code == 0, submitted.stderr
+    _submit_to(lossy, llmbulk, tmp_path, monkeypatch)
     calls = lossy.emulator.calls
     assert calls.get("POST /openai/v1/files") == 4  # three shards, one upload retried by the SDK
     assert calls.get("GET /openai/v1/files") == 1  # one listing for the round, not one per upload

@@ -284,6 +284,7 @@ class OpenAIFiles:
 
     def __init__(self, adapter: OpenAIBatchProvider) -> None:
         self.adapter = adapter
+        self._retried: set[str] = set()  # uploads the SDK sent more than once
 
     def upload(self, shard: ShardInput, labels: dict[str, str]) -> str:
         adapter = self.adapter
@@ -291,14 +292,22 @@ class OpenAIFiles:
         if adapter.profile.upload_expiry is not None:  # OpenAI, Azure (without it: 500 input files per resource)
             extra["expires_after"] = {"anchor": "created_at", "seconds": adapter.profile.upload_expiry}
         with open(shard.path, "rb") as fh:
-            created = adapter._call(
+            raw = adapter._call(
                 "upload",
-                lambda: adapter.client.files.create(
+                lambda: adapter.client.files.with_raw_response.create(
                     file=(f"{shard.shard_id}.jsonl", fh, "application/jsonl"), purpose="batch",
                     extra_headers=adapter._headers, **extra,
                 ),
             )  # fmt: skip
+            created = raw.parse()
+        if raw.retries_taken:
+            self._retried.add(str(created.id))
         return str(created.id)
+
+    def may_have_copies(self, file_id: str) -> bool:
+        """Whether this upload may have left stray copies: only if the SDK sent it more than once (its own
+        retry count: an answer lost after the file was made is always followed by a retry)."""
+        return file_id in self._retried
 
     def find(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
         return self.find_many([(labels, n_bytes)], since)[0]

@@ -58,6 +58,10 @@ class GeminiFiles:
             raise ProviderError("Gemini upload returned no file name", retryable=True)
         return str(uploaded.name)
 
+    def may_have_copies(self, file_id: str) -> bool:
+        """Always: the SDK's resumable upload does not say how often it sent the bytes."""
+        return True
+
     def find(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
         """Uploaded files carrying this shard's display name and size, newest first."""
         return self.find_many([(labels, n_bytes)], since)[0]
