@@ -254,3 +254,25 @@ def test_one_files_listing_per_round_still_deletes_a_lost_uploads_copy(
     collected = llmbulk("collect", _job(llmbulk), "--out", "out.csv")
     assert collected.exit_code == 0, collected.stderr
     assert lossy.emulator.list_files("openai") == []
+
+
+@pytest.fixture
+def failing_delete(tmp_path: Path) -> Iterator[EmulatorServer]:
+    """An emulator whose first file delete fails with 500 three times (the SDK's two retries included)."""
+    yield from _server(tmp_path, [HttpFault(method="DELETE", path_regex=r"^/openai/v1/files/", status=500, times=3)])
+
+
+def test_a_failed_delete_is_a_warning_and_is_tried_again_by_the_next_collect(
+    llmbulk: Callable[..., Any], tmp_path: Path, failing_delete: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _submit_to(failing_delete, llmbulk, tmp_path, monkeypatch)
+    time.sleep(0.5)  # the batches end
+    job = _job(llmbulk)
+    collected = llmbulk("collect", job, "--out", "out.csv")
+    assert collected.exit_code == 0, collected.stderr  # results collected; the output table written
+    warnings = [line for line in collected.stderr.splitlines() if "could not delete" in line]
+    assert len(warnings) == 1 and "HTTP 500" in warnings[0] and "gc" in warnings[0], collected.stderr
+    assert len(failing_delete.emulator.list_files("openai")) == 1  # five of six deleted
+    again = llmbulk("collect", job, "--out", "out.csv")
+    assert again.exit_code == 0 and "could not delete" not in again.stderr, again.stderr
+    assert failing_delete.emulator.list_files("openai") == []

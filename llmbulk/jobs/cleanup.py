@@ -43,7 +43,9 @@ def delete_used_files(session: Session, job: Job, lease: JobLease) -> list[str]:
     if not ready:
         return []
     files = session.provider(job).files
-    if files is None:  # nothing uploaded (Anthropic, Gemini inline): nothing of ours to delete
+    if files is None:  # nothing uploaded (Anthropic, Gemini inline): nothing of ours to delete, ever
+        with session.store.tx() as tx:
+            tx.mark_files_deleted([b.id for b in ready])
         return []
     users: dict[str, list[Batch]] = {}
     for batch in batches:
