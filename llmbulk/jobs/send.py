@@ -30,9 +30,12 @@ def send_unsent(session: Session, job: Job, lease: JobLease) -> tuple[list[str],
     """
     ctx = session.sending(job, lease)
     try:
-        return _send_round(session, job, ctx)
-    finally:
-        delete_stray_uploads(ctx)  # one files listing per round, for every upload it made (#23)
+        sent = _send_round(session, job, ctx)
+    except Exception:  # a refusal or a lost lease ends the round too (an interrupt does not wait for the sweep)
+        delete_stray_uploads(ctx)
+        raise
+    delete_stray_uploads(ctx)  # one files listing per round, for the uploads the SDK sent twice (#23)
+    return sent
 
 
 def _send_round(session: Session, job: Job, ctx: Sending) -> tuple[list[str], int]:
