@@ -31,7 +31,6 @@ def status(
     """
     from llmbulk import exit_status, read_status, render
     from llmbulk.events import delivery_failures
-    from llmbulk.retention import expiry_warning
 
     kind, settings = listing.kind, state.settings()
     result = None if refresh else read_status(settings.db_url, job)
@@ -40,8 +39,7 @@ def status(
 
         result = api.status(job, refresh=refresh, settings=settings)
     render.status_output(result, kind, delivery_failures(settings.job_dir(job) / "log.jsonl"))
-    if (expiring := expiry_warning(result)) is not None:
-        render.warning(expiring)
+    render.expiry_notice(result)
     raise typer.Exit(int(exit_status(result)))
 
 

@@ -150,7 +150,6 @@ def collect(
     Example: llmbulk collect j7f3k2 --out results.parquet
     """
     from llmbulk import api, exit_status, render
-    from llmbulk.retention import expiry_warning
 
     if follow:
         followed = api.run(
@@ -170,8 +169,7 @@ def collect(
         render.print_json(render.collect_json(result))
     elif result.output is None or result.output.path is not None:
         render.collect_result(result)
-    if (expiring := expiry_warning(result.status)) is not None:
-        render.warning(expiring)
+    render.expiry_notice(result.status)
     raise typer.Exit(int(exit_status(result.status)))
 
 
