@@ -13,6 +13,7 @@ from llmbulk.jobs.doctor import doctor
 from llmbulk.jobs.gc import GcReport, Leftover, ProviderScan, gc
 from llmbulk.jobs.inspect import cost, items, jobs, stats
 from llmbulk.jobs.limits import limits, set_limits
+from llmbulk.jobs.prune import PrunedJob, PruneReport, prune
 from llmbulk.jobs.retry import retry
 from llmbulk.jobs.run import run, worker
 from llmbulk.jobs.submit import new_job_id, submit
@@ -42,6 +43,8 @@ __all__ = [
     "JobStatus",
     "Leftover",
     "ProviderScan",
+    "PruneReport",
+    "PrunedJob",
     "RetryResult",
     "RunResult",
     "Session",
@@ -63,6 +66,7 @@ __all__ = [
     "jobs",
     "limits",
     "new_job_id",
+    "prune",
     "prune_cache",
     "resolve_output",
     "resume",

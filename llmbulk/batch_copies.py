@@ -11,7 +11,7 @@ import contextlib
 import time
 from datetime import UTC, datetime
 
-from llmbulk.errors import ProviderError
+from llmbulk.errors import LeaseError, ProviderError
 from llmbulk.models import BatchRef, BatchState
 from llmbulk.sending import Sending
 from llmbulk.store.schema import Batch, Shard
@@ -91,16 +91,30 @@ def adopt_upload(ctx: Sending, shard: Shard, labels: dict[str, str], since: floa
     return found[-1]
 
 
-def delete_stray_uploads(ctx: Sending, shard: Shard, labels: dict[str, str], since: float, keep: str) -> None:
-    """Delete this shard's uploads since `since` other than `keep` that nothing refers to."""
-    files = ctx.provider.files
-    if files is None:
+def delete_stray_uploads(ctx: Sending) -> None:
+    """Delete stray copies of this round's uploads (the SDK retried one whose answer was lost).
+
+    Only uploads the adapter says may have copies are looked for (OpenAI: those the SDK sent more than
+    once, so a round without a lost answer lists nothing; Gemini: every one). One files listing for the
+    whole round, not one per upload (#23): a copy is a file with an upload's
+    shard name and size, made since its intent, other than the copy recorded, that nothing refers to.
+    Called once the round ends, however it ends; without the lease nothing is deleted (fenced), and a
+    failed listing only leaves the copies to `gc` (a stray copy costs storage, not money).
+    """
+    files, uploads = ctx.provider.files, list(ctx.uploads)
+    ctx.uploads.clear()
+    if files is None or not uploads:
         return
+    wanted = [(upload.labels, upload.shard.n_bytes) for upload in uploads]
+    since = datetime.fromtimestamp(min(upload.since for upload in uploads), UTC)
     try:
-        found = files.find(labels, datetime.fromtimestamp(since, UTC), shard.n_bytes)
+        found = files.find_many(wanted, since)
     except ProviderError:
-        return  # a stray copy costs storage, not money; the next run's search finds it again
-    _delete_unreferenced(ctx, [f for f in found if f != keep])
+        return
+    kept = {upload.file_id for upload in uploads}
+    strays = [file_id for copies in found for file_id in copies if file_id not in kept]
+    with contextlib.suppress(LeaseError):  # the lease is lost: another holder owns the job's side effects now
+        _delete_unreferenced(ctx, strays)
 
 
 def _delete_unreferenced(ctx: Sending, file_ids: list[str]) -> None:

@@ -38,7 +38,7 @@ from llmbulk.leases import holder_is_dead
 from llmbulk.models import BatchState, parse_custom_id
 from llmbulk.providers.base import ShardInput
 from llmbulk.restore import ensure_shard
-from llmbulk.sending import Emit, Sending, labels_for, shard_input
+from llmbulk.sending import Emit, Sending, Upload, labels_for, shard_input
 from llmbulk.store.capacity import Reservation
 from llmbulk.store.schema import Batch, Shard
 
@@ -50,6 +50,7 @@ __all__ = [
     "Sleep",
     "cancel_batches",
     "cancel_duplicates",
+    "delete_stray_uploads",
     "labels_for",
     "next_poll_delay",
     "poll_batches",
@@ -173,8 +174,10 @@ def _upload(ctx: Sending, source: ShardInput, shard: Shard, labels: dict[str, st
         return None
     with ctx.store.tx() as tx:
         tx.set_input_file(batch.id, file_id)  # a fact: recorded whoever holds the lease
-    # The SDK retries uploads: one whose answer was lost is a stray copy.
-    delete_stray_uploads(ctx, shard, labels, batch.intent_at, keep=file_id)
+    # The SDK retries uploads: one whose answer was lost leaves a stray copy, found and deleted with
+    # every other such upload of this round in one files listing when the round ends (`delete_stray_uploads`).
+    if files is not None and files.may_have_copies(file_id):
+        ctx.uploads.append(Upload(shard, labels, batch.intent_at, file_id))
     return file_id
 
 

@@ -157,6 +157,7 @@ class JobSpec(BaseModel):
     fresh: bool = False  # send every row: no earlier answers reused, repeated rows not folded
     reuse_max_age: float | None = None  # seconds: reuse only answers recorded this recently
     sample: int | None = None  # a sample number in the request key (reuse.py)
+    keep_files: bool = False  # --keep-files: leave input and result files at the provider after collect
 
     @classmethod
     def from_stored(cls, text: str) -> JobSpec:
@@ -178,6 +179,7 @@ class JobSpec(BaseModel):
             fresh=bool(data.get("fresh")),
             reuse_max_age=data.get("reuse_max_age"),
             sample=data.get("sample"),
+            keep_files=bool(data.get("keep_files")),
         )
 
     def task_json(self) -> dict[str, Any]:
@@ -201,6 +203,7 @@ class JobSpec(BaseModel):
         optional = {
             "base_url": self.base_url, "completion_window": self.completion_window,
             "fresh": self.fresh, "reuse_max_age": self.reuse_max_age, "sample": self.sample,
+            "keep_files": self.keep_files,
         }  # fmt: skip
         stored.update((k, v) for k, v in optional.items() if v)
         return orjson.dumps(stored).decode()

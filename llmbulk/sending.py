@@ -7,7 +7,7 @@ job's state, its provider, the lease each side effect is fenced by and the event
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,16 @@ def shard_input(home: Path, shard: Shard) -> ShardInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """One shard upload a send round made: its copies the SDK may have retried are swept at the round's end."""
+
+    shard: Shard
+    labels: dict[str, str]
+    since: float  # the create intent's time: no copy of this upload is older
+    file_id: str  # the copy the intent recorded
+
+
+@dataclass(frozen=True, slots=True)
 class Sending:
     """What sending one job's shards needs: its state, its provider, the lease every call is fenced by."""
 
@@ -39,3 +49,4 @@ class Sending:
     lease: JobLease
     inflight_window: float  # how long another holder's create may still be in flight
     emit: Emit
+    uploads: list[Upload] = field(default_factory=list)  # this round's, swept for stray copies at its end

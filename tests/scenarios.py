@@ -9,7 +9,7 @@ was sent), from every state database, and from the job logs and output tables:
   sent exactly that shard's requests (ownership proven by custom id, not by size or time);
 - no request was sent in two batches that both ran: a duplicate must have been cancelled, recorded
   as `cancelled` with error_code `duplicate`, and logged as `batch.duplicate_cancelled`;
-- no input file that a created batch reads was deleted;
+- no input file was deleted while a created batch could still read it (collect deletes it once used);
 - every input row is in its job's output exactly once, in order, in a terminal state;
 - a row repeating an earlier row's request (inputs repeat every fifth row) is never sent.
 
@@ -394,16 +394,21 @@ def check_ledger(server: EmulatorServer, stores: list[Store], outputs: dict[str,
     audit = emu.audit_events()
     created = {e["id"] for e in audit if e["event"] == "batch.created"}
     client_cancelled = {e["id"] for e in audit if e["event"] == "batch.cancelled"}
-    deleted_files = {e["id"] for e in audit if e["event"] == "file.deleted"}
+    deleted_files = {e["id"]: e["ts"] for e in audit if e["event"] == "file.deleted"}
     records = {b["id"]: b for p in PROVIDERS for b in emu.list_batches(p)}
     ledger.batches = len(created)
 
     sent: dict[str, list[str]] = {}  # provider batch -> request ids it was sent
     for batch_id in sorted(created):
         source = _source(records.get(batch_id))
-        if source in deleted_files:
-            ledger.fail(f"input file {source} of batch {batch_id} was deleted")
-        ids = _request_ids(emu.file_path(source)) if source else None
+        if source in deleted_files:  # deleted after use (collect), never while its batch could still read it
+            phase = emu.phase(records[batch_id], now=deleted_files[source])
+            if phase not in ("ended", "expired", "cancelled", "failed"):
+                ledger.fail(f"input file {source} of batch {batch_id} was deleted while it was {phase}")
+        path = None if source is None else emu.file_path(source)
+        if path is not None and not path.exists() and source in deleted_files:
+            path = emu.deleted_path(source)  # the emulator keeps a deleted file's bytes aside for this audit
+        ids = _request_ids(path) if path is not None else None
         if ids is None:
             ledger.fail(f"cannot read the requests of batch {batch_id} (input {source!r} gone)")
             continue
@@ -434,8 +439,8 @@ def check_ledger(server: EmulatorServer, stores: list[Store], outputs: dict[str,
         if batch_id not in created:
             ledger.fail(f"batch {batch_id} is recorded by {owners[0]['shard_id']} but the provider never created it")
     reported = {_source(records.get(b)) for b in created}  # already checked above
-    for row in rows:  # an intent's upload counts too: its create may still come
-        if row["input_file_id"] in deleted_files - reported:
+    for row in rows:  # an open intent's upload counts too: its create may still come
+        if row["state"] == "creating" and row["input_file_id"] in set(deleted_files) - reported:
             ledger.fail(f"input file {row['input_file_id']} of {row['id']} ({row['state']}) was deleted")
     for batch_id in sorted(created - set(by_provider_id)):
         ledger.fail(f"batch {batch_id} was created at the provider but no job recorded it (paid, never collected)")

@@ -102,10 +102,13 @@ def _check(tmp_path: Path, server: EmulatorServer, provider: str = "openai") -> 
     per_shard = Counter((e.get("metadata") or {}).get("llmbulk_shard") for e in created)
     duplicates = {shard: n for shard, n in per_shard.items() if n > 1}
     assert not duplicates, f"shards created twice: {duplicates}"
-    # An upload whose record was lost in a crash was found and reused, not left behind.
-    uploads = Counter(f.get("filename") for f in server.emulator.list_files("openai") if f.get("purpose") == "batch")
+    # An upload whose record was lost in a crash was found and reused, not repeated; and once collected,
+    # every input and result file was deleted at the provider (none is left behind).
+    audit = server.emulator.audit_events()
+    uploads = Counter(e.get("name") for e in audit if e["event"] == "file.created" and e.get("purpose") == "batch")
     assert sorted(uploads) == sorted(f"{shard}.jsonl" for shard in per_shard), uploads
     assert set(uploads.values()) == {1}, uploads
+    assert server.emulator.list_files("openai") == []
     _check_output(tmp_path)
     return per_shard
 
@@ -187,8 +190,9 @@ def test_gemini_upload_lost_in_a_crash_is_reused(tmp_path: Path, emulator: Emula
     jobs = _job_ids(tmp_path, env)
     finished = _llmbulk(tmp_path, env, "run", jobs[0], "--out", "out.csv")
     assert finished.returncode == 0, finished.stderr
-    uploads = Counter(f.get("display_name") for f in emulator.emulator.list_files("gemini")
-                      if f.get("purpose") != "batch_output")  # fmt: skip
+    audit = emulator.emulator.audit_events()
+    uploads = Counter(e.get("name") for e in audit if e["event"] == "file.created" and e.get("purpose") == "input")
+    assert emulator.emulator.list_files("gemini") == []  # uploads and result files deleted once collected
     requests = ROWS - ROWS // 5  # every fifth row repeats the one before: sent once
     assert len(uploads) >= -(-requests // 7) and set(uploads.values()) == {1}, uploads  # one per shard (retries too)
     created = [e for e in emulator.emulator.audit_events() if e["event"] == "batch.created"]
@@ -217,4 +221,7 @@ def test_two_lost_uploads_of_one_shard_keep_one_and_delete_the_other(tmp_path: P
     adopted = first_batch["input_file_id"]
     assert adopted in (first["id"], second.id)
     other = second.id if adopted == first["id"] else first["id"]
-    assert emulator.emulator.get_file(other) is None and emulator.emulator.get_file(adopted) is not None
+    assert emulator.emulator.get_file(other) is None and emulator.emulator.get_file(adopted) is None
+    # The other was deleted as a stray copy when the shard was sent; the adopted one only after collect.
+    deleted = [e["id"] for e in emulator.emulator.audit_events() if e["event"] == "file.deleted"]
+    assert deleted.index(other) < deleted.index(adopted)

@@ -76,8 +76,9 @@ def _input(tmp_path: Path, rows: int = 4) -> Path:
 
 
 def _run_args(path: Path) -> list[str]:
+    # --keep-files: what gc is for is a job whose files were left at the provider (by default collect deletes them)
     return ["run", str(path), "-p", "openai", "-m", "gpt-4o-mini", "--prompt", "Label: {{ text }}", "--id-column",
-            "id", "--out", "out.csv"]  # fmt: skip
+            "id", "--out", "out.csv", "--keep-files"]  # fmt: skip
 
 
 def _client(server: EmulatorServer) -> openai.OpenAI:
@@ -226,7 +227,7 @@ def test_gemini_and_anthropic_on_the_in_process_emulator(llmbulk: Any, home: Pat
     path = _input(tmp_path)
     for provider, model in (("gemini", "gemini-2.5-flash"), ("anthropic", "claude-haiku-4-5")):
         done = llmbulk("run", str(path), "-p", provider, "-m", model, "--prompt", "x {{ text }}", "--emulate",
-                       "--out", f"{provider}.csv")  # fmt: skip
+                       "--out", f"{provider}.csv", "--keep-files")  # fmt: skip
         assert done.exit_code == 0, done.stderr
     scans = {scan["provider"]: scan for scan in llmbulk("gc", "--emulate", "--json").json()["providers"]}
     assert set(scans) == {"anthropic", "gemini"}  # the providers of the emulated jobs

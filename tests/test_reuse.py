@@ -48,7 +48,9 @@ def _sent(home: Path) -> list[str]:
     created = [json.loads(line)["id"] for line in audit.read_text().splitlines() if '"batch.created"' in line]
     ids: list[str] = []
     for batch_id in created:
-        found = _request_ids(emu.file_path(_source(records[batch_id]) or ""))
+        source = _source(records[batch_id]) or ""
+        path = emu.file_path(source)  # collect deletes an input once used: the emulator keeps its bytes aside
+        found = _request_ids(path if path.exists() else emu.deleted_path(source))
         assert found is not None, f"cannot read the requests of {batch_id}"
         ids += found
     return ids
@@ -407,7 +409,9 @@ def test_a_runner_elsewhere_reuses_the_answers_another_runner_paid_for(tmp_path:
 
 def _batch_ids(server: Any, batch_id: str) -> list[str]:
     record = next(b for p in MODELS for b in server.emulator.list_batches(p) if b["id"] == batch_id)
-    return _request_ids(server.emulator.file_path(_source(record) or "")) or []
+    source = _source(record) or ""
+    path = server.emulator.file_path(source)  # deleted once collected: the emulator keeps its bytes aside
+    return _request_ids(path if path.exists() else server.emulator.deleted_path(source)) or []
 
 
 def test_a_request_key_prefix_collision_refuses_the_job_instead_of_sharing_an_answer(

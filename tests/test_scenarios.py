@@ -474,16 +474,17 @@ def test_ledger_catches_a_batch_paid_twice_a_deleted_input_and_a_lost_row(tmp_pa
 
     with scenario(tmp_path, store_url, "harness", "openai", "ledger") as sc:
         input_path = sc.write_input(rows=12)
-        sc.finish(*sc.run_line(input_path, "openai"))
+        sc.finish(*sc.run_line(input_path, "openai", None, "out.csv", "--keep-files"))  # inputs stay to plant faults
         job = sc.newest_job()
         outputs = {job: (sc.tmp / "out.csv", input_keys(input_path))}
         sc.audit(outputs)  # clean so far
 
         client = openai.OpenAI(api_key=FAKE_KEY, base_url=sc.server.openai_base_url)
         first, second = sorted(sc.server.emulator.list_batches("openai"), key=lambda b: b["created_at"])
-        client.batches.create(input_file_id=first["input_file_id"], endpoint="/v1/chat/completions",
-                              completion_window="24h", metadata=first["metadata"])  # fmt: skip
-        client.files.delete(second["input_file_id"])
+        again = client.batches.create(input_file_id=first["input_file_id"], endpoint="/v1/chat/completions",
+                                      completion_window="24h", metadata=first["metadata"])  # fmt: skip
+        client.files.delete(second["input_file_id"])  # its batch has ended: deleting it now is cleanup
+        client.files.delete(first["input_file_id"])  # but `again` has not
         rows = (sc.tmp / "out.csv").read_text().splitlines()
         (sc.tmp / "out.csv").write_text("\n".join(rows[:-1]) + "\n")
 
@@ -491,5 +492,6 @@ def test_ledger_catches_a_batch_paid_twice_a_deleted_input_and_a_lost_row(tmp_pa
         found = "\n".join(ledger.violations)
         assert ledger.duplicates == 1 and ledger.lost == 1, found
         assert "no job recorded it" in found and "were not cancelled, recorded and logged" in found, found
-        assert f"input file {second['input_file_id']} of batch {second['id']} was deleted" in found, found
+        assert f"input file {first['input_file_id']} of batch {again.id} was deleted while it was" in found, found
+        assert second["input_file_id"] not in found, found
         assert f"job {job}: 1 rows missing ['r11']" in found, found

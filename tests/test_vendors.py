@@ -36,8 +36,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_quickstart_runs_on_every_profile(vendor: str, llmbulk: Callable[..., Outcome], home: Path) -> None:
     out = home.parent / f"{vendor}.csv"
+    keep = ["--keep-files"] if vendor == "azure" else []  # Azure's uploads are read below (collect deletes them)
     result = llmbulk("run", str(QUICKSTART), "-p", vendor, "-m", MODELS[vendor], "--prompt", PROMPT,
-                     "--emulate", "--json", "--out", str(out))  # fmt: skip
+                     "--emulate", "--json", "--out", str(out), *keep)  # fmt: skip
     assert result.exit_code == 0, result.stderr
     rows = _rows(out)
     assert len(rows) == 50 and {r["status"] for r in rows} == {"succeeded"}

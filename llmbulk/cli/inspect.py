@@ -39,6 +39,7 @@ def status(
 
         result = api.status(job, refresh=refresh, settings=settings)
     render.status_output(result, kind, delivery_failures(settings.job_dir(job) / "log.jsonl"))
+    render.expiry_notice(result)
     raise typer.Exit(int(exit_status(result)))
 
 

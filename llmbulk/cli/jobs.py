@@ -109,7 +109,7 @@ def run(
     result = api.run(
         job_id, options, out, format, timeout=timeout, retry_failed=not no_retry,
         max_attempts=flags.max_attempts if job_id is not None else None,
-        max_cost=flags.max_cost if job_id is not None else None,
+        max_cost=flags.max_cost if job_id is not None else None, keep_files=flags.keep_files,
         wait_lock=wait_lock, explode=explode, hooks=hooks, settings=settings, progress=output.progress(),
     )  # fmt: skip
     render.print_json(render.run_json(result)) if json else render.run_result(result)
@@ -128,6 +128,14 @@ def collect(
     ] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="With --follow: stop after this long.")] = None,
     wait_lock: WaitLockOpt = 0.0,
+    keep_files: Annotated[
+        bool,
+        typer.Option(
+            "--keep-files",
+            help="Leave input and result files at the provider (kept with the job; by default they are deleted"
+            " there once collected, and the raw results stay in the job's folder until `llmbulk prune`).",
+        ),
+    ] = False,
     json: JsonOpt = False,
     *,
     state: State,
@@ -135,7 +143,8 @@ def collect(
 ) -> None:
     """Download finished batches' results and write the output table (input rows + outputs, in order).
 
-    Rows whose items are not finished yet appear with their current status.
+    Rows whose items are not finished yet appear with their current status. Once collected, a batch's
+    input and result files are deleted at the provider (not with --keep-files).
     Exit code: 0 done, 3 still running, 4 done with failed or dead items.
 
     Example: llmbulk collect j7f3k2 --out results.parquet
@@ -145,7 +154,7 @@ def collect(
     if follow:
         followed = api.run(
             job, None, out, format, timeout=timeout, retry_failed=False, wait_lock=wait_lock, explode=explode,
-            settings=state.settings(), progress=output.progress(),
+            keep_files=keep_files, settings=state.settings(), progress=output.progress(),
         )  # fmt: skip
         if json:
             render.print_json(render.status_json(followed.status))
@@ -153,12 +162,14 @@ def collect(
             render.run_result(followed)
         raise typer.Exit(int(exit_status(followed.status)))
     result = api.collect(
-        job, out, format, wait_lock=wait_lock, explode=explode, settings=state.settings(), progress=output.progress()
-    )
+        job, out, format, wait_lock=wait_lock, explode=explode, keep_files=keep_files, settings=state.settings(),
+        progress=output.progress(),
+    )  # fmt: skip
     if json:
         render.print_json(render.collect_json(result))
     elif result.output is None or result.output.path is not None:
         render.collect_result(result)
+    render.expiry_notice(result.status)
     raise typer.Exit(int(exit_status(result.status)))
 
 

@@ -224,6 +224,15 @@ class SubmitFlags:
         ),
     ] = None
 
+    keep_files: Annotated[
+        bool,
+        typer.Option(
+            "--keep-files",
+            help="Leave the job's input and result files at the provider after collect (by default they are"
+            " deleted there once collected; the raw results stay in the job's folder until `llmbulk prune`).",
+        ),
+    ] = False
+
     def options(self, input: Path, provider: str, model: str) -> api.SubmitOptions:
         """The job to submit; each refused value names its option."""
         from llmbulk import api
@@ -259,6 +268,7 @@ class SubmitFlags:
             sample=self.sample,
             attach=list(self.attach or []),
             attach_upload=self.attach_upload,
+            keep_files=self.keep_files,
         )
 
 

@@ -76,5 +76,5 @@ def _root(
 
 
 # The command groups register themselves on `app`, in the order `--help` lists them.
-for _group in ("jobs", "inspect", "gc", "limits", "cache", "emulator"):
+for _group in ("jobs", "inspect", "gc", "limits", "prune", "cache", "emulator"):
     importlib.import_module(f"llmbulk.cli.{_group}")

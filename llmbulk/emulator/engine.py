@@ -7,6 +7,7 @@ progress by wall-clock time. Results are generated once, lazily, by streaming th
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -194,7 +195,8 @@ class Emulator:
         meta = {**meta, "id": file_id, "provider": provider, "bytes": self.file_path(file_id).stat().st_size}
         meta.setdefault("created_at", int(self.config.clock()))
         self._write_json(self.dir / "files" / f"{_safe(file_id)}.json", meta)
-        self.audit("file.created", provider, file_id, bytes=meta["bytes"], purpose=meta.get("purpose"))
+        name = meta.get("filename") or meta.get("display_name")  # so a test can tell a shard's uploads once deleted
+        self.audit("file.created", provider, file_id, bytes=meta["bytes"], purpose=meta.get("purpose"), name=name)
         return meta
 
     def get_file(self, file_id: str) -> dict[str, Any] | None:
@@ -205,11 +207,18 @@ class Emulator:
         metas = [orjson.loads(p.read_bytes()) for p in (self.dir / "files").glob("*.json")]
         return sorted((m for m in metas if m["provider"] == provider), key=lambda m: (m["created_at"], m["id"]))
 
+    def deleted_path(self, file_id: str) -> Path:
+        """Where a deleted file's bytes are kept aside: gone for every client, still readable by a test's
+        audit of what each batch was sent."""
+        return self.dir / "deleted" / f"{_safe(file_id)}.data"
+
     def delete_file(self, file_id: str) -> bool:
         meta = self.get_file(file_id)
         if meta is None:
             return False
-        self.file_path(file_id).unlink(missing_ok=True)
+        self.deleted_path(file_id).parent.mkdir(exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.file_path(file_id).replace(self.deleted_path(file_id))
         (self.dir / "files" / f"{_safe(file_id)}.json").unlink(missing_ok=True)
         self.audit("file.deleted", meta["provider"], file_id)
         return True

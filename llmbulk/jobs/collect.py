@@ -11,6 +11,7 @@ from llmbulk.batches import (
     poll_batches,
 )
 from llmbulk.config import Settings
+from llmbulk.jobs.cleanup import delete_used_files, keep_files_from_now
 from llmbulk.jobs.pack import reporter
 from llmbulk.jobs.types import CollectResult
 from llmbulk.leases import JobLease
@@ -60,13 +61,19 @@ def collect(
     refresh: bool = True,
     wait_lock: float = 0.0,
     explode: str | None = None,
+    keep_files: bool = False,
     settings: Settings | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> CollectResult:
-    """Poll, record the results of every finished batch, and write the output table."""
+    """Poll, record the results of every finished batch, and write the output table.
+
+    Files at the provider are deleted once collected unless `keep_files` (then kept with the job).
+    """
     with open_session(settings, progress) as session:
         session.explode = explode
         job = session.store.get_job(job_id)
+        if keep_files:
+            job = keep_files_from_now(session.store, job)
         current_job.set(job.id)
         path, fmt = resolve_output(job, out, fmt)
         with session.lease(job.id, wait=wait_lock) as lease, logged(session, job.id):
@@ -77,6 +84,14 @@ def collect(
 
 
 def poll_and_collect(session: Session, job: Job, refresh: bool, lease: JobLease) -> list[str]:
+    """Poll, record every finished batch's results, then delete the files at the provider they no longer need."""
+    collected = _poll_and_collect(session, job, refresh, lease)
+    for warning in delete_used_files(session, session.store.get_job(job.id), lease):
+        session.progress.note(f"warning: {warning} (it expires there anyway; `llmbulk gc` lists it)")
+    return collected
+
+
+def _poll_and_collect(session: Session, job: Job, refresh: bool, lease: JobLease) -> list[str]:
     store = session.store
     cancel_duplicates(session.sending(job, lease))
     pending = [

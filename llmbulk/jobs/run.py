@@ -20,6 +20,7 @@ from llmbulk.errors import (
 from llmbulk.events import EventHooks
 from llmbulk.jobs.budget import spent, within_budget
 from llmbulk.jobs.cancel import cancel_job
+from llmbulk.jobs.cleanup import keep_files_from_now
 from llmbulk.jobs.collect import TROUBLED_ROUNDS_MAX, job_status, poll_and_collect, write_table
 from llmbulk.jobs.retry import retry_in
 from llmbulk.jobs.send import send_unsent
@@ -44,6 +45,7 @@ def run(
     retry_failed: bool = True,
     max_attempts: int | None = None,
     max_cost: float | None = None,
+    keep_files: bool = False,
     wait_lock: float = 0.0,
     explode: str | None = None,
     hooks: EventHooks | None = None,
@@ -69,7 +71,7 @@ def run(
         assert job_id is not None
         job = session.store.get_job(job_id)
         current_job.set(job.id)
-        apply_run_policies(session, job, max_attempts, max_cost)
+        apply_run_policies(session, job, max_attempts, max_cost, keep_files)
         path, fmt = resolve_output(job, out, fmt)
         with session.lease(job.id, wait=wait_lock) as lease, logged(session, job.id):
             runner = Runner(session, lease, job.id, path, fmt, retry_failed, started, sleep, clock)
@@ -78,14 +80,18 @@ def run(
             return result
 
 
-def apply_run_policies(session: Session, job: Job, max_attempts: int | None, max_cost: float | None) -> None:
+def apply_run_policies(
+    session: Session, job: Job, max_attempts: int | None, max_cost: float | None, keep_files: bool = False
+) -> None:
+    if keep_files:
+        keep_files_from_now(session.store, job)
     if max_attempts is not None:
         if max_attempts < 1:
             raise UsageError("--max-attempts must be at least 1")
         with session.store.tx() as tx:
             tx.set_max_attempts(job.id, max_attempts)
     if max_cost is not None:
-        spec = job.spec.model_copy(update={"max_cost": max_cost})
+        spec = session.store.get_job(job.id).spec.model_copy(update={"max_cost": max_cost})
         with session.store.tx() as tx:
             tx.set_job_spec(job.id, spec)
 

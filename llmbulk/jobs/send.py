@@ -7,6 +7,8 @@ from typing import Any
 from llmbulk import costs
 from llmbulk.batches import (
     LIVE_STATES,
+    Sending,
+    delete_stray_uploads,
     submit_shard,
 )
 from llmbulk.capacity import QueuedForQuota
@@ -28,6 +30,16 @@ def send_unsent(session: Session, job: Job, lease: JobLease) -> tuple[list[str],
     holder's create that may still be in flight).
     """
     ctx = session.sending(job, lease)
+    try:
+        sent = _send_round(session, job, ctx)
+    except Exception:  # a refusal or a lost lease ends the round too (an interrupt does not wait for the sweep)
+        delete_stray_uploads(ctx)
+        raise
+    delete_stray_uploads(ctx)  # one files listing per round, for the uploads the SDK sent twice (#23)
+    return sent
+
+
+def _send_round(session: Session, job: Job, ctx: Sending) -> tuple[list[str], int]:
     created: list[str] = []
     unsent = session.store.unsent_shards(job.id)
     pacing = job.spec.pacing

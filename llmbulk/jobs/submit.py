@@ -136,8 +136,9 @@ def new_job(options: SubmitOptions, spec: TaskSpec, table: InputTable, job_print
     """The job row a submit records (its shard limits are the provider's, narrowed by the options)."""
     limits = limits_of(options)
     stored = spec.job_spec(
-        inline=options.gemini_inline, pacing=pacing_of(options), max_cost=options.max_cost, **reuse_of(options)
-    ).to_stored()
+        inline=options.gemini_inline, pacing=pacing_of(options), max_cost=options.max_cost,
+        keep_files=options.keep_files, **reuse_of(options),
+    ).to_stored()  # fmt: skip
     return Job(
         id=new_job_id(),
         created_at=time.time(),

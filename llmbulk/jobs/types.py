@@ -46,6 +46,7 @@ class SubmitOptions:
     completion_window: str | None = None  # where the provider offers several windows
     attach: list[str] = field(default_factory=list)  # columns whose files (images, PDFs) go with the prompt
     attach_upload: str = "auto"  # auto: files used by several rows or large go by reference; always; never
+    keep_files: bool = False  # leave input and result files at the provider after collect (kept with the job)
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,8 +94,16 @@ class InputFiles(Protocol):
         """
         ...
 
+    def may_have_copies(self, file_id: str) -> bool:
+        """Whether this process's upload of `file_id` may have made other copies (the SDK sent it twice)."""
+        ...
+
+    def find_many(self, wanted: list[tuple[dict[str, str], int]], since: datetime) -> list[list[str]]:
+        """`find` for several uploads (labels, size) in one listing: for each, its files newest first."""
+        ...
+
     def delete(self, file_id: str) -> None:
-        """Remove an uploaded input file."""
+        """Remove an uploaded file (an input, or a batch's result file)."""
         ...
 
 

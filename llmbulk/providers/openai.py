@@ -109,11 +109,14 @@ class OpenAIBatchProvider:
     # ---- calls -------------------------------------------------------------------------------
 
     def create(self, shard: ShardInput, input_file_id: str | None, labels: dict[str, str]) -> BatchRef:
+        extra: dict[str, Any] = {}
+        if self.profile.output_expiry is not None:  # where the vendor is known to take it (profiles.py)
+            extra["output_expires_after"] = {"anchor": "created_at", "seconds": self.profile.output_expiry}
         batch = self._call(
             "create batch",
             lambda: self.client.with_options(max_retries=0).batches.create(
                 input_file_id=input_file_id, endpoint=self.endpoint, completion_window=self.window,
-                metadata=labels, extra_headers=self._headers,
+                metadata=labels, extra_headers=self._headers, **extra,
             ),
         )  # fmt: skip
         return BatchRef(
@@ -285,26 +288,41 @@ class OpenAIFiles:
 
     def __init__(self, adapter: OpenAIBatchProvider) -> None:
         self.adapter = adapter
+        self._retried: set[str] = set()  # uploads the SDK sent more than once
 
     def upload(self, shard: ShardInput, labels: dict[str, str]) -> str:
         adapter = self.adapter
         extra: dict[str, Any] = {}
-        if adapter.profile.upload_expiry is not None:  # Azure: without it, 500 input files per resource
+        if adapter.profile.upload_expiry is not None:  # OpenAI, Azure (without it: 500 input files per resource)
             extra["expires_after"] = {"anchor": "created_at", "seconds": adapter.profile.upload_expiry}
         with open(shard.path, "rb") as fh:
-            created = adapter._call(
+            raw = adapter._call(
                 "upload",
-                lambda: adapter.client.files.create(
+                lambda: adapter.client.files.with_raw_response.create(
                     file=(f"{shard.shard_id}.jsonl", fh, "application/jsonl"), purpose="batch",
                     extra_headers=adapter._headers, **extra,
                 ),
             )  # fmt: skip
+            created = raw.parse()
+        if raw.retries_taken:
+            self._retried.add(str(created.id))
         return str(created.id)
 
+    def may_have_copies(self, file_id: str) -> bool:
+        """Whether this upload may have left stray copies: only if the SDK sent it more than once (its own
+        retry count: an answer lost after the file was made is always followed by a retry)."""
+        return file_id in self._retried
+
     def find(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
-        wanted = f"{labels['llmbulk_shard']}.jsonl"  # the name `upload` gives the shard's file
+        return self.find_many([(labels, n_bytes)], since)[0]
+
+    def find_many(self, wanted: list[tuple[dict[str, str], int]], since: datetime) -> list[list[str]]:
+        """Each upload's files by the name `upload` gives a shard's file and its size, in one listing."""
+        slots: dict[tuple[str, int], list[int]] = {}
+        for index, (labels, n_bytes) in enumerate(wanted):
+            slots.setdefault((f"{labels['llmbulk_shard']}.jsonl", n_bytes), []).append(index)
         cutoff = since.timestamp() - CLOCK_SKEW_SECONDS
-        found: list[str] = []
+        found: list[list[str]] = [[] for _ in wanted]
         adapter = self.adapter
         with adapter._mapped("list files"):
             for file in adapter._listed(files=True):
@@ -312,8 +330,8 @@ class OpenAIFiles:
                     if adapter.profile.newest_first:
                         break
                     continue
-                if file.filename == wanted and file.bytes == n_bytes:
-                    found.append(file.id)
+                for index in slots.get((str(file.filename), int(file.bytes or 0)), ()):
+                    found[index].append(file.id)
         return found
 
     def delete(self, file_id: str) -> None:

@@ -37,6 +37,7 @@ class Profile:
     auth_header: str = "authorization"  # "api-key": the key goes in that header, not as a bearer token
     deployment_names: bool = False  # body.model names the user's deployment, not a model
     upload_expiry: int | None = None  # seconds of `expires_after` every upload carries
+    output_expiry: int | None = None  # seconds of `output_expires_after` every batch create carries
     keeps_metadata: bool = True  # batches carry the metadata labels they were created with
     status_aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     expires: bool = True  # unfinished work is cancelled when the window passes
@@ -92,6 +93,14 @@ PROFILES: tuple[Profile, ...] = (
         endpoints=(CHAT, RESPONSES, EMBEDDINGS),
         batch_discount=0.5,
         newest_first=True,  # providers.md 1.8: assumed newest first (unverified); the others: unknown
+        # Expiry (openai SDK 3.57 docstrings: `expires_after` and `output_expires_after` seconds 3600 to
+        # 2,592,000, anchored at the file's creation). An input file must outlive its batch's 24 h window,
+        # a requeue or a runner paused for days, and the reuse of an upload after a crash: 14 days is that
+        # with a week to spare (and Azure's minimum). Output files are kept the 30-day maximum (also the
+        # default for batch files): a job whose results nobody has collected yet keeps them as long as
+        # OpenAI allows; collect deletes them at once anyway (unless --keep-files).
+        upload_expiry=14 * DAY,
+        output_expiry=30 * DAY,
     ),
     # Azure OpenAI, v1 API. https://github.com/MicrosoftDocs/azure-ai-docs articles/ai-foundry/openai/
     # includes/batch/batch-python.md and batch-rest.md (learn.microsoft.com/azure/ai-foundry/openai/how-to/batch):

@@ -34,7 +34,7 @@ from llmbulk.render.payloads import (
     submit_json,
     worker_json,
 )
-from llmbulk.render.status import batches_grid, collect_result, job_status, run_result, status_output
+from llmbulk.render.status import batches_grid, collect_result, expiry_notice, job_status, run_result, status_output
 
 if TYPE_CHECKING:
     from llmbulk.api import RetryResult, Stats, SubmitResult
@@ -51,6 +51,7 @@ __all__ = [  # what the CLI and the tests use from the parts
     "doctor_json",
     "err",
     "error",
+    "expiry_notice",
     "gc_json",
     "gc_report",
     "job_status",

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 
 from llmbulk.listing import Grid, write_rows
-from llmbulk.render.console import ago, err, out, print_grid, print_json
+from llmbulk.render.console import ago, err, out, print_grid, print_json, warning
 from llmbulk.render.payloads import BATCH_COLUMNS, batch_json, deliveries_json, status_json
+from llmbulk.retention import expiry_warning
 from llmbulk.states import JobState
 from llmbulk.views import LIVE_BATCH_STATES, TERMINAL_BATCH_STATES
 
@@ -148,3 +149,10 @@ def run_result(result: RunResult) -> None:
         )
     to_stdout = result.output is not None and result.output.path is None
     job_status(result.status, err if to_stdout else out)
+
+
+def expiry_notice(status: JobStatus) -> None:
+    """One warning line when ended batches' results are not collected and expire at the provider soon."""
+    expiring = expiry_warning(status)
+    if expiring is not None:
+        warning(expiring)

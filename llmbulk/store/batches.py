@@ -76,6 +76,12 @@ class BatchWrites(Unit):
         """The intent's uploaded input file (a fact: recorded whoever holds the lease)."""
         self._set_batch(batch_id, input_file_id=file_id)
 
+    def mark_files_deleted(self, batch_ids: Sequence[str]) -> None:
+        """These batches' files at the provider are deleted (or gone): no later collect asks again."""
+        now = time.time()
+        for batch_id in batch_ids:
+            self._set_batch(batch_id, files_deleted_at=now)
+
     def mark_cancelling(self, batch_id: str) -> None:
         self._set_batch(batch_id, state=BatchState.CANCELLING.value)
 

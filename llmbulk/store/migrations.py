@@ -309,6 +309,15 @@ BATCH_USAGE_SET = (
     " attempts_recorded = (SELECT COUNT(*) FROM attempts a WHERE a.batch_id = batches.id)"
 )
 
+
+def _hygiene(conn: Connection) -> None:
+    """Provider hygiene: when a batch's files at the provider were deleted after use (`jobs/cleanup.py`).
+
+    A batch whose input and result files are dealt with is not asked about again by a later collect.
+    """
+    conn.execute(text("ALTER TABLE batches ADD COLUMN files_deleted_at FLOAT"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_job_estimates", _job_estimates),
@@ -318,6 +327,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0006_reuse", _reuse),
     ("0007_attachments", _attachments),
     ("0008_capacity", _capacity),
+    ("0009_hygiene", _hygiene),
 ]
 
 # Names an earlier release of llmbulk recorded for a migration that was later renamed: such a

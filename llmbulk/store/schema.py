@@ -140,6 +140,9 @@ class Batch(SQLModel, table=True):
     output_tokens: int | None = Field(default=None, description="Output tokens of its attempts, once collected.")
     attempts_recorded: int | None = Field(default=None, description="Attempts it settled, once collected.")
     owner: str | None = Field(default=None, description="Lease holder that recorded the create intent.")
+    files_deleted_at: float | None = Field(
+        default=None, description="When its files at the provider (input, results) were deleted after use (or none)."
+    )
 
 
 class Attempt(SQLModel, table=True):

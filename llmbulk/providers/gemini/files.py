@@ -58,17 +58,29 @@ class GeminiFiles:
             raise ProviderError("Gemini upload returned no file name", retryable=True)
         return str(uploaded.name)
 
+    def may_have_copies(self, file_id: str) -> bool:
+        """Always: the SDK's resumable upload does not say how often it sent the bytes."""
+        return True
+
     def find(self, labels: dict[str, str], since: datetime, n_bytes: int) -> list[str]:
         """Uploaded files carrying this shard's display name and size, newest first."""
-        wanted = display_name(labels)
+        return self.find_many([(labels, n_bytes)], since)[0]
+
+    def find_many(self, wanted: list[tuple[dict[str, str], int]], since: datetime) -> list[list[str]]:
+        """`find` for several uploads in one listing."""
+        slots: dict[tuple[str, int], list[int]] = {}
+        for index, (labels, n_bytes) in enumerate(wanted):
+            slots.setdefault((display_name(labels), n_bytes), []).append(index)
         cutoff = since.timestamp() - FIND_SKEW_SECONDS
-        found: list[tuple[float, str]] = []
+        found: list[list[tuple[float, str]]] = [[] for _ in wanted]
         with self.adapter._mapped("list files"):
             for file in self.adapter.client.files.list(config={"page_size": LIST_PAGE_SIZE}):
                 created = file.create_time.timestamp() if file.create_time else 0.0
-                if file.display_name == wanted and file.size_bytes == n_bytes and created >= cutoff and file.name:
-                    found.append((created, file.name))
-        return [name for _, name in sorted(found, reverse=True)]
+                if created < cutoff or not file.name:
+                    continue
+                for index in slots.get((str(file.display_name), int(file.size_bytes or 0)), ()):
+                    found[index].append((created, file.name))
+        return [[name for _, name in sorted(matches, reverse=True)] for matches in found]
 
     def inventory(self) -> list[RemoteFile]:
         """Every listed file (uploads carry their shard's display name; result files do not)."""
