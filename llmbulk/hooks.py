@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,14 +58,16 @@ def check_webhook(url: str) -> None:
         raise UsageError(f"--webhook {shown} has no host", hint="e.g. https://hooks.example.com/llmbulk")
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would resend the event (and the Authorization header) to another address."""
+def _opener() -> Any:
+    """An opener that follows no redirect: one would resend the event (and the Authorization header)
+    to another address. Built on first use: urllib.request is a slow import for every command."""
+    import urllib.request
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
 
-
-_OPENER = urllib.request.build_opener(_NoRedirects())
+    return urllib.request.build_opener(NoRedirects())
 
 
 @dataclass
@@ -114,12 +114,16 @@ class EventHooks:
             raise RuntimeError(f"exit code {result.returncode}")
 
     def _post(self, payload: bytes) -> None:
+        import urllib.error
+        import urllib.request
+
         last: Exception | None = None
         url, headers = webhook_request(self.webhook or "")
+        opener = _opener()
         for attempt in range(self.attempts):
             request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
             try:
-                with _OPENER.open(request, timeout=self.timeout) as response:
+                with opener.open(request, timeout=self.timeout) as response:
                     if response.status < 300:
                         return
                     last = RuntimeError(f"HTTP {response.status}")
