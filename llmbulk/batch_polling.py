@@ -99,7 +99,9 @@ def requeue_batch(store: Store, batch: Batch) -> None:
     scope = capacity.scope_of(store.get_job(batch.job_id))
     with store.tx() as tx:
         tx.requeue_batch(batch.id, batch.job_id, batch.shard_id)
-        tx.observe_quota_refusal(scope, batch.id, at=batch.created_at or batch.intent_at)
+        # Our own clock, not the provider's created_at: OpenAI's is whole seconds, and a time truncated
+        # below the other grants would count nothing as in flight when this batch was refused.
+        tx.observe_quota_refusal(scope, batch.id, at=batch.intent_at)
 
 
 def next_poll_delay(previous: float | None, initial: float, maximum: float) -> float:

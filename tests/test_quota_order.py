@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from llmbulk.batch_polling import requeue_batch
 from llmbulk.capacity import Scope
 from llmbulk.models import BatchState, BatchStatus
 from llmbulk.store import Store
@@ -88,3 +89,18 @@ def test_room_comes_back_when_a_batch_is_refused_or_cancelled(store: Store) -> N
     assert _ask(store, "j2", 1, now=102) is None
     _end(store, "j2", 1, now=102.5, state=BatchState.CANCELLED)
     assert _ask(store, "j3", 1, now=103) is None
+
+
+def test_a_refusal_counts_what_was_in_flight_by_our_clock_not_the_providers_whole_seconds(store: Store) -> None:
+    # OpenAI's created_at is whole seconds: a batch created at 100.7 says 100, before the grants of the
+    # two batches in flight (100.5, 100.6). The observed limit must still be what those two hold.
+    with store.tx() as tx:
+        tx.set_capacity_limits(SCOPE, {"active_batches": 10})
+    for shard, now in ((1, 100.5), (2, 100.6), (3, 100.7)):
+        assert _ask(store, "j1", shard, now=now) is None
+    refused = next(b for b in store.batches("j1") if b.id == "j1-s3-b1")
+    refused.created_at = 100.0
+    requeue_batch(store, refused)
+    (scope,) = store.capacity_scopes()
+    assert scope.observed_tokens == 200 and scope.observed_batches == 2
+    assert scope.blocked_until is None  # something was in flight: a lower limit, not a pause
