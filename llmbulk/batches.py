@@ -98,7 +98,7 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
         waits = None
         if landed is None:
             tx.supersede_intents([b.id for b in pending], "no batch found at the provider")
-            waits = tx.reserve_capacity(_reservation(ctx, shard, batch.id, scope))
+            waits = tx.reserve_capacity(_reservation(ctx, shard, batch.id, scope, uploads=reusable_file is None))
             if waits is None:
                 tx.add_batch(batch)
     if landed is not None:
@@ -106,7 +106,13 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     if waits is not None:
         raise capacity.QueuedForQuota(waits)
     crashpoint("after_intent")
-    file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
+    try:
+        file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
+    except QuotaError as exc:  # the provider's file quota: the shard waits, its items keep their attempts
+        with store.tx() as tx:
+            tx.refuse_intent(batch.id, exc.message, error_code="quota")
+            tx.observe_quota_refusal(scope, batch.id, at=time.time(), files=True)
+        raise
     with ctx.lease.fenced() as tx:  # the create's in-flight window starts now
         tx.touch_intent(batch.id)
     crashpoint("before_create")
@@ -138,7 +144,7 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     return batch
 
 
-def _reservation(ctx: Sending, shard: Shard, batch_id: str, scope: capacity.Scope) -> Reservation:
+def _reservation(ctx: Sending, shard: Shard, batch_id: str, scope: capacity.Scope, uploads: bool) -> Reservation:
     job = ctx.job
     return Reservation(
         scope=scope,
@@ -149,6 +155,7 @@ def _reservation(ctx: Sending, shard: Shard, batch_id: str, scope: capacity.Scop
         priority=int(job.spec.pacing.get("priority") or 0),
         submitted_at=job.created_at,
         stale_after=capacity.STALE_WAIT,
+        uploads=uploads and ctx.provider.files is not None,
     )
 
 

@@ -25,6 +25,8 @@ HOUR = 3600.0
 RECOVERY_PER_SUCCESS = 0.25  # the observed limit regains a quarter for each batch that ends well
 REFUSAL_BACKOFF = 30.0  # seconds no create is tried after a refusal with nothing of ours in flight
 STALE_WAIT = 120.0  # a wait its runner has not renewed for this long (plus the poll interval) is passed over
+# Every input llmbulk uploads expires within this (profiles' upload_expiry; Gemini's files live 48 h).
+FILE_LIFETIME = 14 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,9 @@ DEFAULTS: dict[str, Limits] = {
     # ai.google.dev/gemini-api/docs/rate-limits (Batch API): "Concurrent batch requests: 100"; the
     # enqueued-token limits per model and tier are not modelled (providers.md marks them unverified).
     "gemini": Limits(active_batches=100),
+    # Azure OpenAI, includes/global-batch-limits.md: 500 batch input files per resource without expiry,
+    # 10,000 with expiry set; llmbulk's Azure uploads always set it (profiles.py).
+    "azure": Limits(files=10_000),
 }
 
 
@@ -99,6 +104,7 @@ class Usage:
     successes: int  # batches ended well since the observed limit was last lowered
     oldest_live: float | None
     mean_duration: float | None  # of the scope's batches that ended well
+    files: int = 0  # input files llmbulk has at the provider (uploaded or about to be), not yet deleted or expired
 
 
 def effective_limits(row: dict[str, Any], defaults: Limits, successes: int) -> Limits:
@@ -124,8 +130,10 @@ def _lowered(ceiling: int | None, observed: Any, successes: int) -> int | None:
     return recovered if ceiling is None else min(ceiling, recovered)
 
 
-def refusal(limits: Limits, usage: Usage, tokens: int, blocked_until: float | None, now: float) -> str | None:
-    """Why a shard of `tokens` cannot be created now, or None when it fits.
+def refusal(
+    limits: Limits, usage: Usage, tokens: int, blocked_until: float | None, now: float, uploads: bool = True
+) -> str | None:
+    """Why a shard of `tokens` (with an input file to upload, if `uploads`) cannot be created now, or None.
 
     A shard larger than the whole token limit still goes once nothing else is in flight: waiting
     would never make room for it, and the provider decides.
@@ -136,6 +144,8 @@ def refusal(limits: Limits, usage: Usage, tokens: int, blocked_until: float | No
         return f"{usage.batches} of {limits.active_batches} batches in flight"
     if limits.creations_per_hour is not None and usage.creations + 1 > limits.creations_per_hour:
         return f"{usage.creations} of {limits.creations_per_hour} creations in the last hour"
+    if uploads and limits.files is not None and usage.files + 1 > limits.files:
+        return f"{usage.files} of {limits.files} input files at the provider (collect deletes them; so does gc --apply)"
     if limits.enqueued_tokens is not None and usage.tokens and usage.tokens + tokens > limits.enqueued_tokens:
         return f"{usage.tokens:,} + {tokens:,} tokens over the {limits.enqueued_tokens:,} enqueued-token limit"
     return None
@@ -146,8 +156,10 @@ def next_slot(limits: Limits, usage: Usage, blocked_until: float | None, now: fl
     candidates = [blocked_until or now]
     if limits.creations_per_hour is not None and usage.creations >= limits.creations_per_hour:
         candidates.append((usage.oldest_creation or now) + HOUR)
-    full = (limits.active_batches is not None and usage.batches >= limits.active_batches) or (
-        limits.enqueued_tokens is not None and usage.tokens > 0
+    full = (
+        (limits.active_batches is not None and usage.batches >= limits.active_batches)
+        or (limits.enqueued_tokens is not None and usage.tokens > 0)
+        or (limits.files is not None and usage.files >= limits.files)
     )
     if full:
         if usage.oldest_live is None or usage.mean_duration is None:
@@ -172,6 +184,13 @@ ENDED_SQL = (
     "SELECT COUNT(*) AS n, AVG(b.ended_at - b.created_at) AS mean FROM capacity_grants g"
     " JOIN batches b ON b.id = g.batch_id WHERE g.scope = :s AND b.state = 'ended' AND b.ended_at > :since"
 )
+# Input files at the provider: uploaded and not yet deleted (collect, gc) nor expired, and the live
+# intents that may still upload one; a file shared by a shard's retried intents counts once.
+FILES_SQL = (
+    "SELECT COUNT(DISTINCT b.input_file_id) AS kept, COUNT(DISTINCT CASE WHEN b.input_file_id IS NULL"
+    " AND b.state = 'creating' THEN b.id END) AS coming FROM capacity_grants g JOIN batches b ON b.id = g.batch_id"
+    " WHERE g.scope = :s AND b.files_deleted_at IS NULL AND b.intent_at > :expired"
+)
 # In flight at a past moment `at` (when a refused batch was created), the refused ones apart.
 USAGE_AT_SQL = (
     "SELECT COALESCE(SUM(g.tokens), 0) AS tokens, COUNT(*) AS batches FROM capacity_grants g"
@@ -191,6 +210,7 @@ def usage_of(records: Records, scope: str, observed_at: float | None, now: float
     made = records(CREATIONS_SQL, s=scope, since=now - HOUR)[0]
     ended_since = records(ENDED_SQL, s=scope, since=observed_at or now)[0]
     ended_ever = records(ENDED_SQL, s=scope, since=0.0)[0]
+    files = records(FILES_SQL, s=scope, expired=now - FILE_LIFETIME)[0]
     return Usage(
         tokens=int(live["tokens"] or 0),
         batches=int(live["batches"] or 0),
@@ -199,6 +219,7 @@ def usage_of(records: Records, scope: str, observed_at: float | None, now: float
         successes=int(ended_since["n"] or 0) if observed_at is not None else 0,
         oldest_live=live["oldest_live"],
         mean_duration=None if ended_ever["mean"] is None else float(ended_ever["mean"]),
+        files=int(files["kept"] or 0) + int(files["coming"] or 0),
     )
 
 

@@ -184,3 +184,57 @@ def test_token_limit_exceeded_batch_requeues_and_lowers_the_observed_limit(tmp_p
     assert refused  # created, failed on the token limit, requeued
     assert 0 < scope["observed"]["enqueued_tokens"] <= 700  # lowered to what was in flight
     assert seen[MODEL] <= 700
+
+
+def _azure_env(home: Path, server: EmulatorServer, db: str) -> dict[str, str]:
+    env = _env(home, server, db)
+    env.update(AZURE_OPENAI_API_KEY="azure-quota-test", AZURE_OPENAI_ENDPOINT=f"{server.url}/azure")
+    return env
+
+
+def _most_files_at_once(server: EmulatorServer) -> int:
+    """The most batch input files the emulated Azure resource held at once, from its audit."""
+    held, most, inputs = 0, 0, set()
+    for event in server.emulator.audit_events():
+        if event["event"] == "file.created" and event["provider"] == "azure" and event.get("purpose") == "batch":
+            inputs.add(event["id"])
+            held += 1
+        elif event["event"] == "file.deleted" and event["id"] in inputs:
+            held -= 1
+        most = max(most, held)
+    return most
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["limit-set", "limit-found-by-a-refusal"])
+def test_azure_file_quota_queues_shards_instead_of_failing_them(tmp_path: Path, known: bool) -> None:
+    # The resource keeps 2 input files (10,000 on a real one): with the limit set, no upload is ever
+    # refused; without it, the refused upload requeues its shard until collected batches' files are deleted.
+    config = EmulatorConfig(validating_seconds=0.1, running_seconds=0.5, finalizing_seconds=0.1, jitter=0.0,
+                            faults=FaultPlan(quotas=QuotaPlan(files=2)))  # fmt: skip
+    with EmulatorServer(tmp_path / "emulator", config) as server:
+        env = _azure_env(tmp_path / "home", server, f"sqlite:///{tmp_path / 'state.db'}")
+        if known:
+            assert _llmbulk(env, tmp_path, "limits", "set", "azure", MODEL, "--files", "2").returncode == 0
+        rows = 30 if known else 15
+        source = str(_input(tmp_path / "in.csv", rows, "f"))
+        done = _llmbulk(env, tmp_path, "submit", source, "-p", "azure", "-m", MODEL, "--prompt", "{{ text }}",
+                        "--id-column", "id", "--max-items-per-batch", "5", "--json")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        job = str(json.loads(done.stdout)["job_id"])
+        ran = _llmbulk(env, tmp_path, "run", job, "--out", "out.csv", timeout=240)
+        assert ran.returncode == 0, ran.stderr
+        batches = json.loads(_llmbulk(env, tmp_path, "status", job, "--json").stdout)["batches"]
+        (scope,) = json.loads(_llmbulk(env, tmp_path, "limits", "--json").stdout)
+        most = _most_files_at_once(server)
+    with open(tmp_path / "out.csv", newline="") as fh:
+        out = list(csv.DictReader(fh))
+    assert len(out) == rows and {r["status"] for r in out} == {"succeeded"}
+    assert {r["attempts"] for r in out} == {"1"}  # a refused upload costs no attempt
+    refused = [b for b in batches if b["state"] == "requeued"]
+    if known:
+        assert most == 2 and not refused  # the scope kept to the quota: the resource never refused
+        assert scope["limit"]["files"] == 2
+    else:
+        assert refused and all("file quota" in (b["error"] or "") for b in refused), refused
+        assert most <= 2
+    assert scope["in_use"]["files"] == 0  # every input file deleted once its results were collected

@@ -17,7 +17,8 @@ import pytest
 from vendor_models import MODELS, VENDORS
 
 from llmbulk import providers
-from llmbulk.emulator import EmulatorConfig, EmulatorServer
+from llmbulk.emulator import EmulatorConfig, EmulatorServer, FaultPlan
+from llmbulk.emulator.quotas import QuotaPlan
 from llmbulk.errors import ConfigError
 from llmbulk.models import BatchState
 from llmbulk.providers.base import ProviderSettings
@@ -139,11 +140,26 @@ def test_azure_caps_input_files_without_expiry_and_checks_the_expiry_range(tmp_p
                                 expires_after={"anchor": "created_at", "seconds": 3600})  # fmt: skip
         for _ in range(500):
             client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch")
-        with pytest.raises(openai.BadRequestError, match="without an expiry"):
+        full = r"files without expiry is reached\. The maximum is 500"
+        with pytest.raises(openai.BadRequestError, match=full) as over:
             client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch")
+        assert over.value.code == "quotaExceeded"  # Azure's answer (azure-sdk-for-java#47401)
         kept = client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch",
                                    expires_after={"anchor": "created_at", "seconds": 14 * 86400})  # fmt: skip
         assert kept.expires_at == kept.created_at + 14 * 86400
+
+
+def test_azure_caps_input_files_with_expiry_and_a_deleted_file_frees_its_place(tmp_path: Path) -> None:
+    config = EmulatorConfig(faults=FaultPlan(quotas=QuotaPlan(files=2)))  # 10,000 on a real resource
+    expiring = {"anchor": "created_at", "seconds": 14 * 86400}
+    with EmulatorServer(tmp_path / "emu", config) as server:
+        client = _client(server, "azure")
+        first, _ = (client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch", expires_after=expiring)
+                    for _ in range(2))  # fmt: skip
+        with pytest.raises(openai.BadRequestError, match=r"files with expiry is reached\. The maximum is 2"):
+            client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch", expires_after=expiring)
+        client.files.delete(first.id)
+        assert client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch", expires_after=expiring).id
 
 
 # ---- the other vendors' quirks --------------------------------------------------------------------

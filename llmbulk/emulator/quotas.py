@@ -34,6 +34,9 @@ class QuotaPlan(BaseModel):
     )
     creations_per_hour: int | None = Field(default=None, description="Batch creations per rolling hour.")
     concurrent_batches: int | None = Field(default=None, description="Batches in flight at once, per provider.")
+    files: int | None = Field(
+        default=None, description="Azure: batch input files (with expiry) kept per resource; default 10,000."
+    )
 
 
 class QuotaRefused(Exception):

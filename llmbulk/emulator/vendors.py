@@ -41,6 +41,7 @@ class Vendor:
     key_optional: bool = False  # a gateway without auth (vLLM): requests without a key are served
     deployments: bool = False  # body.model must name a deployment of the resource
     capped_files: int | None = None  # input files kept without `expires_after` before uploads are refused
+    capped_expiring_files: int | None = None  # the same, for files uploaded with `expires_after`
     upload_expiry: tuple[int, int] = (3600, 30 * DAY)  # allowed `expires_after.seconds`
     paging: bool = True  # lists honour `limit`/`after` and say `has_more`
     statuses: Mapping[str, str] = field(default_factory=dict)  # OpenAI status → the vendor's spelling
@@ -69,8 +70,9 @@ VENDORS: tuple[Vendor, ...] = (
     Vendor("openai", "/openai/v1", OPENAI_ENDPOINTS, models="openai"),
     # learn.microsoft.com/azure/ai-foundry/openai/how-to/batch (MicrosoftDocs/azure-ai-docs
     # includes/batch/*.md, includes/global-batch-limits.md): 100,000 requests and 200 MB per file,
-    # 500 input files without expiry per resource, expires_after 1209600-2592000 s, deployment names
-    # in body.model, only 24h, no expiry of long jobs, content-filter results on answers.
+    # 500 input files without expiry per resource (10,000 with expiry set), expires_after
+    # 1209600-2592000 s, deployment names in body.model, only 24h, no expiry of long jobs,
+    # content-filter results on answers.
     Vendor(
         "azure",
         "/azure/openai/v1",
@@ -80,6 +82,7 @@ VENDORS: tuple[Vendor, ...] = (
         api_key_header=True,
         deployments=True,
         capped_files=500,
+        capped_expiring_files=10_000,
         upload_expiry=(14 * DAY, 30 * DAY),
         expires=False,
         content_filter=True,

@@ -45,6 +45,10 @@ OPENAI = next(p for p in PROFILES if p.name == "openai")
 LIST_POLL_THRESHOLD = 3  # above this many live batches, one list page beats one retrieve each
 LIST_PAGE = 100
 REQUEUE_CREATE_CODES = frozenset({"token_limit_exceeded"})  # Azure's fail-fast quota answer to create
+# Azure's answer to an upload past the resource's file quota: 400 {"error": {"code": "quotaExceeded",
+# "message": "The quota for files without expiry is reached. The maximum is 500."}}
+# (github.com/Azure/azure-sdk-for-java/issues/47401).
+FILE_QUOTA_CODES = frozenset({"quotaExceeded"})
 CLOCK_SKEW_SECONDS = 60
 
 
@@ -266,6 +270,11 @@ class OpenAIBatchProvider:
         except openai.APIStatusError as exc:
             if exc.status_code == 400 and (getattr(exc, "code", None) in REQUEUE_CREATE_CODES):
                 raise QuotaError(f"{label} enqueued-token limit during {what}: {_message(exc)}") from exc
+            if exc.status_code == 400 and (getattr(exc, "code", None) in FILE_QUOTA_CODES):
+                raise QuotaError(
+                    f"{label} file quota during {what}: {_message(exc)}",
+                    hint="`llmbulk gc --apply` deletes the files llmbulk left there; `llmbulk limits set` caps them",
+                ) from exc
             raise ProviderError(
                 f"{label} {what} failed: HTTP {exc.status_code}: {_message(exc)}",
                 retryable=exc.status_code >= 500 or exc.status_code in RETRYABLE_HTTP,

@@ -21,17 +21,18 @@ def limits_table(reports: list[ScopeReport]) -> None:
         return
     rows: list[Sequence[str]] = [
         [r.scope.provider, r.scope.account, r.scope.model, _limits(r.set_limits.enqueued_tokens,
-         r.set_limits.active_batches, r.set_limits.creations_per_hour), _limits(r.observed_tokens,
-         r.observed_batches, None) or "-", f"{r.usage.tokens:,} tok / {r.usage.batches} batch(es)",
+         r.set_limits.active_batches, r.set_limits.creations_per_hour, r.set_limits.files),
+         _limits(r.observed_tokens, r.observed_batches, None) or "-",
+         f"{r.usage.tokens:,} tok / {r.usage.batches} batch(es) / {r.usage.files} file(s)",
          f"{r.queued_jobs} job(s), {r.queued_tokens:,} tok"]
         for r in reports
     ]  # fmt: skip
     print_grid(Grid(list(COLUMNS), rows), out)
 
 
-def _limits(tokens: int | None, batches: int | None, per_hour: int | None) -> str:
+def _limits(tokens: int | None, batches: int | None, per_hour: int | None, files: int | None = None) -> str:
     parts = [f"{tokens:,} tok" if tokens else "", f"{batches} batches" if batches else "",
-             f"{per_hour}/h" if per_hour else ""]  # fmt: skip
+             f"{per_hour}/h" if per_hour else "", f"{files:,} files" if files else ""]  # fmt: skip
     return ", ".join(p for p in parts if p) or ("" if per_hour is None and tokens is None else "none")
 
 
@@ -55,7 +56,8 @@ def limits_json(reports: list[ScopeReport]) -> list[dict[str, Any]]:
 
 def _in_use(r: ScopeReport) -> dict[str, int]:
     usage = r.usage
-    return {"enqueued_tokens": usage.tokens, "active_batches": usage.batches, "creations_last_hour": usage.creations}
+    return {"enqueued_tokens": usage.tokens, "active_batches": usage.batches, "creations_last_hour": usage.creations,
+            "files": usage.files}  # fmt: skip
 
 
 def _limit_json(limits: Any) -> dict[str, int | None]:

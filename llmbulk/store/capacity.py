@@ -34,6 +34,7 @@ class Reservation:
     priority: int
     submitted_at: float
     stale_after: float  # waits not renewed for this long are passed over (their runner is gone)
+    uploads: bool = True  # the shard's input goes up as a file (counts against the scope's files limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class CapacityWrites(Unit):
         limits = capacity.effective_limits(row, capacity.DEFAULTS.get(ask.scope.provider, Limits()), usage.successes)
         ahead = self._ahead_of(ask, now)
         reason = f"{ahead} job(s) ahead in the queue" if ahead else None
-        reason = reason or capacity.refusal(limits, usage, ask.tokens, row.get("blocked_until"), now)
+        reason = reason or capacity.refusal(limits, usage, ask.tokens, row.get("blocked_until"), now, ask.uploads)
         if reason is None:
             self._run(
                 "INSERT INTO capacity_grants (batch_id, scope, job_id, shard_id, tokens, granted_at)"
@@ -105,15 +106,18 @@ class CapacityWrites(Unit):
         """The job waits for no quota now (its own pacing holds it, or nothing is left to send)."""
         self._run("DELETE FROM capacity_waits WHERE job_id = :j", {"j": job_id})
 
-    def observe_quota_refusal(self, scope: Scope, batch_id: str, at: float, now: float | None = None) -> None:
+    def observe_quota_refusal(
+        self, scope: Scope, batch_id: str, at: float, now: float | None = None, files: bool = False
+    ) -> None:
         """The provider refused batch `batch_id` for quota (at its create, or in validation): lower the
         scope's observed limits to what was in flight when it was created, `at`; with nothing in flight
-        then, no create is tried for a while."""
+        then, or when it refused the upload (`files`: a file quota, which batches in flight say nothing
+        about), no create is tried for a while."""
         now = time.time() if now is None else now
         self._locked_scope(scope, now)
         usage = self._records(capacity.USAGE_AT_SQL, s=scope.key, at=at, b=batch_id)[0]
         values: dict[str, Any] = {"observed_at": now, "updated_at": now}
-        if usage["batches"]:
+        if usage["batches"] and not files:
             values.update(observed_tokens=int(usage["tokens"]), observed_batches=int(usage["batches"]))
         else:
             values["blocked_until"] = now + capacity.REFUSAL_BACKOFF
