@@ -44,6 +44,18 @@ def rates(provider: str, model: str, batch: bool = True, request_tokens: int | N
 
 @lru_cache(maxsize=1024)
 def _rates(provider: str, model: str, batch: bool, probe: int) -> Rates | None:
+    from llmbulk import price_cache
+
+    key = f"{provider}|{model}|{int(batch)}|{probe}"
+    found, value = price_cache.get(key)
+    if found:
+        return None if value is None else Rates(*value)
+    priced = _library_rates(provider, model, batch, probe)
+    price_cache.put(key, None if priced is None else [priced.input, priced.output, priced.cached_input])
+    return priced
+
+
+def _library_rates(provider: str, model: str, batch: bool, probe: int) -> Rates | None:
     from genai_prices import Usage, calc_price
 
     context = {"processing": "batch"} if batch else None
