@@ -109,7 +109,7 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     try:
         file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
     except QuotaError as exc:  # the provider's file quota: the shard waits, its items keep their attempts
-        with store.tx() as tx:
+        with ctx.lease.fenced() as tx:
             tx.refuse_intent(batch.id, exc.message, error_code="quota")
             tx.observe_quota_refusal(scope, batch.id, at=time.time(), files=True)
         raise
@@ -121,14 +121,17 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     try:
         ref = provider.create(source, file_id, labels)
         crashpoint("after_create")
+    # A refusal is recorded only while the lease holds: a runner paused with its create in flight
+    # (whose late request found, say, its input file deleted by the runner that finished the job
+    # meanwhile) stops on its lost lease, touching nothing.
     except QuotaError as exc:
-        with store.tx() as tx:
+        with ctx.lease.fenced() as tx:
             tx.refuse_intent(batch.id, exc.message, error_code="quota")
             tx.observe_quota_refusal(scope, batch.id, at=time.time())
         raise
     except ProviderError as exc:
         if not exc.retryable:  # a definite refusal: nothing was created
-            with store.tx() as tx:
+            with ctx.lease.fenced() as tx:
                 tx.refuse_intent(batch.id, exc.message)
         raise
     with store.tx() as tx:
