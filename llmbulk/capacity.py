@@ -36,7 +36,7 @@ class Limits:
     enqueued_tokens: int | None = None
     active_batches: int | None = None
     creations_per_hour: int | None = None
-    files: int | None = None
+    files: int | None = None  # input files kept at the provider account (every model of it counts)
 
 
 # Published limits per provider. Enqueued-token limits depend on the model and the account's tier and
@@ -185,11 +185,12 @@ ENDED_SQL = (
     " JOIN batches b ON b.id = g.batch_id WHERE g.scope = :s AND b.state = 'ended' AND b.ended_at > :since"
 )
 # Input files at the provider: uploaded and not yet deleted (collect, gc) nor expired, and the live
-# intents that may still upload one; a file shared by a shard's retried intents counts once.
+# intents that may still upload one; a file shared by a shard's retried intents counts once. Files
+# belong to the account (an Azure resource), not to one model: every scope of the account counts.
 FILES_SQL = (
     "SELECT COUNT(DISTINCT b.input_file_id) AS kept, COUNT(DISTINCT CASE WHEN b.input_file_id IS NULL"
     " AND b.state = 'creating' THEN b.id END) AS coming FROM capacity_grants g JOIN batches b ON b.id = g.batch_id"
-    " WHERE g.scope = :s AND b.files_deleted_at IS NULL AND b.intent_at > :expired"
+    " WHERE substr(g.scope, 1, :n) = :account AND b.files_deleted_at IS NULL AND b.intent_at > :expired"
 )
 # In flight at a past moment `at` (when a refused batch was created), the refused ones apart.
 USAGE_AT_SQL = (
@@ -210,7 +211,8 @@ def usage_of(records: Records, scope: str, observed_at: float | None, now: float
     made = records(CREATIONS_SQL, s=scope, since=now - HOUR)[0]
     ended_since = records(ENDED_SQL, s=scope, since=observed_at or now)[0]
     ended_ever = records(ENDED_SQL, s=scope, since=0.0)[0]
-    files = records(FILES_SQL, s=scope, expired=now - FILE_LIFETIME)[0]
+    account = scope.rsplit("|", 1)[0] + "|"  # provider|account| of provider|account|model
+    files = records(FILES_SQL, account=account, n=len(account), expired=now - FILE_LIFETIME)[0]
     return Usage(
         tokens=int(live["tokens"] or 0),
         batches=int(live["batches"] or 0),

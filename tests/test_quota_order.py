@@ -104,3 +104,23 @@ def test_a_refusal_counts_what_was_in_flight_by_our_clock_not_the_providers_whol
     (scope,) = store.capacity_scopes()
     assert scope.observed_tokens == 200 and scope.observed_batches == 2
     assert scope.blocked_until is None  # something was in flight: a lower limit, not a pause
+
+
+def test_input_files_count_against_the_whole_account_and_come_back_when_deleted(store: Store) -> None:
+    # An Azure resource keeps a number of input files whatever the deployment (model) they were for.
+    other = Scope(SCOPE.provider, SCOPE.account, "gpt-4o")
+    with store.tx() as tx:
+        tx.set_capacity_limits(SCOPE, {"active_batches": 10, "files": 2})
+        tx.set_capacity_limits(other, {"active_batches": 10})
+    for job, shard, scope in (("j1", 1, other), ("j2", 1, SCOPE)):
+        ask = Reservation(scope, job, f"{job}-s{shard}", f"{job}-s{shard}-b1", 100, 0, 1.0, stale_after=60.0)
+        with store.tx() as tx:
+            assert tx.reserve_capacity(ask, now=100.0) is None
+            tx.add_batch(Batch(id=ask.batch_id, job_id=job, shard_id=ask.shard_id, state="creating", intent_at=100.0))
+            tx.set_input_file(ask.batch_id, f"file-{job}")
+    assert (
+        _ask(store, "j3", 1, now=101) == "2 of 2 input files at the provider (collect deletes them; so does gc --apply)"
+    )
+    with store.tx() as tx:
+        tx.mark_files_deleted(["j1-s1-b1"])  # the other model's job collected, its input deleted
+    assert _ask(store, "j3", 1, now=102) is None
