@@ -67,7 +67,7 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     Returns None when the shard must wait: another holder's create may still be in flight, or a
     batch found at the provider cannot be proven ours or not yet.
     """
-    store, provider, job = ctx.store, ctx.provider, ctx.job
+    store, job = ctx.store, ctx.job
     labels = labels_for(job.id, shard.id)
     pending = [b for b in store.batches(job.id, [BatchState.CREATING.value]) if b.shard_id == shard.id]
     if any(_maybe_in_flight(ctx, b) for b in pending):
@@ -77,7 +77,7 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
         if not isinstance(found, _NotFound):
             return found
     source = shard_input(ctx.home, shard)
-    ensure_shard(store, provider, job, shard, ctx.home)  # another runner's shard is rebuilt from the input
+    ensure_shard(store, ctx.provider, job, shard, ctx.home)  # another runner's shard is rebuilt from the input
     reusable_file = next((b.input_file_id for b in pending if b.input_file_id), None)
     if reusable_file is None and pending:  # a crash may have come between an upload and its record
         reusable_file = adopt_upload(ctx, shard, labels, min(b.intent_at for b in pending))
@@ -91,35 +91,45 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
         owner=ctx.lease.owner,
         input_file_id=reusable_file,
     )
-    scope = capacity.scope_of(job)
+    landed = _record_intent(ctx, shard, pending, batch)
+    if landed is not None:
+        return landed
+    crashpoint("after_intent")
+    file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
+    return _create(ctx, shard, batch, source, file_id, labels)
+
+
+def _record_intent(ctx: Sending, shard: Shard, pending: list[Batch], batch: Batch) -> Batch | None:
+    """Record the create intent with its room in the scope, fenced; returns an earlier intent's batch
+    that landed meanwhile instead, or raises QueuedForQuota when the scope has no room."""
+    scope = capacity.scope_of(ctx.job)
     with ctx.lease.fenced() as tx:
         # The holder of an earlier intent may have resumed and recorded its batch since we looked.
         landed = tx.intent_with_batch([b.id for b in pending])
         waits = None
         if landed is None:
             tx.supersede_intents([b.id for b in pending], "no batch found at the provider")
-            waits = tx.reserve_capacity(_reservation(ctx, shard, batch.id, scope, uploads=reusable_file is None))
+            ask = _reservation(ctx, shard, batch.id, scope, uploads=batch.input_file_id is None)
+            waits = tx.reserve_capacity(ask)
             if waits is None:
                 tx.add_batch(batch)
     if landed is not None:
         return next(b for b in pending if b.id == landed)
     if waits is not None:
         raise capacity.QueuedForQuota(waits)
-    crashpoint("after_intent")
-    try:
-        file_id = reusable_file or _upload(ctx, source, shard, labels, batch)
-    except QuotaError as exc:  # the provider's file quota: the shard waits, its items keep their attempts
-        with ctx.lease.fenced() as tx:
-            tx.refuse_intent(batch.id, exc.message, error_code="quota")
-            tx.observe_quota_refusal(scope, batch.id, at=time.time(), files=True)
-        raise
+    return None
+
+
+def _create(ctx: Sending, shard: Shard, batch: Batch, source: ShardInput, file_id: str | None,
+            labels: dict[str, str]) -> Batch:  # fmt: skip
+    """The create call of a recorded intent, and its outcome recorded."""
     with ctx.lease.fenced() as tx:  # the create's in-flight window starts now
         tx.touch_intent(batch.id)
     crashpoint("before_create")
     ctx.lease.guard()
     crashpoint("in_create")  # past the guard: a pause here is the window only detection covers
     try:
-        ref = provider.create(source, file_id, labels)
+        ref = ctx.provider.create(source, file_id, labels)
         crashpoint("after_create")
     # A refusal is recorded only while the lease holds: a runner paused with its create in flight
     # (whose late request found, say, its input file deleted by the runner that finished the job
@@ -127,21 +137,16 @@ def submit_shard(ctx: Sending, shard: Shard) -> Batch | None:
     except QuotaError as exc:
         with ctx.lease.fenced() as tx:
             tx.refuse_intent(batch.id, exc.message, error_code="quota")
-            tx.observe_quota_refusal(scope, batch.id, at=time.time())
+            tx.observe_quota_refusal(capacity.scope_of(ctx.job), batch.id, at=time.time())
         raise
     except ProviderError as exc:
         if not exc.retryable:  # a definite refusal: nothing was created
             with ctx.lease.fenced() as tx:
                 tx.refuse_intent(batch.id, exc.message)
         raise
-    with store.tx() as tx:
-        other = tx.mark_submitted(
-            batch.id,
-            shard.id,
-            job.id,
-            provider_batch_id=ref.batch_id,
-            created_at=ref.created_at or time.time(),
-        )
+    with ctx.store.tx() as tx:
+        other = tx.mark_submitted(batch.id, shard.id, ctx.job.id, provider_batch_id=ref.batch_id,
+                                  created_at=ref.created_at or time.time())  # fmt: skip
     if other is not None:  # another holder sent this shard while we were paused: ours is the extra one
         cancel_duplicate(ctx, batch.id, ref.batch_id, shard.id, kept=other, fenced=False)
     return batch
@@ -178,7 +183,13 @@ def _upload(ctx: Sending, source: ShardInput, shard: Shard, labels: dict[str, st
     ctx.lease.guard()
     crashpoint("in_upload")
     files = ctx.provider.files
-    file_id = files.upload(source, labels) if files is not None else None
+    try:
+        file_id = files.upload(source, labels) if files is not None else None
+    except QuotaError as exc:  # the provider's file quota: the shard waits, its items keep their attempts
+        with ctx.lease.fenced() as tx:
+            tx.refuse_intent(batch.id, exc.message, error_code="quota")
+            tx.observe_quota_refusal(capacity.scope_of(ctx.job), batch.id, at=time.time(), files=True)
+        raise
     crashpoint("after_upload")
     if file_id is None:
         return None
