@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from llmbulk import providers
-from llmbulk.errors import ConfigError, ProviderError, QuotaError
+from llmbulk.errors import ConfigError, ProviderError
 from llmbulk.models import BatchRef, BatchState, BatchStatus, ItemOutcome, Limits, Task
 from llmbulk.providers.base import (
     MediaFiles,
@@ -38,9 +38,15 @@ from llmbulk.providers.base import (
     running,
     transport_errors,
 )
+from llmbulk.providers.gemini.errors import (
+    KEY_HINT,
+    NO_REASON,
+    api_error,
+    failure_reason,
+    scrub,
+)
 from llmbulk.providers.gemini.files import (
     FIND_SKEW_SECONDS,
-    JSONL_MIME,
     LIST_PAGE_SIZE,
     GeminiFiles,
     display_name,
@@ -48,19 +54,11 @@ from llmbulk.providers.gemini.files import (
 )
 from llmbulk.providers.gemini.inline import INLINE_MAX_BYTES, check_inline_size, inline_lines, inline_requests
 from llmbulk.providers.gemini.lines import (
-    GENERATION_PARAMS,
-    GRPC_STATUSES,
-    HTTP_STATUSES,
-    PERMANENT_STATUSES,
-    ROLES,
     ConfigCache,
     decode_line,
     encode_line,
-    status_name,
 )
 from llmbulk.providers.gemini.status import (
-    FINALIZE_GRACE_SECONDS,
-    RESULT_STATES,
     STATES,
     UNSPECIFIED_STATES,
     batch_status,
@@ -68,27 +66,12 @@ from llmbulk.providers.gemini.status import (
 )
 from llmbulk.providers.media_files import GeminiMediaFiles
 
-__all__ = [  # the adapter, and what its parts make public (tests import them from here)
-    "ENDPOINT",
-    "FINALIZE_GRACE_SECONDS",
-    "FIND_SKEW_SECONDS",
-    "GENERATION_PARAMS",
-    "GRPC_STATUSES",
-    "HTTP_STATUSES",
+__all__ = [  # the adapter, and what tests import from here of its parts
     "INLINE_MAX_BYTES",
-    "JSONL_MIME",
-    "KEY_HINT",
     "LIMITS",
-    "LIST_PAGE_SIZE",
-    "PERMANENT_STATUSES",
-    "RESULT_STATES",
-    "RETRYABLE_CALL_STATUSES",
-    "RETRY_ATTEMPTS",
-    "ROLES",
     "STATES",
     "UNSPECIFIED_STATES",
     "GeminiBatchProvider",
-    "GeminiFiles",
     "batch_status",
 ]
 
@@ -100,9 +83,7 @@ LIMITS = Limits(
     max_items=10_000_000, max_bytes=2_000_000_000, counts_live=False, counts_available=False,
     endpoints=(ENDPOINT,), input_modes=("file", "inline"),
 )  # fmt: skip
-KEY_HINT = "set GOOGLE_API_KEY or GEMINI_API_KEY (GOOGLE_API_KEY wins when both are set)"
 RETRY_ATTEMPTS = 5  # idempotent calls only; create always goes out once
-RETRYABLE_CALL_STATUSES = frozenset({"UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"})
 
 
 class GeminiBatchProvider:
@@ -277,21 +258,13 @@ class GeminiBatchProvider:
 
     def _failure_reason(self, name: str) -> tuple[str, str | None]:
         """Why a job FAILED: the SDK drops the operation's `error`, so read the raw operation once."""
-        fallback = (
-            "Gemini reports the batch FAILED without a reason (the SDK does not expose it); "
-            "check the input file and model name"
-        )
         try:
             response = self.client._api_client.request("get", name, {})
             error = (orjson.loads(response.body or b"{}") or {}).get("error") or {}
         except Exception as exc:  # best effort: the poll itself already succeeded
             log.debug("could not read the failure reason of %s: %s", name, exc.__class__.__name__)
-            return fallback, None
-        if not isinstance(error, dict) or not (error.get("message") or error.get("status") or error.get("code")):
-            return fallback, None
-        status = status_name(error.get("status"), error.get("code"))
-        message = self._scrub(str(error.get("message") or "no message"))
-        return f"Gemini failed the batch: {status or error.get('code')}: {message}", status
+            return NO_REASON, None
+        return failure_reason(error, self._scrub)
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         with self._mapped(what):
@@ -305,7 +278,7 @@ class GeminiBatchProvider:
         try:
             yield
         except errors.APIError as exc:
-            raise self._api_error(what, exc) from exc
+            raise api_error(what, exc, self.settings.model, self._scrub) from exc
         except transport_errors() as exc:
             raise ProviderError(
                 f"cannot reach Gemini for {what}{self._where()}: {exc.__class__.__name__}",
@@ -313,29 +286,10 @@ class GeminiBatchProvider:
                 hint="check the network or GOOGLE_GEMINI_BASE_URL",
             ) from exc
 
-    def _api_error(self, what: str, exc: Any) -> ProviderError | ConfigError:
-        code = int(exc.code or 0)
-        status = str(exc.status or HTTP_STATUSES.get(code, "") or "")
-        message = self._scrub(str(exc.message or str(exc).splitlines()[0]))
-        if code in (401, 403) or status in ("UNAUTHENTICATED", "PERMISSION_DENIED") or "API_KEY_INVALID" in str(exc):
-            return ConfigError(
-                f"Gemini refused {what} (HTTP {code} {status}): {message}",
-                hint=f"{KEY_HINT}, and check the key may use model {self.settings.model}",
-            )
-        if code == 429 or status == "RESOURCE_EXHAUSTED":
-            return QuotaError(f"Gemini quota exhausted during {what}: {message}")
-        return ProviderError(
-            f"Gemini {what} failed: HTTP {code} {status}: {message}",
-            retryable=code >= 500 or code == 408 or status in RETRYABLE_CALL_STATUSES,
-            status=code,
-        )
-
     def _where(self) -> str:
         return f" at {self.settings.base_url}" if self.settings.base_url else ""
 
     def _scrub(self, text: str) -> str:
-        """Remove any API key value from a message before it reaches users or logs."""
-        for key in (self.settings.api_key, *(os.environ.get(name) for name in providers.info(self.name).key_env)):
-            if key and key.strip():
-                text = text.replace(key.strip(), "***")
-        return text
+        return scrub(
+            text, (self.settings.api_key, *(os.environ.get(name) for name in providers.info(self.name).key_env))
+        )
