@@ -179,6 +179,27 @@ def test_repeated_rows_are_sent_once_and_every_row_gets_the_answer(
     assert status["counts"] == {"succeeded": 24}
 
 
+def test_repeats_fold_the_same_when_the_leaders_outgrow_memory(
+    llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmbulk.jobs import dedup
+
+    # Past a bound the requests already sent live in the packing transaction's scratch table, not in
+    # memory: a 1M-row job's would not fit. Lowered here so repeats meet leaders on both sides of it.
+    monkeypatch.setattr(dedup, "IN_MEMORY_LEADERS", 3)
+    monkeypatch.setattr(dedup, "CHUNK", 4)
+    texts = [f"review {i % 8}" for i in range(24)] + [f"review {i}" for i in (7, 0, 5)]
+    result = llmbulk(*_run("openai", _write(tmp_path / "in.csv", texts), "out.csv"))
+    assert result.exit_code == 0, result.stderr
+    assert _rows_sent(home, _newest_job(llmbulk)) == list(range(8))
+    assert "27 rows: 19 repeat another row's request (sent once), 8 sent" in result.stderr
+    rows = _rows(tmp_path / "out.csv")
+    leaders = {f"review {i}": f"r{i}" for i in range(8)}
+    for i, row in enumerate(rows):
+        assert row["reused_from"] == ("" if i < 8 else leaders[texts[i]]), (i, row)
+        assert row["output"] == rows[int(leaders[texts[i]][1:])]["output"]
+
+
 def test_followers_go_through_retries_with_their_leader(
     llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, faults: Callable[..., None]
 ) -> None:

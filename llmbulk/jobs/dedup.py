@@ -21,6 +21,7 @@ from llmbulk.store.answers import ReusedAnswer, ReusedItem
 from llmbulk.store.store import Tx
 
 CHUNK = 5_000  # keys per lookup: under SQLite's 32,766 and PostgreSQL's 65,535 parameters
+IN_MEMORY_LEADERS = 100_000  # keys held in a dict (~14 MB) before the rest go to the scratch table
 
 
 def _collision(row: int) -> StateError:
@@ -58,8 +59,9 @@ class Deduplicator:
         self._checker = schemas.OutputChecker(output_schema) if output_schema is not None else None
         self._price = price
         self.counts = ReuseCounts()
-        if not policy.fresh:
-            tx.start_pack_keys()
+        self._leaders = _Leaders(tx)
+        # Answers are recorded only when results are collected: a database with none has nothing to reuse.
+        self._lookup = not policy.fresh and tx.has_answers()
 
     def sendable(self, tasks: Iterator[Task]) -> Iterator[Task]:
         """The tasks to send, in input order; followers and reused rows are recorded on the way.
@@ -82,8 +84,9 @@ class Deduplicator:
             return chunk
         unique = list(dict.fromkeys(request_keys))
         prefixes = {k: prefix(k) for k in unique}
-        earlier = self._tx.leaders_of(list(prefixes.values()))
-        answers = self._usable(self._tx.find_answers([k for k in unique if prefixes[k] not in earlier], self._oldest))
+        earlier = self._leaders.of(list(prefixes.values()))
+        wanted = [k for k in unique if prefixes[k] not in earlier] if self._lookup else []
+        answers = self._usable(self._tx.find_answers(wanted, self._oldest)) if wanted else {}
         leaders: dict[str, int] = {}
         send: list[Task] = []
         followers: list[tuple[int, str, str, int]] = []
@@ -104,7 +107,7 @@ class Deduplicator:
         added = {prefixes[k]: row for k, row in leaders.items()}
         if len(added) < len(leaders):
             raise _collision(next(row for k, row in leaders.items() if added[prefixes[k]] != row))
-        self._tx.add_leaders(list(added.items()))
+        self._leaders.add(added)
         if followers:
             self._tx.add_followers(self._job_id, followers)
         if reused:
@@ -134,10 +137,40 @@ class Deduplicator:
 
     def finish(self) -> None:
         """Followers join their leaders' shards (recorded by now); the scratch table goes."""
-        self._tx.drop_pack_keys()
+        self._leaders.close()
         if self.counts.repeats:
             collided = self._tx.mismatched_followers(self._job_id)
             if collided:
                 raise _collision(collided[0])
         if self.counts.repeats or self.counts.reused:
             self._tx.place_followers(self._job_id)  # also recounts the job's items
+
+
+class _Leaders:
+    """The requests this pack sends so far (64-bit key prefix -> row sending it): a dict up to
+    `IN_MEMORY_LEADERS` keys, the rest in the transaction's scratch table, so memory stays bounded."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+        self._memory: dict[int, int] = {}
+        self._spilled = False
+
+    def of(self, prefixes: list[int]) -> dict[int, int]:
+        memory = self._memory
+        found = {p: memory[p] for p in prefixes if p in memory}
+        if self._spilled:
+            found.update(self._tx.leaders_of([p for p in prefixes if p not in found]))
+        return found
+
+    def add(self, leaders: dict[int, int]) -> None:
+        if len(self._memory) + len(leaders) <= IN_MEMORY_LEADERS:
+            self._memory.update(leaders)
+            return
+        if not self._spilled:
+            self._tx.start_pack_keys()
+            self._spilled = True
+        self._tx.add_leaders(list(leaders.items()))
+
+    def close(self) -> None:
+        if self._spilled:
+            self._tx.drop_pack_keys()

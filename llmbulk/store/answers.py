@@ -58,6 +58,10 @@ _SUCCEEDED = (
 class AnswerWrites(Unit):
     """Write operations on the answers, in the unit of work, and the keys a job being packed sends."""
 
+    def has_answers(self) -> bool:
+        """Whether any answer is recorded at all (a new database has none: no lookup can find one)."""
+        return bool(fetch(self._conn, "SELECT 1 FROM answers LIMIT 1", []))
+
     def find_answers(self, keys: Sequence[str], oldest: float | None) -> dict[str, ReusedAnswer]:
         """The succeeded answers recorded for these request keys (not before `oldest`)."""
         return _find(self._conn, keys, oldest)
