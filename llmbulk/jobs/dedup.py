@@ -169,7 +169,7 @@ class _Leaders:
         if not self._spilled:
             self._tx.start_pack_keys()
             self._spilled = True
-        self._tx.add_leaders(list(leaders.items()))
+        self._tx.add_leaders(sorted(leaders.items()))  # in key order: one sweep of the B-tree per chunk
 
     def close(self) -> None:
         if self._spilled:
