@@ -131,18 +131,9 @@ def _create(ctx: Sending, shard: Shard, batch: Batch, source: ShardInput, file_i
     try:
         ref = ctx.provider.create(source, file_id, labels)
         crashpoint("after_create")
-    # A refusal is recorded only while the lease holds: a runner paused with its create in flight
-    # (whose late request found, say, its input file deleted by the runner that finished the job
-    # meanwhile) stops on its lost lease, touching nothing.
-    except QuotaError as exc:
-        with ctx.lease.fenced() as tx:
-            tx.refuse_intent(batch.id, exc.message, error_code="quota")
-            tx.observe_quota_refusal(capacity.scope_of(ctx.job), batch.id, at=time.time())
-        raise
     except ProviderError as exc:
-        if not exc.retryable:  # a definite refusal: nothing was created
-            with ctx.lease.fenced() as tx:
-                tx.refuse_intent(batch.id, exc.message)
+        if isinstance(exc, QuotaError) or not exc.retryable:  # a definite refusal: nothing was created
+            _refused(ctx, batch, exc)
         raise
     with ctx.store.tx() as tx:
         other = tx.mark_submitted(batch.id, shard.id, ctx.job.id, provider_batch_id=ref.batch_id,
@@ -150,6 +141,20 @@ def _create(ctx: Sending, shard: Shard, batch: Batch, source: ShardInput, file_i
     if other is not None:  # another holder sent this shard while we were paused: ours is the extra one
         cancel_duplicate(ctx, batch.id, ref.batch_id, shard.id, kept=other, fenced=False)
     return batch
+
+
+def _refused(ctx: Sending, batch: Batch, exc: ProviderError, upload: bool = False) -> None:
+    """Record a definite refusal of the intent's upload or create; a quota refusal also tells the scope.
+
+    Recorded only while the lease holds: a runner paused with its call in flight (whose late request
+    found, say, its input file deleted by the runner that finished the job meanwhile) stops on its
+    lost lease, touching nothing.
+    """
+    quota = isinstance(exc, QuotaError)
+    with ctx.lease.fenced() as tx:
+        tx.refuse_intent(batch.id, exc.message, error_code="quota" if quota else None)
+        if quota:
+            tx.observe_quota_refusal(capacity.scope_of(ctx.job), batch.id, at=time.time(), files=upload)
 
 
 def _reservation(ctx: Sending, shard: Shard, batch_id: str, scope: capacity.Scope, uploads: bool) -> Reservation:
@@ -186,9 +191,7 @@ def _upload(ctx: Sending, source: ShardInput, shard: Shard, labels: dict[str, st
     try:
         file_id = files.upload(source, labels) if files is not None else None
     except QuotaError as exc:  # the provider's file quota: the shard waits, its items keep their attempts
-        with ctx.lease.fenced() as tx:
-            tx.refuse_intent(batch.id, exc.message, error_code="quota")
-            tx.observe_quota_refusal(capacity.scope_of(ctx.job), batch.id, at=time.time(), files=True)
+        _refused(ctx, batch, exc, upload=True)
         raise
     crashpoint("after_upload")
     if file_id is None:

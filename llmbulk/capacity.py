@@ -115,8 +115,13 @@ def effective_limits(row: dict[str, Any], defaults: Limits, successes: int) -> L
         enqueued_tokens=_lowered(tokens, row.get("observed_tokens"), successes),
         active_batches=_lowered(batches, row.get("observed_batches"), successes),
         creations_per_hour=_pick(row.get("creations_per_hour"), defaults.creations_per_hour),
-        files=_pick(row.get("files"), defaults.files),
+        files=files_limit(row, defaults),
     )
+
+
+def files_limit(row: dict[str, Any], defaults: Limits) -> int | None:
+    """The scope's files limit, set or the provider's default (no refusal ever lowers it)."""
+    return _pick(row.get("files"), defaults.files)
 
 
 def _pick(value: Any, default: int | None) -> int | None:
@@ -187,10 +192,12 @@ ENDED_SQL = (
 # Input files at the provider: uploaded and not yet deleted (collect, gc) nor expired, and the live
 # intents that may still upload one; a file shared by a shard's retried intents counts once. Files
 # belong to the account (an Azure resource), not to one model: every scope of the account counts.
+# The account's scopes are the key range [provider|account|, provider|account}) of the grants' index
+# ('}' follows '|'), and only grants younger than an upload's lifetime can hold a file still there.
 FILES_SQL = (
     "SELECT COUNT(DISTINCT b.input_file_id) AS kept, COUNT(DISTINCT CASE WHEN b.input_file_id IS NULL"
     " AND b.state = 'creating' THEN b.id END) AS coming FROM capacity_grants g JOIN batches b ON b.id = g.batch_id"
-    " WHERE substr(g.scope, 1, :n) = :account AND b.files_deleted_at IS NULL AND b.intent_at > :expired"
+    " WHERE g.scope >= :account AND g.scope < :after AND g.granted_at > :expired AND b.files_deleted_at IS NULL"
 )
 # In flight at a past moment `at` (when a refused batch was created), the refused ones apart.
 USAGE_AT_SQL = (
@@ -206,13 +213,17 @@ UNSENT_TOKENS_SQL = (
 )
 
 
-def usage_of(records: Records, scope: str, observed_at: float | None, now: float) -> Usage:
+def usage_of(records: Records, scope: str, observed_at: float | None, now: float, count_files: bool = True) -> Usage:
+    """What the scope has in use; its account's input files are counted only if `count_files` (a
+    files limit applies), as that query reads the account's grants of the last two weeks."""
     live = records(USAGE_SQL, s=scope)[0]
     made = records(CREATIONS_SQL, s=scope, since=now - HOUR)[0]
     ended_since = records(ENDED_SQL, s=scope, since=observed_at or now)[0]
     ended_ever = records(ENDED_SQL, s=scope, since=0.0)[0]
-    account = scope.rsplit("|", 1)[0] + "|"  # provider|account| of provider|account|model
-    files = records(FILES_SQL, account=account, n=len(account), expired=now - FILE_LIFETIME)[0]
+    files = {"kept": 0, "coming": 0}
+    if count_files:
+        account = scope.rsplit("|", 1)[0]  # provider|account of provider|account|model
+        files = records(FILES_SQL, account=account + "|", after=account + "}", expired=now - FILE_LIFETIME)[0]
     return Usage(
         tokens=int(live["tokens"] or 0),
         batches=int(live["batches"] or 0),
@@ -257,8 +268,9 @@ def quota_wait(records: Records, job_id: str, now: float | None = None) -> Quota
     wait = waits[0]
     rows = records(SCOPE_SQL, s=wait["scope"])
     row = rows[0] if rows else {}
-    usage = usage_of(records, wait["scope"], row.get("observed_at"), now)
-    limits = effective_limits(row, DEFAULTS.get(str(row.get("provider")), Limits()), usage.successes)
+    defaults = DEFAULTS.get(str(row.get("provider")), Limits())
+    usage = usage_of(records, wait["scope"], row.get("observed_at"), now, files_limit(row, defaults) is not None)
+    limits = effective_limits(row, defaults, usage.successes)
     unsent = records(UNSENT_TOKENS_SQL, j=job_id)[0]
     if not unsent["n"]:
         return None

@@ -62,8 +62,10 @@ class CapacityWrites(Unit):
         """
         now, key = time.time() if now is None else now, ask.scope.key
         row = self._locked_scope(ask.scope, now)
-        usage = capacity.usage_of(self._records, ask.scope.key, row.get("observed_at"), now)
-        limits = capacity.effective_limits(row, capacity.DEFAULTS.get(ask.scope.provider, Limits()), usage.successes)
+        defaults = capacity.DEFAULTS.get(ask.scope.provider, Limits())
+        count_files = ask.uploads and capacity.files_limit(row, defaults) is not None
+        usage = capacity.usage_of(self._records, ask.scope.key, row.get("observed_at"), now, count_files)
+        limits = capacity.effective_limits(row, defaults, usage.successes)
         ahead = self._ahead_of(ask, now)
         reason = f"{ahead} job(s) ahead in the queue" if ahead else None
         reason = reason or capacity.refusal(limits, usage, ask.tokens, row.get("blocked_until"), now, ask.uploads)
