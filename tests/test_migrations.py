@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from llmbulk.errors import StateError
-from llmbulk.store import migrations
+from llmbulk.store import migrations, queries
 from llmbulk.store import schema as _schema  # noqa: F401 - registers the tables
 from llmbulk.store.engine import open_engine
 
@@ -95,6 +95,42 @@ def test_batch_usage_migration_backfills_collected_batches(tmp_path: Path) -> No
         assert [tuple(r) for r in rows] == [("b1", 17, 3, 3), ("b2", None, None, None)]
 
 
+def test_lean_items_migration_keeps_billed_totals_and_uses_the_partial_indexes(tmp_path: Path) -> None:
+    """0010 moves `cost`'s totals onto batch sums: a job collected before it reads the same totals after."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:  # a database as llmbulk left it before 0010_lean_items (batch sums as collected)
+        for name, migration in migrations.MIGRATIONS[:9]:
+            migrations._ensure_record_table(conn)
+            migration(conn)
+            conn.execute(text("INSERT INTO schema_migrations VALUES (:n, 0)"), {"n": name})
+        conn.execute(
+            text("INSERT INTO batches (id, job_id, shard_id, state, intent_at, collected_at, input_tokens,"
+                 " output_tokens, attempts_recorded) VALUES ('b1', 'j', 's', 'ended', 0, 1, 17, 5, 3)")
+        )  # fmt: skip
+        attempts = [(0, 10, 3, 4, None), (1, 7, 2, None, None), (2, None, None, None, None), (3, 5, 5, 5, "j/k0")]
+        for row, tokens_in, tokens_out, cached, reused in attempts:
+            conn.execute(
+                text("INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, input_tokens,"
+                     " output_tokens, cached_tokens, reused_from, recorded_at)"
+                     " VALUES ('j', :r, 1, 'b1', 'succeeded', :i, :o, :c, :u, 0)"),
+                {"r": row, "i": tokens_in, "o": tokens_out, "c": cached, "u": reused},
+            )  # fmt: skip
+        old_totals = conn.execute(
+            text("SELECT SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), COUNT(input_tokens) FROM attempts"
+                 " WHERE job_id = 'j' AND reused_from IS NULL")
+        ).one()  # fmt: skip
+    engine.dispose()
+    upgraded = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with upgraded.connect() as conn:
+        assert tuple(conn.execute(text(queries.TOKEN_TOTALS), {"j": "j"}).one()) == tuple(old_totals) == (17, 5, 4, 2)
+        plans = {
+            sql: " ".join(str(r[-1]) for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql), {"j": "j", "s": "dead"}))
+            for sql in (queries.items_in_state("dead"), queries.REUSED_TOTALS)
+        }
+    assert "ix_items_job_failed" in plans[queries.items_in_state("dead")]
+    assert "ix_attempts_reused" in plans[queries.REUSED_TOTALS]
+
+
 def test_a_database_from_the_release_that_named_0003_batch_usage_is_upgraded_not_refused(tmp_path: Path) -> None:
     """An earlier release recorded 0003 as `0003_batch_usage` (usage columns only): an alias, not a newer schema."""
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
@@ -112,7 +148,7 @@ def test_a_database_from_the_release_that_named_0003_batch_usage_is_upgraded_not
         names = {row[0] for row in conn.execute(text("SELECT name FROM schema_migrations"))}
         indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(items)"))}
     assert {"0003_batch_usage", "0003_status_speed", "0005_fencing"} <= names
-    assert "ix_items_job_state" in indexes
+    assert "ix_items_job_failed" in indexes
     reference = create_engine(f"sqlite:///{tmp_path / 'reference.db'}")
     SQLModel.metadata.create_all(reference)
     assert _describe(upgraded) == _describe(reference)

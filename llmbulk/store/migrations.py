@@ -221,9 +221,6 @@ def _attachments(conn: Connection) -> None:
     )
 
 
-FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
-
-
 def _capacity(conn: Connection) -> None:
     """Capacity scopes shared by every runner of the database (issue #21).
 
@@ -288,8 +285,7 @@ FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
 def item_counts_select(where: str) -> str:
     """Items counted per (job, shard, state, last error code); `where` filters on job_id / shard_id.
 
-    Two parts, so that only failed items are joined to their last attempt: the rest are counted
-    from the (job, shard, state) index alone.
+    Two parts, so that only failed items are joined to their last attempt.
     """
     joined = where.replace("job_id", "i.job_id").replace("shard_id", "i.shard_id")
     return (
@@ -318,6 +314,37 @@ def _hygiene(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE batches ADD COLUMN files_deleted_at FLOAT"))
 
 
+# A batch's billed usage kept when it is collected (`unit.BATCH_USAGE` keeps it current).
+_LEAN_USAGE_SET = (
+    "cached_tokens = (SELECT COALESCE(SUM(a.cached_tokens), 0) FROM attempts a"
+    " WHERE a.batch_id = batches.id AND a.reused_from IS NULL),"
+    " usage_attempts = (SELECT COUNT(a.input_tokens) FROM attempts a"
+    " WHERE a.batch_id = batches.id AND a.reused_from IS NULL)"
+)
+
+
+def _lean_items(conn: Connection) -> None:
+    """Fewer index writes per item (issue #23), and `cost` read from batch sums.
+
+    No items index holds `state` for every row any more: moving a shard's items to submitted or
+    settled rewrote two index entries per item. Failed items (what retry, mark-dead and `items
+    --state dead` look for) keep a partial index; queries name its predicate (`FAILED_STATES`)
+    so SQLite and PostgreSQL both use it. A batch keeps its cached tokens and how many of its
+    attempts carried usage, so a job's billed totals are a sum over its batches; copied answers
+    (`reused_from`) get a partial index of their own.
+    """
+    conn.execute(text("DROP INDEX ix_items_job_state"))
+    conn.execute(
+        text(f"CREATE INDEX ix_items_job_failed ON items (job_id, state, row_index) WHERE state IN {FAILED_STATES}")
+    )
+    conn.execute(text("DROP INDEX ix_items_job_shard"))
+    conn.execute(text("CREATE INDEX ix_items_job_shard ON items (job_id, shard_id)"))
+    conn.execute(text("CREATE INDEX ix_attempts_reused ON attempts (job_id) WHERE reused_from IS NOT NULL"))
+    conn.execute(text("ALTER TABLE batches ADD COLUMN cached_tokens BIGINT"))
+    conn.execute(text("ALTER TABLE batches ADD COLUMN usage_attempts BIGINT"))
+    conn.execute(text(f"UPDATE batches SET {_LEAN_USAGE_SET} WHERE collected_at IS NOT NULL"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_job_estimates", _job_estimates),
@@ -328,6 +355,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0007_attachments", _attachments),
     ("0008_capacity", _capacity),
     ("0009_hygiene", _hygiene),
+    ("0010_lean_items", _lean_items),
 ]
 
 # Names an earlier release of llmbulk recorded for a migration that was later renamed: such a

@@ -10,8 +10,13 @@ from __future__ import annotations
 # The migrations a database must have applied, exactly, for these queries to apply as written.
 SCHEMA = (
     "0001_initial", "0002_job_estimates", "0003_status_speed", "0004_item_counts", "0005_fencing", "0006_reuse",
-    "0007_attachments", "0008_capacity", "0009_hygiene",
+    "0007_attachments", "0008_capacity", "0009_hygiene", "0010_lean_items",
 )  # fmt: skip
+
+# Failed items are in a partial index (`ix_items_job_failed`): a query that wants it names this
+# predicate word for word, the form both SQLite and PostgreSQL recognise.
+FAILED = ("failed_retryable", "failed_permanent", "dead")
+FAILED_STATES = "(" + ", ".join(f"'{state}'" for state in FAILED) + ")"
 
 JOB = "SELECT * FROM jobs WHERE id = :j"
 JOBS = "SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT :n"
@@ -27,23 +32,30 @@ ERROR_COUNTS = (
     " AND state IN ('failed_retryable', 'failed_permanent', 'dead') GROUP BY state, error_code"
     " HAVING SUM(n) > 0 ORDER BY 3 DESC, 1, 2"
 )
-ITEMS_IN_STATE = (
+_ITEMS_IN_STATE = (
     "SELECT i.row_index, i.key, i.state, i.attempts, a.error_type, a.error_code, a.error_message"
     " FROM items i LEFT JOIN attempts a ON a.job_id = i.job_id AND a.row_index = i.row_index"
-    " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state = :s ORDER BY i.row_index"
+    " AND a.attempt = i.attempts WHERE i.job_id = :j AND i.state = :s{failed} ORDER BY i.row_index"
 )
+
+
+def items_in_state(state: str) -> str:
+    """A job's items in `state` (`:j`, `:s`), in row order; failed states read the partial index."""
+    return _ITEMS_IN_STATE.format(failed=f" AND i.state IN {FAILED_STATES}" if state in FAILED else "")
+
+
 UNSENT_SHARDS = (
     "SELECT s.* FROM shards s WHERE s.job_id = :j AND NOT EXISTS ("
     " SELECT 1 FROM batches b WHERE b.shard_id = s.id AND b.state NOT IN ('requeued', 'creating'))"
     " ORDER BY s.seq"
 )
-# Billed tokens over every attempt (answers taken from another item were not sent, not billed).
+# Billed tokens: the sums each batch keeps when collected (answers taken from another item were
+# not sent, not billed, and are not in them).
 TOKEN_TOTALS = (
     "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
-    " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens) FROM attempts WHERE job_id = :j"
-    " AND reused_from IS NULL"
+    " COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(usage_attempts), 0) FROM batches WHERE job_id = :j"
 )
-# Tokens of the answers taken without sending (from earlier jobs or repeated rows).
+# Tokens of the answers taken without sending (from earlier jobs or repeated rows; ix_attempts_reused).
 REUSED_TOTALS = (
     "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
     " COALESCE(SUM(cached_tokens), 0), COUNT(input_tokens), COUNT(*) FROM attempts"

@@ -40,7 +40,7 @@ def read_jobs(db_url: str, limit: int) -> list[SimpleNamespace] | None:
 
 def read_items(db_url: str, job_id: str, state: str, limit: int | None) -> list[dict[str, Any]] | None:
     """A job's items in one state with their last attempt's error, or None to take the full path."""
-    sql = queries.ITEMS_IN_STATE + ("" if limit is None else f" LIMIT {int(limit)}")
+    sql = queries.items_in_state(state) + ("" if limit is None else f" LIMIT {int(limit)}")
     return _quick(db_url, lambda reader: reader.records(sql, j=job_id, s=state) if reader.job(job_id) else None)
 
 
@@ -132,7 +132,7 @@ class _Reader:
             batches=batches,
             errors=[(s, c, int(n)) for s, c, n in self.rows(queries.ERROR_COUNTS, j=job_id)[1]],
             usage={"input_tokens": int(usage[0]), "output_tokens": int(usage[1]), "attempts": int(usage[2])},
-            dead=self.records(queries.ITEMS_IN_STATE + f" LIMIT {_DEAD_SHOWN}", j=job_id, s="dead"),
+            dead=self.records(queries.items_in_state("dead") + f" LIMIT {_DEAD_SHOWN}", j=job_id, s="dead"),
             unsent_shards=len(self.rows(queries.UNSENT_SHARDS, j=job_id)[1]),
             quota=capacity.quota_wait(self.records, job_id),
         )

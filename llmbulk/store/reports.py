@@ -37,7 +37,7 @@ class Reports(Reading):
             return [(s, c, int(n)) for s, c, n in rows]
 
     def items_in_state(self, job_id: str, state: str, limit: int | None = None) -> list[dict[str, Any]]:
-        sql = queries.ITEMS_IN_STATE
+        sql = queries.items_in_state(state)
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._read() as conn:

@@ -7,10 +7,14 @@ and subtract them without dialect code.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index
+from sqlalchemy import BigInteger, Index, text
 from sqlmodel import Field, SQLModel
 
 from llmbulk.models import JobSpec
+from llmbulk.store.queries import FAILED_STATES
+
+_FAILED = text(f"state IN {FAILED_STATES}")
+_REUSED = text("reused_from IS NOT NULL")
 
 
 class Job(SQLModel, table=True):
@@ -60,9 +64,9 @@ class Item(SQLModel, table=True):
 
     __tablename__ = "items"
     __table_args__ = (
-        Index("ix_items_job_state", "job_id", "state", "row_index"),
+        Index("ix_items_job_failed", "job_id", "state", "row_index", sqlite_where=_FAILED, postgresql_where=_FAILED),
         Index("ux_items_job_key", "job_id", "key", unique=True),
-        Index("ix_items_job_shard", "job_id", "shard_id", "state"),
+        Index("ix_items_job_shard", "job_id", "shard_id"),
     )
 
     job_id: str = Field(primary_key=True, description="Owning job.")
@@ -139,6 +143,12 @@ class Batch(SQLModel, table=True):
     input_tokens: int | None = Field(default=None, description="Input tokens of its attempts, once collected.")
     output_tokens: int | None = Field(default=None, description="Output tokens of its attempts, once collected.")
     attempts_recorded: int | None = Field(default=None, description="Attempts it settled, once collected.")
+    cached_tokens: int | None = Field(
+        default=None, sa_type=BigInteger, description="Cached input tokens of its attempts, once collected."
+    )
+    usage_attempts: int | None = Field(
+        default=None, sa_type=BigInteger, description="How many of its attempts reported usage, once collected."
+    )
     owner: str | None = Field(default=None, description="Lease holder that recorded the create intent.")
     files_deleted_at: float | None = Field(
         default=None, description="When its files at the provider (input, results) were deleted after use (or none)."
@@ -149,7 +159,10 @@ class Attempt(SQLModel, table=True):
     """One try of one item inside one batch, with its outcome."""
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_batch", "batch_id"),)
+    __table_args__ = (
+        Index("ix_attempts_batch", "batch_id"),
+        Index("ix_attempts_reused", "job_id", sqlite_where=_REUSED, postgresql_where=_REUSED),
+    )
 
     job_id: str = Field(primary_key=True, description="Owning job.")
     row_index: int = Field(primary_key=True, description="Item row.")

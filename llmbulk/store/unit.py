@@ -100,7 +100,9 @@ _BILLED = "FROM attempts a WHERE a.batch_id = batches.id AND a.reused_from IS NU
 BATCH_USAGE = (
     f"input_tokens = (SELECT COALESCE(SUM(a.input_tokens), 0) {_BILLED}),"
     f" output_tokens = (SELECT COALESCE(SUM(a.output_tokens), 0) {_BILLED}),"
-    f" attempts_recorded = (SELECT COUNT(*) {_BILLED})"
+    f" attempts_recorded = (SELECT COUNT(*) {_BILLED}),"
+    f" cached_tokens = (SELECT COALESCE(SUM(a.cached_tokens), 0) {_BILLED}),"
+    f" usage_attempts = (SELECT COUNT(a.input_tokens) {_BILLED})"
 )
 
 
