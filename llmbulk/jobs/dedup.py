@@ -21,7 +21,7 @@ from llmbulk.store.answers import ReusedAnswer, ReusedItem
 from llmbulk.store.store import Tx
 
 CHUNK = 5_000  # keys per lookup: under SQLite's 32,766 and PostgreSQL's 65,535 parameters
-IN_MEMORY_LEADERS = 100_000  # keys held in a dict (~14 MB) before they move to the scratch table
+IN_MEMORY_LEADERS = 100_000  # keys held in a dict (~14 MB) before the rest go to the scratch table
 
 
 def _collision(row: int) -> StateError:
@@ -147,9 +147,8 @@ class Deduplicator:
 
 
 class _Leaders:
-    """The requests this pack sends so far (64-bit key prefix -> row sending it), so memory stays
-    bounded: the newest up to `IN_MEMORY_LEADERS` in a dict, older ones in the transaction's scratch
-    table, moved there a dict at a time in key order (one sweep of its B-tree per 100,000 keys)."""
+    """The requests this pack sends so far (64-bit key prefix -> row sending it): a dict up to
+    `IN_MEMORY_LEADERS` keys, the rest in the transaction's scratch table, so memory stays bounded."""
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
@@ -164,13 +163,13 @@ class _Leaders:
         return found
 
     def add(self, leaders: dict[int, int]) -> None:
-        if len(self._memory) + len(leaders) > IN_MEMORY_LEADERS:
-            if not self._spilled:
-                self._tx.start_pack_keys()
-                self._spilled = True
-            self._tx.add_leaders(sorted(self._memory.items()))
-            self._memory = {}
-        self._memory.update(leaders)
+        if len(self._memory) + len(leaders) <= IN_MEMORY_LEADERS:
+            self._memory.update(leaders)
+            return
+        if not self._spilled:
+            self._tx.start_pack_keys()
+            self._spilled = True
+        self._tx.add_leaders(sorted(leaders.items()))  # in key order: one sweep of the B-tree per chunk
 
     def close(self) -> None:
         if self._spilled:

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, text
 
 from llmbulk.models import ItemOutcome, ItemState, parse_custom_id
 from llmbulk.store.followers import FollowerWrites
-from llmbulk.store.queries import FAILED_STATES
+from llmbulk.store.queries import failed
 from llmbulk.store.schema import Batch
 from llmbulk.store.unit import CHUNK, Reading, mark_collected, recount
 
@@ -49,7 +49,7 @@ class ItemWrites(FollowerWrites):
         for start in range(0, len(params), CHUNK):
             self._run(sql, params[start : start + CHUNK])
         # Followers of the requeued leaders (failed with them, so failed-retryable too) go along.
-        self._mirror_followers(job_id, f"f.state IN {FAILED_STATES} AND f.state = 'failed_retryable'", {"j": job_id})
+        self._mirror_followers(job_id, f"{failed('f.state')} AND f.state = 'failed_retryable'", {"j": job_id})
         recount(self._conn, job_id)  # the rows leave whichever shards held them
 
     def add_outcomes(self, job_id: str, batch: Batch, outcomes: Iterable[ItemOutcome]) -> dict[str, int]:
@@ -139,7 +139,7 @@ class ItemWrites(FollowerWrites):
     def _kill_exhausted(self, job_id: str, max_attempts: int, shard_id: str | None = None) -> int:
         shard = " AND shard_id = :sh" if shard_id is not None else ""
         result = self._run(
-            f"UPDATE items SET state = 'dead' WHERE job_id = :j{shard} AND state IN {FAILED_STATES}"
+            f"UPDATE items SET state = 'dead' WHERE job_id = :j{shard} AND {failed()}"
             " AND state = 'failed_retryable' AND attempts >= :m",
             {"j": job_id, "sh": shard_id, "m": max_attempts},
         )
@@ -166,7 +166,7 @@ class ItemReads(Reading):
         with self._read() as conn:
             yield from conn.execute(
                 text(
-                    f"SELECT row_index FROM items WHERE job_id = :j AND state IN {FAILED_STATES}"
+                    f"SELECT row_index FROM items WHERE job_id = :j AND {failed()}"
                     " AND state = 'failed_retryable' AND leader_row IS NULL ORDER BY row_index"
                 ),
                 {"j": job_id},

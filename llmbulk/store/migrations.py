@@ -326,19 +326,20 @@ _LEAN_USAGE_SET = (
 def _lean_items(conn: Connection) -> None:
     """Fewer index writes per item (issue #23), and `cost` read from batch sums.
 
-    No items index holds `state` for every row any more: moving a shard's items to submitted or
-    settled rewrote two index entries per item. Failed items (what retry, mark-dead and `items
-    --state dead` look for) keep a partial index; queries name its predicate (`FAILED_STATES`)
-    so SQLite and PostgreSQL both use it. A batch keeps its cached tokens and how many of its
-    attempts carried usage, so a job's billed totals are a sum over its batches; copied answers
-    (`reused_from`) get a partial index of their own.
+    Only the shard index holds every item's `state` (it makes a shard's counts an index-only
+    read): moving a shard's items to submitted or settled rewrote two index entries per item.
+    Failed items (what retry, mark-dead and `items --state dead` look for) keep a partial index;
+    queries name its predicate (`queries.failed()`) so SQLite and PostgreSQL both use it. A batch
+    keeps its cached tokens and how many of its attempts carried usage, so a job's billed totals
+    are a sum over its batches; copied answers (`reused_from`) get a partial index of their own.
     """
     conn.execute(text("DROP INDEX ix_items_job_state"))
     conn.execute(
-        text(f"CREATE INDEX ix_items_job_failed ON items (job_id, state, row_index) WHERE state IN {FAILED_STATES}")
+        text(
+            "CREATE INDEX ix_items_job_failed ON items (job_id, state, row_index)"
+            " WHERE (state = 'failed_retryable' OR state = 'failed_permanent' OR state = 'dead')"
+        )
     )
-    conn.execute(text("DROP INDEX ix_items_job_shard"))
-    conn.execute(text("CREATE INDEX ix_items_job_shard ON items (job_id, shard_id)"))
     conn.execute(text("CREATE INDEX ix_attempts_reused ON attempts (job_id) WHERE reused_from IS NOT NULL"))
     conn.execute(text("ALTER TABLE batches ADD COLUMN cached_tokens BIGINT"))
     conn.execute(text("ALTER TABLE batches ADD COLUMN usage_attempts BIGINT"))

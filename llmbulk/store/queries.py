@@ -13,10 +13,18 @@ SCHEMA = (
     "0007_attachments", "0008_capacity", "0009_hygiene", "0010_lean_items",
 )  # fmt: skip
 
-# Failed items are in a partial index (`ix_items_job_failed`): a query that wants it names this
-# predicate word for word, the form both SQLite and PostgreSQL recognise.
 FAILED = ("failed_retryable", "failed_permanent", "dead")
-FAILED_STATES = "(" + ", ".join(f"'{state}'" for state in FAILED) + ")"
+
+
+def failed(column: str = "state") -> str:
+    """The predicate of the partial index of failed items (`ix_items_job_failed`), on `column`.
+
+    A query that wants that index names this predicate word for word: both SQLite and PostgreSQL
+    then use it. An OR chain, not `IN (…)`: SQLite builds an IN list's lookup table anew for every
+    row an executemany inserts (+2 s of CPU per million items packed).
+    """
+    return "(" + " OR ".join(f"{column} = '{state}'" for state in FAILED) + ")"
+
 
 JOB = "SELECT * FROM jobs WHERE id = :j"
 JOBS = "SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT :n"
@@ -41,7 +49,7 @@ _ITEMS_IN_STATE = (
 
 def items_in_state(state: str) -> str:
     """A job's items in `state` (`:j`, `:s`), in row order; failed states read the partial index."""
-    return _ITEMS_IN_STATE.format(failed=f" AND i.state IN {FAILED_STATES}" if state in FAILED else "")
+    return _ITEMS_IN_STATE.format(failed=f" AND {failed('i.state')}" if state in FAILED else "")
 
 
 UNSENT_SHARDS = (

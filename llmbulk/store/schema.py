@@ -11,9 +11,9 @@ from sqlalchemy import BigInteger, Index, text
 from sqlmodel import Field, SQLModel
 
 from llmbulk.models import JobSpec
-from llmbulk.store.queries import FAILED_STATES
+from llmbulk.store.queries import failed
 
-_FAILED = text(f"state IN {FAILED_STATES}")
+_FAILED = text(failed())
 _REUSED = text("reused_from IS NOT NULL")
 
 
@@ -66,7 +66,7 @@ class Item(SQLModel, table=True):
     __table_args__ = (
         Index("ix_items_job_failed", "job_id", "state", "row_index", sqlite_where=_FAILED, postgresql_where=_FAILED),
         Index("ux_items_job_key", "job_id", "key", unique=True),
-        Index("ix_items_job_shard", "job_id", "shard_id"),
+        Index("ix_items_job_shard", "job_id", "shard_id", "state"),
     )
 
     job_id: str = Field(primary_key=True, description="Owning job.")
