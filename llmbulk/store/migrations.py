@@ -285,7 +285,8 @@ FAILED_STATES = "('failed_retryable', 'failed_permanent', 'dead')"
 def item_counts_select(where: str) -> str:
     """Items counted per (job, shard, state, last error code); `where` filters on job_id / shard_id.
 
-    Two parts, so that only failed items are joined to their last attempt.
+    Two parts, so that only failed items are joined to their last attempt: the rest are counted
+    from the (job, shard, state) index alone.
     """
     joined = where.replace("job_id", "i.job_id").replace("shard_id", "i.shard_id")
     return (
