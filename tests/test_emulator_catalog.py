@@ -5,6 +5,11 @@ Sources (each rule's): the SDKs' model `Literal` types (openai `ChatModel`, `Res
 `TypedDict`s (openai `CompletionCreateParamsBase` & co., anthropic `MessageCreateParamsBase`),
 google-genai's `GenerationConfig`, and genai-prices' Anthropic and Google model lists. The snapshot
 is checked against them here; `LLMBULK_WRITE_CATALOG=1` rewrites it (then `ruff format` it).
+
+The snapshot names the package versions it was built from (`SOURCES`), and the test environment pins
+exactly those (`.ci/constraints.txt`, used by the README's test command and CI), so a new SDK release
+on the package index cannot turn CI red between two commits. Moving to a newer SDK is one change:
+bump the pin, reinstall, rewrite the snapshot, and review what the emulator now accepts.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import pprint
 import re
 import typing
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,8 @@ from llmbulk import catalog
 from llmbulk.catalog import snapshot
 
 SNAPSHOT = Path(catalog.__file__).with_name("snapshot.py")
+CONSTRAINTS = Path(__file__).parents[1] / ".ci" / "constraints.txt"
+SOURCE_PACKAGES = ("openai", "anthropic", "google-genai", "genai-prices")
 
 # Gemini REST GenerateContentRequest fields (ai.google.dev/api/generate-content#request-body); the
 # SDK builds these from its config, so there is no request type to read them from.
@@ -129,6 +137,7 @@ def build() -> dict[str, Any]:
     anthropic_params = _keys(message_create_params.MessageCreateParamsBase)
     generation = sorted({n for f in genai_types.GenerationConfig.model_fields for n in (f, _camel(f))})
     return {
+        "SOURCES": {name: metadata.version(name) for name in SOURCE_PACKAGES},
         "MODELS": {
             "openai": {k: sorted(set(v)) for k, v in openai_models.items()},
             "anthropic": {k: sorted(set(v)) for k, v in anthropic_names.items()},
@@ -177,7 +186,23 @@ def test_snapshot_matches_the_installed_packages() -> None:
     if current != fresh and os.environ.get("LLMBULK_WRITE_CATALOG") == "1":
         SNAPSHOT.write_text(_render(fresh))
         pytest.skip("catalog snapshot rewritten; run ruff format on it and commit")
+    if current["SOURCES"] != fresh["SOURCES"]:
+        pytest.fail(
+            f"installed {fresh['SOURCES']}, but llmbulk/catalog/snapshot.py was built from {current['SOURCES']}: "
+            "install with `pip install -c .ci/constraints.txt -e '.[test]'`, or, to move to the new versions, "
+            "pin them in .ci/constraints.txt and rerun this test with LLMBULK_WRITE_CATALOG=1"
+        )
     assert current == fresh, "llmbulk/catalog/snapshot.py is stale: rerun this test with LLMBULK_WRITE_CATALOG=1"
+
+
+def test_the_pinned_versions_are_the_snapshots_sources() -> None:
+    """The constraints file the README's test command installs with pins what the snapshot was built from."""
+    pins = dict(
+        line.split("#")[0].strip().split("==", 1)
+        for line in CONSTRAINTS.read_text().splitlines()
+        if "==" in line.split("#")[0]
+    )
+    assert {name: pins.get(name) for name in SOURCE_PACKAGES} == dict(snapshot.SOURCES)
 
 
 @pytest.mark.parametrize(
