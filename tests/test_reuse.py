@@ -200,6 +200,24 @@ def test_repeats_fold_the_same_when_the_leaders_outgrow_memory(
         assert row["output"] == rows[int(leaders[texts[i]][1:])]["output"]
 
 
+def test_the_in_memory_key_table_probes_past_collisions_and_wraps_around() -> None:
+    from llmbulk.jobs.dedup import KeyTable, prefix
+
+    table = KeyTable(3)  # 8 slots: keys equal mod 8 share a home slot, and slot 7's overflow wraps to 0
+    entries = {7: 70, 15: 150, -1: 10, 2: 20, 10: 100, -6: 60}  # -1 & 7 == 7, -6 & 7 == 2
+    table.put_all(entries)
+    assert table.found([7, 15, -1, 2, 10, -6]) == entries
+    assert table.found([23, 3, -9, 1 << 62]) == {}  # absent keys stop at an empty slot, colliding or not
+    assert table.size == 6
+    with pytest.raises(OverflowError):
+        table.put_all({31: 1, 39: 2})  # one slot must stay empty, or a miss would probe forever
+    with pytest.raises(ValueError):
+        table.put_all({0: 1})
+    table.close()
+    assert prefix("8000000000000000" + "0" * 16) == 1  # the one key that would be 0, the empty mark
+    assert prefix("8000000000000002" + "f" * 16) == 2
+
+
 def test_followers_go_through_retries_with_their_leader(
     llmbulk: Callable[..., Outcome], home: Path, tmp_path: Path, faults: Callable[..., None]
 ) -> None:

@@ -9,6 +9,7 @@ recorded as succeeded at once; only the rest go on to the shards. Memory stays f
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
@@ -21,7 +22,10 @@ from llmbulk.store.answers import ReusedAnswer, ReusedItem
 from llmbulk.store.store import Tx
 
 CHUNK = 5_000  # keys per lookup: under SQLite's 32,766 and PostgreSQL's 65,535 parameters
-IN_MEMORY_LEADERS = 100_000  # keys held in a dict (~14 MB) before the rest go to the scratch table
+TABLE_BITS = 21  # slots of the in-memory key table: 2^21 x 12 bytes = 24 MB at most, whatever the input
+IN_MEMORY_LEADERS = (1 << TABLE_BITS) * 7 // 10  # keys held in memory (~1.47M) before the rest are spilled
+_INT32_MAX = (1 << 31) - 1
+_HALF = 1 << 63
 
 
 def _collision(row: int) -> StateError:
@@ -33,8 +37,11 @@ def _collision(row: int) -> StateError:
 
 
 def prefix(request_key: str) -> int:
-    """The first 64 bits of a request key as a signed integer (what the scratch table is keyed by)."""
-    return int(request_key[:16], 16) - (1 << 63)
+    """The first 64 bits of a request key as a nonzero signed integer (what the leaders are keyed by).
+
+    0 marks an empty slot of the key table, so the one key that would be 0 shares 1 with another: a
+    prefix collision like any other, caught when the followers' full keys are compared."""
+    return int(request_key[:16], 16) - _HALF or 1
 
 
 Price = Callable[[int | None, int | None, int | None], float | None]
@@ -87,6 +94,10 @@ class Deduplicator:
         earlier = self._leaders.of(list(prefixes.values()))
         wanted = [k for k in unique if prefixes[k] not in earlier] if self._lookup else []
         answers = self._usable(self._tx.find_answers(wanted, self._oldest)) if wanted else {}
+        if not earlier and not answers and len(unique) == len(chunk):  # the common chunk: every row new
+            self._add_leaders(prefixes, dict(zip(request_keys, (task.row_index for task in chunk), strict=True)))
+            self.counts.sent += len(chunk)
+            return chunk
         leaders: dict[str, int] = {}
         send: list[Task] = []
         followers: list[tuple[int, str, str, int]] = []
@@ -104,10 +115,7 @@ class Deduplicator:
                 continue
             leaders[request_key] = task.row_index
             send.append(task)
-        added = {prefixes[k]: row for k, row in leaders.items()}
-        if len(added) < len(leaders):
-            raise _collision(next(row for k, row in leaders.items() if added[prefixes[k]] != row))
-        self._leaders.add(added)
+        self._add_leaders(prefixes, leaders)
         if followers:
             self._tx.add_followers(self._job_id, followers)
         if reused:
@@ -115,6 +123,13 @@ class Deduplicator:
         self.counts.sent += len(send)
         self.counts.repeats += len(followers)
         return send
+
+    def _add_leaders(self, prefixes: dict[str, int], leaders: dict[str, int]) -> None:
+        """Remember the rows sending these requests; two requests sharing a prefix stop the pack."""
+        added = {prefixes[k]: row for k, row in leaders.items()}
+        if len(added) < len(leaders):
+            raise _collision(next(row for k, row in leaders.items() if added[prefixes[k]] != row))
+        self._leaders.add(added)
 
     def _usable(self, answers: dict[str, ReusedAnswer]) -> dict[str, ReusedAnswer]:
         """Answers that pass this job's schema check, like a fresh answer would have to."""
@@ -147,24 +162,28 @@ class Deduplicator:
 
 
 class _Leaders:
-    """The requests this pack sends so far (64-bit key prefix -> row sending it): a dict up to
-    `IN_MEMORY_LEADERS` keys, the rest in the transaction's scratch table, so memory stays bounded."""
+    """The requests this pack sends so far (64-bit key prefix -> row sending it): a fixed-size table in
+    memory up to `IN_MEMORY_LEADERS` keys, the rest in the transaction's scratch table, so memory stays
+    bounded whatever the input's size."""
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
-        self._memory: dict[int, int] = {}
+        self._memory: KeyTable | None = None
         self._spilled = False
 
     def of(self, prefixes: list[int]) -> dict[int, int]:
-        memory = self._memory
-        found = {p: memory[p] for p in prefixes if p in memory}
+        found = self._memory.found(prefixes) if self._memory is not None else {}
         if self._spilled:
             found.update(self._tx.leaders_of([p for p in prefixes if p not in found]))
         return found
 
     def add(self, leaders: dict[int, int]) -> None:
-        if len(self._memory) + len(leaders) <= IN_MEMORY_LEADERS:
-            self._memory.update(leaders)
+        if not leaders:
+            return
+        if self._memory is None:
+            self._memory = KeyTable(TABLE_BITS)
+        if self._memory.size + len(leaders) <= IN_MEMORY_LEADERS and max(leaders.values()) <= _INT32_MAX:
+            self._memory.put_all(leaders)
             return
         if not self._spilled:
             self._tx.start_pack_keys()
@@ -172,5 +191,62 @@ class _Leaders:
         self._tx.add_leaders(sorted(leaders.items()))  # in key order: one sweep of the B-tree per chunk
 
     def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
         if self._spilled:
             self._tx.drop_pack_keys()
+
+
+class KeyTable:
+    """Distinct nonzero 64-bit keys -> rows (0 <= row < 2^31): open addressing with linear probing over
+    two flat arrays, 12 bytes a slot. A dict of a million such keys takes ~100 MB (an int object per
+    key and per row) and SQLite's B-tree ~3 us a key; this takes 24 MB for up to 1.47M keys and about
+    what a dict does per key. The arrays live in an anonymous mapping, so the OS provides pages only
+    as keys land on them: a small job's table stays small.
+    """
+
+    def __init__(self, bits: int) -> None:
+        slots = 1 << bits
+        self._mask = slots - 1
+        self._map = mmap.mmap(-1, 12 * slots)
+        view = memoryview(self._map)
+        self._keys = view[: 8 * slots].cast("q")
+        self._rows = view[8 * slots :].cast("i")
+        self.size = 0
+
+    def found(self, keys: list[int]) -> dict[int, int]:
+        """Of these keys, those in the table, with their rows."""
+        table, rows, mask = self._keys, self._rows, self._mask
+        out: dict[int, int] = {}
+        for key in keys:
+            slot = key & mask
+            while True:
+                held = table[slot]
+                if held == key:
+                    out[key] = rows[slot]
+                    break
+                if held == 0:
+                    break
+                slot = (slot + 1) & mask
+        return out
+
+    def put_all(self, entries: dict[int, int]) -> None:
+        """Add keys not in the table yet (the caller looked them up first)."""
+        table, rows, mask = self._keys, self._rows, self._mask
+        if self.size + len(entries) > mask:
+            raise OverflowError("key table full")
+        for key, row in entries.items():
+            if key == 0:
+                raise ValueError("0 marks an empty slot")
+            slot = key & mask
+            while table[slot] != 0:
+                slot = (slot + 1) & mask
+            table[slot] = key
+            rows[slot] = row
+        self.size += len(entries)
+
+    def close(self) -> None:
+        self._keys.release()
+        self._rows.release()
+        self._map.close()
