@@ -114,6 +114,24 @@ def test_items_are_added_and_counted(store: Store) -> None:
     assert [j.id for j in store.list_jobs()] == ["jtest1"]
 
 
+def test_submitting_shifts_a_shards_counts_even_where_none_were_kept(store: Store) -> None:
+    job = _job()
+    shards = [_shard(job.id, seq, 3) for seq in (1, 2)]
+    with store.tx() as tx:
+        tx.add_job(job)
+        for shard in shards:
+            tx.add_items(job.id, shard.id, [(3 * shard.seq + i, f"k{shard.seq}-{i}", None) for i in range(3)])
+            tx.add_shard(shard)
+    with store.tx() as tx:  # as a database written by something else might hold them
+        tx._conn.execute(text("DELETE FROM item_counts WHERE shard_id = :sh"), {"sh": shards[1].id})
+    for shard in shards:
+        batch = Batch(id=f"{shard.id}-b1", job_id=job.id, shard_id=shard.id, state="creating", intent_at=time.time())
+        with store.tx() as tx:
+            tx.add_batch(batch)
+            tx.mark_submitted(batch.id, shard.id, job.id, provider_batch_id=f"b{shard.seq}", created_at=time.time())
+    assert store.item_counts(job.id) == {"submitted": 6}  # and no count goes below zero (the fixture checks)
+
+
 def test_duplicate_keys_name_both_rows(store: Store) -> None:
     job = _job()
     with pytest.raises(InputError, match=r"duplicate id 'k1' at rows 2 and 4"), store.tx() as tx:

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, text
 from llmbulk.models import BatchState, BatchStatus, ItemState
 from llmbulk.store import queries
 from llmbulk.store.schema import Batch, Shard
-from llmbulk.store.unit import Reading, Unit, insert_sql, recount
+from llmbulk.store.unit import Reading, Unit, insert_sql, recount, shift_counts
 
 # A batch that exists at the provider and answers (or will answer) for its shard's items.
 PRODUCTIVE = (
@@ -135,11 +135,12 @@ class BatchWrites(Unit):
         self._run(
             f"UPDATE batches SET {sets} WHERE id = :_id AND provider_batch_id IS NULL", {**values, "_id": batch_id}
         )
-        self._run(
+        moved = self._run(
             "UPDATE items SET state = :s WHERE job_id = :j AND shard_id = :sh AND state = :q",
             {"s": ItemState.SUBMITTED.value, "j": job_id, "sh": shard_id, "q": ItemState.QUEUED.value},
-        )
-        recount(self._conn, job_id, shard_id)
+        ).rowcount
+        if moved:
+            shift_counts(self._conn, job_id, shard_id, ItemState.QUEUED.value, ItemState.SUBMITTED.value, moved)
         other = self._run(
             f"SELECT provider_batch_id FROM batches WHERE shard_id = :sh AND id <> :b AND {PRODUCTIVE}"
             " ORDER BY created_at LIMIT 1",

@@ -286,7 +286,7 @@ def item_counts_select(where: str) -> str:
     """Items counted per (job, shard, state, last error code); `where` filters on job_id / shard_id.
 
     Two parts, so that only failed items are joined to their last attempt: the rest are counted
-    from the (job, shard, state) index alone.
+    from the rows the (job, shard) index finds.
     """
     joined = where.replace("job_id", "i.job_id").replace("shard_id", "i.shard_id")
     return (
@@ -347,6 +347,17 @@ def _lean_items(conn: Connection) -> None:
     conn.execute(text(f"UPDATE batches SET {_LEAN_USAGE_SET} WHERE collected_at IS NOT NULL"))
 
 
+def _shard_index(conn: Connection) -> None:
+    """The shard index no longer holds `state` (issue #23).
+
+    Moving a shard's items to submitted, then to their outcomes, rewrote an index entry per item
+    each time; now only the rows change. A shard's counts read its rows through the index instead
+    of the index alone, and submitting a shard shifts its counts instead of recounting them.
+    """
+    conn.execute(text("DROP INDEX ix_items_job_shard"))
+    conn.execute(text("CREATE INDEX ix_items_job_shard ON items (job_id, shard_id)"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_job_estimates", _job_estimates),
@@ -358,6 +369,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0008_capacity", _capacity),
     ("0009_hygiene", _hygiene),
     ("0010_lean_items", _lean_items),
+    ("0011_shard_index", _shard_index),
 ]
 
 # Names an earlier release of llmbulk recorded for a migration that was later renamed: such a

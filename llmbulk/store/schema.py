@@ -66,7 +66,7 @@ class Item(SQLModel, table=True):
     __table_args__ = (
         Index("ix_items_job_failed", "job_id", "state", "row_index", sqlite_where=_FAILED, postgresql_where=_FAILED),
         Index("ux_items_job_key", "job_id", "key", unique=True),
-        Index("ix_items_job_shard", "job_id", "shard_id", "state"),
+        Index("ix_items_job_shard", "job_id", "shard_id"),
     )
 
     job_id: str = Field(primary_key=True, description="Owning job.")

@@ -94,6 +94,22 @@ def recount(conn: Connection, job_id: str, shard_id: str | None = None) -> None:
     conn.execute(text(f"INSERT INTO item_counts (job_id, shard_id, state, error_code, n) {counted}"), params)
 
 
+def shift_counts(conn: Connection, job_id: str, shard_id: str, source: str, target: str, n: int) -> None:
+    """`n` items of a shard went from `source` to `target` (neither a failed state, whose counts are
+    kept per error code): its counts move with them, without counting the shard's items again."""
+    key = {"j": job_id, "sh": shard_id, "n": n}
+    row = " WHERE job_id = :j AND shard_id = :sh AND state = :s AND error_code = ''"
+    conn.execute(text(f"UPDATE item_counts SET n = n - :n{row}"), {**key, "s": source})
+    conn.execute(
+        text(
+            "INSERT INTO item_counts (job_id, shard_id, state, error_code, n) VALUES (:j, :sh, :s, '', :n)"
+            " ON CONFLICT (job_id, shard_id, state, error_code) DO UPDATE SET n = item_counts.n + excluded.n"
+        ),
+        {**key, "s": target},
+    )
+    conn.execute(text("DELETE FROM item_counts WHERE job_id = :j AND shard_id = :sh AND n <= 0"), key)
+
+
 # A batch's usage from the attempts it billed (ix_attempts_batch); copies of its answers that other
 # items of the job took (`reused_from`) carry its id but were not sent, so they are not counted.
 _BILLED = "FROM attempts a WHERE a.batch_id = batches.id AND a.reused_from IS NULL"
