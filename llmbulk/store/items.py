@@ -84,16 +84,19 @@ class ItemWrites(FollowerWrites):
         Items the batch carried with no line become failed-retryable (`missing_result`).
         """
         now = time.time()
-        # Outcome of the item's current attempt, as carried by this batch.
-        self._run(
+        # Outcome of the item's current attempt, as carried by this batch (followers take their leaders').
+        settled = self._run(
             "UPDATE items SET state = a.outcome FROM attempts a"
             " WHERE a.job_id = items.job_id AND a.row_index = items.row_index"
             " AND a.attempt = items.attempts AND a.batch_id = :b"
-            " AND items.job_id = :j AND items.shard_id = :sh",
+            " AND items.job_id = :j AND items.shard_id = :sh AND items.leader_row IS NULL",
             {"j": job_id, "b": batch.id, "sh": batch.shard_id},
-        )
+        ).rowcount
+        carried = self._run("SELECT n_items FROM shards WHERE id = :sh", {"sh": batch.shard_id}).scalar()
         message = "the provider returned no result line for this item"
-        self._fail_unanswered(job_id, batch, ("missing_result", "missing_result", message), max_attempts, now)
+        error = ("missing_result", "missing_result", message)
+        # Every request of the shard answered: no item is left to fail (and no need to look for one).
+        self._fail_unanswered(job_id, batch, error, max_attempts, now, look=carried is None or settled < carried)
         mark_collected(self._conn, batch.id, now)
 
     def fail_shard_items(
@@ -105,13 +108,22 @@ class ItemWrites(FollowerWrites):
         mark_collected(self._conn, batch.id, now)
 
     def _fail_unanswered(
-        self, job_id: str, batch: Batch, error: tuple[str, str, str], max_attempts: int, now: float
+        self, job_id: str, batch: Batch, error: tuple[str, str, str], max_attempts: int, now: float, look: bool = True
     ) -> None:
-        """Items of the batch's shard still queued or submitted get `error` and become failed-retryable.
+        """Items of the batch's shard still queued or submitted get `error` and become failed-retryable
+        (unless `look` is false: the caller knows there are none).
 
-        Those out of attempts become dead, and the shard's counts are brought up to date.
+        Followers take their leaders' outcomes, those out of attempts become dead, and the shard's
+        counts are brought up to date.
         """
         params = {"j": job_id, "b": batch.id, "sh": batch.shard_id, "t": now}
+        if look:
+            self._unanswered(params, error)
+        self._mirror_followers(job_id, "f.shard_id = :sh", {"j": job_id, "sh": batch.shard_id})
+        self._kill_exhausted(job_id, max_attempts, batch.shard_id)
+        recount(self._conn, job_id, batch.shard_id)
+
+    def _unanswered(self, params: dict[str, Any], error: tuple[str, str, str]) -> None:
         self._run(
             "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, error_type,"
             " error_code, error_message, recorded_at) SELECT job_id, row_index, attempts, :b,"
@@ -125,9 +137,6 @@ class ItemWrites(FollowerWrites):
             " AND state IN ('queued', 'submitted') AND leader_row IS NULL",
             params,
         )
-        self._mirror_followers(job_id, "f.shard_id = :sh", {"j": job_id, "sh": batch.shard_id})
-        self._kill_exhausted(job_id, max_attempts, batch.shard_id)
-        recount(self._conn, job_id, batch.shard_id)
 
     def mark_dead(self, job_id: str, max_attempts: int) -> int:
         """Failed-retryable items out of attempts become dead; returns how many."""
