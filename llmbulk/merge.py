@@ -215,7 +215,9 @@ def _merge_row(
     merged[names["input_tokens"]] = in_tok
     merged[names["output_tokens"]] = out_tok
     # An answer taken from another item (this job's, or an earlier job's) was not sent: it cost nothing.
-    merged[names["cost_usd"]] = price(in_tok, out_tok, cached) if reused is None else 0.0
+    cost = price(in_tok, out_tok, cached) if reused is None else 0.0
+    # Rounded to a millionth of a cent: `3.225e-06`, not the float sum's `3.2249999999999996e-06`.
+    merged[names["cost_usd"]] = None if cost is None else round(cost, 12)
     merged[names["reused_from"]] = reused
     return merged
 

@@ -169,6 +169,7 @@ def test_repeated_rows_are_sent_once_and_every_row_gets_the_answer(
         assert row["output"] == leader["output"] and row["input_tokens"] == leader["input_tokens"]
         if i < 8:
             assert row["reused_from"] == "" and float(row["cost_usd"]) > 0
+            assert row["cost_usd"] == repr(round(float(row["cost_usd"]), 12))  # not 3.2249999999999996e-06
         else:
             assert row["reused_from"] == f"r{i % 8}" and float(row["cost_usd"]) == 0
     cost = llmbulk("cost", job, "--json").json()
