@@ -1,10 +1,11 @@
 """While a job is packed: fold repeated requests into one, and answer requests earlier jobs paid for.
 
-Tasks arrive in input order and are looked at in chunks: each chunk's request keys are matched,
-set-wise and indexed, against the keys this job already sends (a scratch table of the packing
-transaction) and against the answers table. A task whose request an earlier row sends becomes
-that row's follower (it takes the answer when it comes); one with a usable earlier answer is
-recorded as succeeded at once; only the rest go on to the shards. Memory stays flat: one chunk.
+Tasks arrive in input order and are looked at in chunks: each chunk's request keys are matched
+against the keys this job already sends (`KeyTable` in memory, bounded; past its bound a scratch
+table of the packing transaction) and, set-wise and indexed, against the answers table. A task
+whose request an earlier row sends becomes that row's follower (it takes the answer when it comes);
+one with a usable earlier answer is recorded as succeeded at once; only the rest go on to the
+shards. Memory stays bounded: one chunk of tasks and a key table of at most 24 MB.
 """
 
 from __future__ import annotations
