@@ -1,8 +1,8 @@
 """The items aggregate: items and their attempts — add, requeue, settle, fail, mark dead, recount.
 
 An item's state is the outcome of its current attempt. Items a batch carried but that came back
-without an outcome become failed-retryable, and dead once out of attempts (`_fail_unanswered`,
-the one place that rule is written).
+without an outcome become failed-retryable (`_fail_unanswered`), and dead once out of attempts
+(`_settle_shard`): the one place each rule is written.
 """
 
 from __future__ import annotations
@@ -93,10 +93,11 @@ class ItemWrites(FollowerWrites):
             {"j": job_id, "b": batch.id, "sh": batch.shard_id},
         ).rowcount
         carried = self._run("SELECT n_items FROM shards WHERE id = :sh", {"sh": batch.shard_id}).scalar()
-        message = "the provider returned no result line for this item"
-        error = ("missing_result", "missing_result", message)
-        # Every request of the shard answered: no item is left to fail (and no need to look for one).
-        self._fail_unanswered(job_id, batch, error, max_attempts, now, look=carried is None or settled < carried)
+        # Only a shard with a request left unanswered has items to fail (and a reason to look for them).
+        if carried is None or settled < carried:
+            message = "the provider returned no result line for this item"
+            self._fail_unanswered(job_id, batch, ("missing_result", "missing_result", message), now)
+        self._settle_shard(job_id, batch, max_attempts)
         mark_collected(self._conn, batch.id, now)
 
     def fail_shard_items(
@@ -104,26 +105,13 @@ class ItemWrites(FollowerWrites):
     ) -> None:
         """Every item of a batch that failed as a whole gets the batch's error on its attempt."""
         now = time.time()
-        self._fail_unanswered(job_id, batch, (error_type, error_code, message), max_attempts, now)
+        self._fail_unanswered(job_id, batch, (error_type, error_code, message), now)
+        self._settle_shard(job_id, batch, max_attempts)
         mark_collected(self._conn, batch.id, now)
 
-    def _fail_unanswered(
-        self, job_id: str, batch: Batch, error: tuple[str, str, str], max_attempts: int, now: float, look: bool = True
-    ) -> None:
-        """Items of the batch's shard still queued or submitted get `error` and become failed-retryable
-        (unless `look` is false: the caller knows there are none).
-
-        Followers take their leaders' outcomes, those out of attempts become dead, and the shard's
-        counts are brought up to date.
-        """
+    def _fail_unanswered(self, job_id: str, batch: Batch, error: tuple[str, str, str], now: float) -> None:
+        """Items of the batch's shard still queued or submitted get `error` and become failed-retryable."""
         params = {"j": job_id, "b": batch.id, "sh": batch.shard_id, "t": now}
-        if look:
-            self._unanswered(params, error)
-        self._mirror_followers(job_id, "f.shard_id = :sh", {"j": job_id, "sh": batch.shard_id})
-        self._kill_exhausted(job_id, max_attempts, batch.shard_id)
-        recount(self._conn, job_id, batch.shard_id)
-
-    def _unanswered(self, params: dict[str, Any], error: tuple[str, str, str]) -> None:
         self._run(
             "INSERT INTO attempts (job_id, row_index, attempt, batch_id, outcome, error_type,"
             " error_code, error_message, recorded_at) SELECT job_id, row_index, attempts, :b,"
@@ -137,6 +125,13 @@ class ItemWrites(FollowerWrites):
             " AND state IN ('queued', 'submitted') AND leader_row IS NULL",
             params,
         )
+
+    def _settle_shard(self, job_id: str, batch: Batch, max_attempts: int) -> None:
+        """After a batch's items settled: followers take their leaders' outcomes, those out of attempts
+        become dead, and the shard's counts are brought up to date."""
+        self._mirror_followers(job_id, "f.shard_id = :sh", {"j": job_id, "sh": batch.shard_id})
+        self._kill_exhausted(job_id, max_attempts, batch.shard_id)
+        recount(self._conn, job_id, batch.shard_id)
 
     def mark_dead(self, job_id: str, max_attempts: int) -> int:
         """Failed-retryable items out of attempts become dead; returns how many."""
