@@ -44,9 +44,9 @@ def download_results(provider: BatchProvider, batch: Batch, dest: Path) -> Path:
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            for index, line in enumerate(provider.results(status_of(batch))):
-                fh.write(line.rstrip(b"\r\n") + b"\n")
-                if index == 2:
+            for index, block in enumerate(provider.result_blocks(status_of(batch))):
+                fh.write(block)
+                if index == 0:
                     crashpoint("mid_download")
             fh.flush()
             os.fsync(fh.fileno())
@@ -114,7 +114,7 @@ def collect_batch(
                 counts = tx.add_outcomes(job.id, batch, outcomes)
                 crashpoint("mid_record")
                 tx.settle_batch(job.id, batch, job.max_attempts)
-                tx.record_answers(batch.id, repeats=job.spec.fresh)  # what later jobs may reuse
+                tx.record_answers(job.id, batch.shard_id, repeats=job.spec.fresh)  # what later jobs may reuse
             return counts
         except ProviderError as exc:
             if not exc.retryable or isinstance(exc, QuotaError) or not tries_left:

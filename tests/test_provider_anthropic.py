@@ -395,6 +395,17 @@ def test_split_lines_across_chunks_without_blank_lines() -> None:
     assert list(split_lines([b"", b"\n \n"])) == []
 
 
+def test_result_blocks_end_at_line_ends_and_keep_every_byte() -> None:
+    from llmbulk.providers.base import whole_line_blocks
+
+    # What a download writes to disk: chunks cut anywhere become blocks of whole lines, nothing lost.
+    chunks = [b'{"a":1}\n{"b"', b":2}", b'\r\n\n{"c":3}\n', b'{"d"', b":4}"]
+    blocks = list(whole_line_blocks(chunks))
+    assert blocks == [b'{"a":1}\n', b'{"b":2}\r\n\n{"c":3}\n', b'{"d":4}\n']  # the last line gets its newline
+    assert list(split_lines(blocks)) == [b'{"a":1}', b'{"b":2}', b'{"c":3}', b'{"d":4}']
+    assert list(whole_line_blocks([b"", b"x"])) == [b"x\n"] and list(whole_line_blocks([b" "])) == []
+
+
 # ---- errors, limits, registry ------------------------------------------------------------------
 
 

@@ -215,6 +215,14 @@ def test_the_in_memory_key_table_probes_past_collisions_and_wraps_around() -> No
     with pytest.raises(ValueError):
         table.put_all({0: 1})
     table.close()
+    # claim: one pass that adds the new keys and names the ones already held (a repeat within the list too)
+    claimed = KeyTable(3)
+    assert claimed.claim([7, 15, 7, -1, 15], [1, 2, 3, 4, 5]) == [(2, 1), (4, 2)]
+    assert claimed.found([7, 15, -1]) == {7: 1, 15: 2, -1: 4} and claimed.size == 3
+    assert claimed.claim([-1, 23], [9, 8]) == [(0, 4)] and claimed.size == 4
+    with pytest.raises(OverflowError):
+        claimed.claim([1, 2, 3, 4], [1, 2, 3, 4])
+    claimed.close()
     assert prefix("8000000000000000" + "0" * 16) == 1  # the one key that would be 0, the empty mark
     assert prefix("8000000000000002" + "f" * 16) == 2
 

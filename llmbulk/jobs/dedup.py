@@ -90,6 +90,10 @@ class Deduplicator:
         if self._policy.fresh:
             self.counts.sent += len(chunk)
             return chunk
+        if not self._lookup:  # nothing to reuse: one pass over the key table finds repeats and adds leaders
+            repeats = self._leaders.claim([prefix(k) for k in request_keys], [task.row_index for task in chunk])
+            if repeats is not None:
+                return self._fold(chunk, request_keys, repeats)
         unique = list(dict.fromkeys(request_keys))
         prefixes = {k: prefix(k) for k in unique}
         earlier = self._leaders.of(list(prefixes.values()))
@@ -124,6 +128,17 @@ class Deduplicator:
         self.counts.sent += len(send)
         self.counts.repeats += len(followers)
         return send
+
+    def _fold(self, chunk: list[Task], request_keys: list[str], repeats: list[tuple[int, int]]) -> list[Task]:
+        """The chunk less its repeats ((position, leader row), from `claim`), which become followers."""
+        self.counts.sent += len(chunk) - len(repeats)
+        if not repeats:
+            return chunk
+        followers = [(chunk[at].row_index, chunk[at].key, request_keys[at], leader) for at, leader in repeats]
+        self._tx.add_followers(self._job_id, followers)
+        self.counts.repeats += len(repeats)
+        repeated = {position for position, _ in repeats}
+        return [task for position, task in enumerate(chunk) if position not in repeated]
 
     def _add_leaders(self, prefixes: dict[str, int], leaders: dict[str, int]) -> None:
         """Remember the rows sending these requests; two requests sharing a prefix stop the pack."""
@@ -178,6 +193,16 @@ class _Leaders:
             found.update(self._tx.leaders_of([p for p in prefixes if p not in found]))
         return found
 
+    def claim(self, prefixes: list[int], rows: list[int]) -> list[tuple[int, int]] | None:
+        """`KeyTable.claim` while the chunk fits in memory (None: it does not, use `of` and `add`)."""
+        if self._spilled or (self._memory is not None and self._memory.size + len(prefixes) > IN_MEMORY_LEADERS):
+            return None
+        if rows and max(rows) > _INT32_MAX:
+            return None
+        if self._memory is None:
+            self._memory = KeyTable(TABLE_BITS)
+        return self._memory.claim(prefixes, rows)
+
     def add(self, leaders: dict[int, int]) -> None:
         if not leaders:
             return
@@ -231,6 +256,32 @@ class KeyTable:
                     break
                 slot = (slot + 1) & mask
         return out
+
+    def claim(self, keys: list[int], rows: list[int]) -> list[tuple[int, int]]:
+        """Add each key not in the table with its row; returns (position, row held) for the keys that
+        were there already (an earlier key of the same list included), in order."""
+        table, held_rows, mask = self._keys, self._rows, self._mask
+        if self.size + len(keys) > mask:
+            raise OverflowError("key table full")
+        present: list[tuple[int, int]] = []
+        added = 0
+        for position, key in enumerate(keys):
+            if key == 0:
+                raise ValueError("0 marks an empty slot")
+            slot = key & mask
+            while True:
+                held = table[slot]
+                if held == 0:
+                    table[slot] = key
+                    held_rows[slot] = rows[position]
+                    added += 1
+                    break
+                if held == key:
+                    present.append((position, held_rows[slot]))
+                    break
+                slot = (slot + 1) & mask
+        self.size += added
+        return present
 
     def put_all(self, entries: dict[int, int]) -> None:
         """Add keys not in the table yet (the caller looked them up first)."""

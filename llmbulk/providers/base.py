@@ -168,6 +168,11 @@ class BatchProvider(Protocol):
         """Stream every result line (successes and failures) of a terminal batch."""
         ...
 
+    def result_blocks(self, status: BatchStatus) -> Iterator[bytes]:
+        """The same results as they arrive, in blocks that each end at the end of a line (what a
+        download writes to disk without handling a million lines one at a time)."""
+        ...
+
     def cancel(self, batch_id: str) -> None:
         """Ask the provider to cancel a batch."""
         ...
@@ -246,3 +251,31 @@ def same_params(params: dict[str, Any], seen: tuple[tuple[str, Any], ...]) -> bo
         if value is not seen_value or name != seen_name:
             return False
     return True
+
+
+def whole_line_blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Byte chunks → blocks that end at a line's end (the rest waits for the next chunk); a last line
+    without its newline gets one. Lines stay as sent: blank lines and `\r` are the reader's to skip."""
+    pending = b""
+    for chunk in chunks:
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            pending += chunk
+            continue
+        yield pending + chunk[: cut + 1]
+        pending = chunk[cut + 1 :]
+    if pending.strip():
+        yield pending + b"\n"
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Byte chunks → JSONL lines without line endings, blank lines dropped (they crash JSONL readers)."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line.rstrip(b"\r")
+    if pending.strip():
+        yield pending.rstrip(b"\r")

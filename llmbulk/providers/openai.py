@@ -25,7 +25,9 @@ from llmbulk.providers.base import (
     job_of,
     running,
     shard_named,
+    split_lines,
     transport_errors,
+    whole_line_blocks,
 )
 from llmbulk.providers.media_files import OpenAIMediaFiles
 from llmbulk.providers.openai_files import CLOCK_SKEW_SECONDS, OpenAIFiles
@@ -145,6 +147,9 @@ class OpenAIBatchProvider:
         return [openai_lines.batch_status(found[b], self.profile.status_aliases) for b in batch_ids]
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
+        return split_lines(self.result_blocks(status))
+
+    def result_blocks(self, status: BatchStatus) -> Iterator[bytes]:
         for kind in ("output_file_id", "error_file_id"):
             file_id = status.result_refs.get(kind)
             if file_id:
@@ -241,13 +246,7 @@ class OpenAIBatchProvider:
     def _stream_file(self, file_id: str) -> Iterator[bytes]:
         content = self.client.files.with_streaming_response.content
         with self._mapped("download"), content(file_id, extra_headers=self._headers) as resp:
-            pending = b""
-            for chunk in resp.iter_bytes(1 << 20):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                yield from (line for line in lines if line.strip())
-            if pending.strip():
-                yield pending
+            yield from whole_line_blocks(resp.iter_bytes(1 << 20))
 
     def _call(self, what: str, fn: Any) -> Any:
         with self._mapped(what):

@@ -7,6 +7,7 @@ reused, and what that saved, each job records with its estimate (`reuse`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +50,11 @@ _RECORD = (
     " {select} ON CONFLICT (request_key) DO UPDATE SET job_id = excluded.job_id,"
     " row_index = excluded.row_index, attempt = excluded.attempt, created_at = excluded.created_at"
 )
+# A collected shard's items that succeeded (their current attempt is the answer its batch brought);
+# followers and rows answered from earlier jobs are not the ones that were sent.
 _SUCCEEDED = (
-    "FROM attempts a JOIN items i ON i.job_id = a.job_id AND i.row_index = a.row_index"
-    " WHERE a.batch_id = :b AND a.outcome = 'succeeded' AND a.reused_from IS NULL AND i.request_key IS NOT NULL"
+    "FROM items i WHERE i.job_id = :j AND i.shard_id = :sh AND i.state = 'succeeded'"
+    " AND i.leader_row IS NULL AND i.request_key IS NOT NULL"
 )
 
 
@@ -104,23 +107,24 @@ class AnswerWrites(Unit):
     def drop_pack_keys(self) -> None:
         self._run("DROP TABLE IF EXISTS pack_keys", {})
 
-    def record_answers(self, batch_id: str, repeats: bool) -> None:
-        """Point each request key a batch answered at its answer (the newest answer of a key wins).
+    def record_answers(self, job_id: str, shard_id: str, repeats: bool) -> None:
+        """Point each request key a collected shard's batch answered at its answer (the newest answer
+        of a key wins). Runs once the batch's items are settled: read from the items alone, through
+        the shard index, not from the attempts joined to them.
 
         `repeats`: the batch may send one request more than once (a --fresh job folds no repeated
         rows); one of them is recorded.
         """
         if repeats:
             select = (
-                "SELECT request_key, job_id, row_index, attempt, recorded_at FROM (SELECT i.request_key,"
-                " a.job_id, a.row_index, a.attempt, a.recorded_at, ROW_NUMBER() OVER"
-                f" (PARTITION BY i.request_key ORDER BY a.row_index) AS n {_SUCCEEDED}) t WHERE n = 1"
-                " ORDER BY request_key"
+                "SELECT request_key, job_id, row_index, attempts, :t FROM (SELECT i.request_key, i.job_id,"
+                " i.row_index, i.attempts, ROW_NUMBER() OVER (PARTITION BY i.request_key ORDER BY i.row_index)"
+                f" AS n {_SUCCEEDED}) t WHERE n = 1 ORDER BY request_key"
             )
         else:
-            select = f"SELECT i.request_key, a.job_id, a.row_index, a.attempt, a.recorded_at {_SUCCEEDED} ORDER BY 1"
+            select = f"SELECT i.request_key, i.job_id, i.row_index, i.attempts, :t {_SUCCEEDED} ORDER BY 1"
         # In key order: the answers B-tree is written in one sweep, not at random places per row.
-        self._run(_RECORD.format(select=select), {"b": batch_id})
+        self._run(_RECORD.format(select=select), {"j": job_id, "sh": shard_id, "t": time.time()})
 
     def prune_answers(self, older_than: float | None = None, job_id: str | None = None) -> int:
         """Forget answers recorded before `older_than` (UNIX time) and/or sent by one job; returns how many.

@@ -110,15 +110,14 @@ def shift_counts(conn: Connection, job_id: str, shard_id: str, source: str, targ
     conn.execute(text("DELETE FROM item_counts WHERE job_id = :j AND shard_id = :sh AND n <= 0"), key)
 
 
-# A batch's usage from the attempts it billed (ix_attempts_batch); copies of its answers that other
-# items of the job took (`reused_from`) carry its id but were not sent, so they are not counted.
-_BILLED = "FROM attempts a WHERE a.batch_id = batches.id AND a.reused_from IS NULL"
+# A batch's usage from the attempts it billed (ix_attempts_batch), in one pass over them; copies of
+# its answers that other items of the job took (`reused_from`) carry its id but were not sent, so
+# they are not counted.
 BATCH_USAGE = (
-    f"input_tokens = (SELECT COALESCE(SUM(a.input_tokens), 0) {_BILLED}),"
-    f" output_tokens = (SELECT COALESCE(SUM(a.output_tokens), 0) {_BILLED}),"
-    f" attempts_recorded = (SELECT COUNT(*) {_BILLED}),"
-    f" cached_tokens = (SELECT COALESCE(SUM(a.cached_tokens), 0) {_BILLED}),"
-    f" usage_attempts = (SELECT COUNT(a.input_tokens) {_BILLED})"
+    "(input_tokens, output_tokens, attempts_recorded, cached_tokens, usage_attempts) = (SELECT"
+    " COALESCE(SUM(a.input_tokens), 0), COALESCE(SUM(a.output_tokens), 0), COUNT(*),"
+    " COALESCE(SUM(a.cached_tokens), 0), COUNT(a.input_tokens)"
+    " FROM attempts a WHERE a.batch_id = batches.id AND a.reused_from IS NULL)"
 )
 
 

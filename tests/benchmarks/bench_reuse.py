@@ -3,6 +3,11 @@ against `--fresh` (no lookups; the mean of a pack before and one after). Each fi
 fresh process (`--child`), wall seconds of the in-process stages, as the lead's first version
 measured them.
 
+`dedup s` is the time the pack spent folding repeats and looking up earlier answers (issue #19's
+budget: at most 10% of the pack), measured inside the pack: the deduplicator's time per chunk and
+at the end, less the same step in the --fresh packs (the request keys, which --fresh computes too)
+and less recording the reused rows (writing answers, not finding them).
+
     python tests/benchmarks/bench_reuse.py --sizes 10000 --reuse 0 30 90
 """
 
@@ -93,6 +98,38 @@ def run_job(
     return str(job.id)
 
 
+class DedupClock:
+    """Wall seconds inside the deduplicator, split into finding (per chunk, and at the end) and
+    recording the rows answered from earlier jobs."""
+
+    def __init__(self) -> None:
+        self.finding = 0.0
+        self.recording = 0.0
+
+    def install(self) -> None:
+        from llmbulk.jobs.dedup import Deduplicator
+
+        def timed(method: Any, field: str) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    setattr(self, field, getattr(self, field) + time.perf_counter() - started)
+
+            return wrapper
+
+        Deduplicator._chunk = timed(Deduplicator._chunk, "finding")  # type: ignore[method-assign]
+        Deduplicator.finish = timed(Deduplicator.finish, "finding")  # type: ignore[method-assign]
+        Deduplicator._record_reused = timed(Deduplicator._record_reused, "recording")  # type: ignore[method-assign]
+
+    def lap(self) -> float:
+        """Finding seconds since the last lap (recording excluded: `_record_reused` runs inside `_chunk`)."""
+        spent = self.finding - self.recording
+        self.finding = self.recording = 0.0
+        return spent
+
+
 def reuse_stages(input_path: Path, work: Path, provider: str, n: int, percent: int) -> dict[str, Any]:
     """Pack the input after an earlier job answered `percent`% of its rows, with reuse on and with --fresh.
 
@@ -103,6 +140,8 @@ def reuse_stages(input_path: Path, work: Path, provider: str, n: int, percent: i
 
     settings = load_settings(home=work / "home", env=dict(os.environ))
     figures: dict[str, Any] = {}
+    clock = DedupClock()
+    clock.install()
     with api.Session(settings) as session:
         seeded = n * percent // 100
         if seeded:
@@ -117,11 +156,18 @@ def reuse_stages(input_path: Path, work: Path, provider: str, n: int, percent: i
         # so a single --fresh pack run first would flatter it.
         before: dict[str, Any] = {}
         after: dict[str, Any] = {}
+        clock.lap()
         run_job(session, input_path, work, provider, before, fresh=True, pack_only=True)
+        keys_seconds = clock.lap()
         run_job(session, input_path, work, provider, figures, pack_only=True)
+        finding_seconds = clock.lap()
         run_job(session, input_path, work, provider, after, fresh=True, pack_only=True)
+        keys_seconds = (keys_seconds + clock.lap()) / 2
     fresh_seconds = (before["pack"]["seconds"] + after["pack"]["seconds"]) / 2
-    return {"pack": figures["pack"], "reuse": figures["reuse"], "fresh_pack": {"seconds": fresh_seconds}}
+    return {
+        "pack": figures["pack"], "reuse": figures["reuse"], "fresh_pack": {"seconds": fresh_seconds},
+        "dedup": {"seconds": max(0.0, finding_seconds - keys_seconds)},
+    }  # fmt: skip
 
 
 def run_child(work: Path, n: int, provider: str, env: dict[str, str], percent: int) -> dict[str, Any]:
@@ -137,7 +183,8 @@ def print_reuse(sizes: list[int], provider: str, percents: list[int]) -> None:
     """Pack time with 0/30/90% of the rows answered by an earlier job, against --fresh (no lookups)."""
     print()
     print(
-        f"{'provider':<10}{'N':>9}  {'reuse':>6}{'pack s':>9}{'fresh s':>9}{'vs fresh':>10}{'sent':>10}{'reused':>10}"
+        f"{'provider':<10}{'N':>9}  {'reuse':>6}{'pack s':>9}{'fresh s':>9}{'vs fresh':>10}{'dedup s':>9}"
+        f"{'of pack':>9}{'sent':>10}{'reused':>10}"
     )
     for n in sizes:
         for percent in percents:
@@ -150,9 +197,10 @@ def print_reuse(sizes: list[int], provider: str, percents: list[int]) -> None:
                 finally:
                     emulator.stop()
             pack, fresh, reuse = got["pack"]["seconds"], got["fresh_pack"]["seconds"], got["reuse"]
+            dedup = got["dedup"]["seconds"]
             print(
                 f"{provider:<10}{n:>9,}  {percent:>5}%{pack:>9.2f}{fresh:>9.2f}{pack / fresh - 1:>+10.0%}"
-                f"{reuse['sent']:>10,}{reuse['reused']:>10,}"
+                f"{dedup:>9.2f}{dedup / pack:>9.1%}{reuse['sent']:>10,}{reuse['reused']:>10,}"
             )
 
 

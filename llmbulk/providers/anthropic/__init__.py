@@ -29,7 +29,6 @@ from llmbulk.providers.anthropic.lines import (
     decode_line,
     references_files,
     sent_schema,
-    split_lines,
     write_create_body,
 )
 from llmbulk.providers.anthropic.status import STATES, batch_status, match_batches, seconds
@@ -41,7 +40,9 @@ from llmbulk.providers.base import (
     ShardInput,
     listed,
     running,
+    split_lines,
     transport_errors,
+    whole_line_blocks,
 )
 from llmbulk.providers.media_files import ANTHROPIC_FILES_BETA, AnthropicMediaFiles
 
@@ -169,7 +170,11 @@ class AnthropicBatchProvider:
         return statuses
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
-        """Stream the results JSONL of an ended batch, one raw line at a time.
+        """Stream the results JSONL of an ended batch, one raw line at a time."""
+        return split_lines(self.result_blocks(status))
+
+    def result_blocks(self, status: BatchStatus) -> Iterator[bytes]:
+        """The results JSONL of an ended batch in blocks of whole lines.
 
         From the `results_url` this adapter's own poll read: the SDK's `results()` would retrieve the
         batch again first, one more call per batch. A status recorded by another process is not
@@ -181,7 +186,7 @@ class AnthropicBatchProvider:
                 self._mapped("download results"),
                 self.client.messages.batches.with_streaming_response.results(status.batch_id) as streamed,
             ):
-                yield from split_lines(streamed.iter_bytes(DOWNLOAD_CHUNK))
+                yield from whole_line_blocks(streamed.iter_bytes(DOWNLOAD_CHUNK))
             return
         with self._mapped("download results"):
             # An absolute URL is used as is, with the client's key and version headers (as the SDK's own
@@ -190,7 +195,7 @@ class AnthropicBatchProvider:
                 url, cast_to=_raw_response(), stream=True, options={"headers": {"Accept": "application/binary"}}
             )
             try:
-                yield from split_lines(response.iter_bytes(DOWNLOAD_CHUNK))
+                yield from whole_line_blocks(response.iter_bytes(DOWNLOAD_CHUNK))
             finally:
                 response.close()
 

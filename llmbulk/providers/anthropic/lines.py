@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,19 +161,6 @@ def decode_line(line: bytes) -> ItemOutcome:
             custom_id, Outcome.RETRYABLE, error_type="batch_error", error_code=kind, error_message=reason
         )
     raise ProviderError(f"Anthropic result for {custom_id!r} has unknown type {kind!r}", hint="upgrade llmbulk")
-
-
-def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Byte chunks → JSONL lines without line endings, blank lines dropped (they crash JSONL readers)."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line.rstrip(b"\r")
-    if pending.strip():
-        yield pending.rstrip(b"\r")
 
 
 def write_create_body(shard_path: Path) -> Path:

@@ -36,7 +36,9 @@ from llmbulk.providers.base import (
     job_of,
     listed,
     running,
+    split_lines,
     transport_errors,
+    whole_line_blocks,
 )
 from llmbulk.providers.gemini.errors import (
     KEY_HINT,
@@ -79,6 +81,7 @@ log = logging.getLogger(__name__)
 
 # Gemini documents no request-count cap for batch jobs, only sizes (2 GB file, 20 MB inline).
 ENDPOINT = "generateContent"
+DOWNLOAD_BLOCK = 1 << 20  # bytes of a downloaded result file handed on at a time
 LIMITS = Limits(
     max_items=10_000_000, max_bytes=2_000_000_000, counts_live=False, counts_available=False,
     endpoints=(ENDPOINT,), input_modes=("file", "inline"),
@@ -181,12 +184,16 @@ class GeminiBatchProvider:
 
     def results(self, status: BatchStatus) -> Iterator[bytes]:
         """Stream every result line: the result file by name, or the job's inlined responses."""
+        return split_lines(self.result_blocks(status))
+
+    def result_blocks(self, status: BatchStatus) -> Iterator[bytes]:
+        """The result lines in blocks of whole lines."""
         file_name = status.result_refs.get("file_name")
         if file_name:
-            yield from self._download_lines(file_name)
+            yield from self._download_blocks(file_name)
         elif status.result_refs.get("inline"):
             job = self._call("fetch inline results", lambda: self.client.batches.get(name=status.batch_id))
-            yield from inline_lines(job)
+            yield from (line + b"\n" for line in inline_lines(job))
 
     def cancel(self, batch_id: str) -> None:
         """Ask Gemini to cancel a batch job."""
@@ -240,14 +247,12 @@ class GeminiBatchProvider:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    def _download_lines(self, file_name: str) -> Iterator[bytes]:
-        # Stream to a temporary file (never the whole result in memory), then hand out lines.
+    def _download_blocks(self, file_name: str) -> Iterator[bytes]:
+        # Stream to a temporary file (never the whole result in memory), then hand it out in blocks.
         with tempfile.TemporaryFile(prefix="llmbulk-gemini-") as tmp:
             self._call("download results", lambda: self.client.files.download(file=file_name, destination=tmp))
             tmp.seek(0)
-            for line in tmp:
-                if line.strip():
-                    yield line.rstrip(b"\r\n")
+            yield from whole_line_blocks(iter(lambda: tmp.read(DOWNLOAD_BLOCK), b""))
 
     def _status(self, job: Any, batch_id: str | None = None) -> BatchStatus:
         status = batch_status(job, self._clock(), batch_id)
