@@ -74,6 +74,15 @@ class ReuseCounts:
             "saved_usd": self.saved_usd if self.saved_known else None,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReuseCounts:
+        """Counts as `to_json` stored them with the job's estimate."""
+        saved = data.get("saved_usd")
+        return cls(
+            rows=int(data.get("rows") or 0), sent=int(data.get("sent") or 0), reused=int(data.get("reused") or 0),
+            repeats=int(data.get("repeats") or 0), saved_usd=float(saved or 0.0), saved_known=saved is not None,
+        )  # fmt: skip
+
 
 class RequestKeys:
     """Computes request keys for one job's tasks: the job-wide part is hashed once."""

@@ -320,6 +320,12 @@ def test_submit_json_reports_the_reuse(llmbulk: Callable[..., Outcome], tmp_path
     assert submitted.exit_code == 0, submitted.stderr
     reuse = submitted.json()["reuse"]
     assert (reuse["rows"], reuse["reused"], reuse["repeats"], reuse["sent"]) == (6, 4, 1, 1)
+    # The same command again continues that job: it reports what the job's pack did, not null.
+    again = llmbulk("submit", str(grown), "-p", "openai", "-m", MODELS["openai"], "--prompt", PROMPT,
+                    "--id-column", "id", "--emulate", "--json")  # fmt: skip
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["continued"] is True and again.json()["job_id"] == submitted.json()["job_id"]
+    assert again.json()["reuse"] == reuse
 
 
 def test_fresh_sends_every_row_and_its_answers_replace_the_old_ones(

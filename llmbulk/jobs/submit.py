@@ -228,7 +228,13 @@ def continue_job(session: Session, job: Job) -> SubmitResult:
         with session.lease(job.id) as lease:
             batch_ids, queued = send_unsent(session, job, lease)
     plans = [ShardPlan(s.id, s.n_items, s.n_bytes) for s in session.store.shards(job.id)]
-    return SubmitResult(job.id, job.n_items, plans, batch_ids, queued, False, None, continued=True)
+    return SubmitResult(job.id, job.n_items, plans, batch_ids, queued, False, None, continued=True, reuse=packed(job))
+
+
+def packed(job: Job) -> ReuseCounts | None:
+    """What packing the job did with its rows (kept with its estimate), for a rerun's report."""
+    stored = orjson.loads(job.estimate_json).get("reuse") if job.estimate_json else None
+    return ReuseCounts.from_json(stored) if isinstance(stored, dict) else None
 
 
 def target_of(options: SubmitOptions) -> dict[str, str]:
