@@ -1,6 +1,7 @@
 """The answers aggregate: per request key, the succeeded attempt whose answer later requests reuse.
 
-An answer is stored once, in `attempts`; `answers` points at it by (job, row, attempt). The cache
+An answer is stored once, in `attempts`; `answers` points at it by (job, row, attempt) and names the
+item that was sent (its key, for the reused rows' `reused_from`). The cache
 holds what the provider answered and nothing else (no keys, no headers). How often answers were
 reused, and what that saved, each job records with its estimate (`reuse`).
 """
@@ -46,9 +47,10 @@ class ReusedItem:
 
 
 _RECORD = (
-    "INSERT INTO answers (request_key, job_id, row_index, attempt, created_at)"
+    "INSERT INTO answers (request_key, job_id, row_index, attempt, created_at, item_key)"
     " {select} ON CONFLICT (request_key) DO UPDATE SET job_id = excluded.job_id,"
-    " row_index = excluded.row_index, attempt = excluded.attempt, created_at = excluded.created_at"
+    " row_index = excluded.row_index, attempt = excluded.attempt, created_at = excluded.created_at,"
+    " item_key = excluded.item_key"
 )
 # A collected shard's items that succeeded (their current attempt is the answer its batch brought);
 # followers and rows answered from earlier jobs are not the ones that were sent.
@@ -117,12 +119,12 @@ class AnswerWrites(Unit):
         """
         if repeats:
             select = (
-                "SELECT request_key, job_id, row_index, attempts, :t FROM (SELECT i.request_key, i.job_id,"
-                " i.row_index, i.attempts, ROW_NUMBER() OVER (PARTITION BY i.request_key ORDER BY i.row_index)"
+                "SELECT request_key, job_id, row_index, attempts, :t, key FROM (SELECT i.request_key, i.job_id,"
+                " i.row_index, i.attempts, i.key, ROW_NUMBER() OVER (PARTITION BY i.request_key ORDER BY i.row_index)"
                 f" AS n {_SUCCEEDED}) t WHERE n = 1 ORDER BY request_key"
             )
         else:
-            select = f"SELECT i.request_key, i.job_id, i.row_index, i.attempts, :t {_SUCCEEDED} ORDER BY 1"
+            select = f"SELECT i.request_key, i.job_id, i.row_index, i.attempts, :t, i.key {_SUCCEEDED} ORDER BY 1"
         # In key order: the answers B-tree is written in one sweep, not at random places per row.
         self._run(_RECORD.format(select=select), {"j": job_id, "sh": shard_id, "t": time.time()})
 
@@ -143,12 +145,14 @@ class AnswerWrites(Unit):
         return self._run(sql, params).rowcount or 0
 
 
+# One search of the answers by request key, then the attempt holding the answer (an answer whose
+# sent row is unknown is not reused: the reused rows could not name it).
 _FIND = (
-    "SELECT an.request_key, a.job_id, i.key, a.batch_id, a.output, a.finish_reason, a.input_tokens,"
+    "SELECT an.request_key, an.job_id, an.item_key, a.batch_id, a.output, a.finish_reason, a.input_tokens,"
     " a.output_tokens, a.cached_tokens, a.reasoning_tokens, an.created_at FROM answers an"
     " JOIN attempts a ON a.job_id = an.job_id AND a.row_index = an.row_index AND a.attempt = an.attempt"
-    " JOIN items i ON i.job_id = an.job_id AND i.row_index = an.row_index"
-    " WHERE an.created_at >= ? AND a.outcome = 'succeeded' AND an.request_key IN ({keys})"
+    " WHERE an.created_at >= ? AND a.outcome = 'succeeded' AND an.item_key IS NOT NULL"
+    " AND an.request_key IN ({keys})"
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 SCHEMA = (
     "0001_initial", "0002_job_estimates", "0003_status_speed", "0004_item_counts", "0005_fencing", "0006_reuse",
     "0007_attachments", "0008_capacity", "0009_hygiene", "0010_lean_items", "0011_shard_index",
+    "0012_answer_keys",
 )  # fmt: skip
 
 FAILED = ("failed_retryable", "failed_permanent", "dead")

@@ -189,13 +189,14 @@ class Answer(SQLModel, table=True):
     """The reusable answer of one request key: a pointer to the succeeded attempt that holds it."""
 
     __tablename__ = "answers"
-    __table_args__ = (Index("ix_answers_job", "job_id"),)
+    __table_args__ = (Index("ix_answers_job", "job_id"), {"sqlite_with_rowid": False})
 
     request_key: str = Field(primary_key=True, description="Hash of the request (reuse.py).")
     job_id: str = Field(description="Job of the attempt holding the answer.")
     row_index: int = Field(description="Its item's row.")
     attempt: int = Field(description="Its attempt number.")
     created_at: float = Field(description="When the answer was recorded.")
+    item_key: str | None = Field(default=None, description="Key of the item that was sent (reused_from names it).")
 
 
 class AttachmentFile(SQLModel, table=True):
