@@ -189,7 +189,7 @@ class Answer(SQLModel, table=True):
     """The reusable answer of one request key: a pointer to the succeeded attempt that holds it."""
 
     __tablename__ = "answers"
-    __table_args__ = (Index("ix_answers_job", "job_id"), {"sqlite_with_rowid": False})
+    __table_args__ = (Index("ix_answers_job", "job_id"),)
 
     request_key: str = Field(primary_key=True, description="Hash of the request (reuse.py).")
     job_id: str = Field(description="Job of the attempt holding the answer.")
