@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from llmbulk.errors import StateError
@@ -23,6 +23,14 @@ def _describe(engine) -> dict[str, object]:
         indexes = {(i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(name)}
         tables[name] = (columns, pk, indexes)
     return tables
+
+
+def _apply_first(conn: Connection, n: int) -> None:
+    """A database as an earlier llmbulk left it: only the first `n` migrations applied and recorded."""
+    for name, migration in migrations.MIGRATIONS[:n]:
+        migrations._ensure_record_table(conn)
+        migration(conn)
+        conn.execute(text("INSERT INTO schema_migrations VALUES (:n, 0)"), {"n": name})
 
 
 def test_blank_database_migrated_equals_sqlmodel_metadata(tmp_path: Path) -> None:
@@ -72,10 +80,7 @@ def test_state_file_is_private(tmp_path: Path) -> None:
 def test_batch_usage_migration_backfills_collected_batches(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as conn:  # a database as llmbulk left it before 0003_status_speed
-        for name, migration in migrations.MIGRATIONS[:2]:
-            migrations._ensure_record_table(conn)
-            migration(conn)
-            conn.execute(text("INSERT INTO schema_migrations VALUES (:n, 0)"), {"n": name})
+        _apply_first(conn, 2)
         for batch, collected in (("b1", 1.0), ("b2", None)):
             conn.execute(
                 text("INSERT INTO batches (id, job_id, shard_id, state, intent_at, collected_at)"
@@ -99,10 +104,7 @@ def test_lean_items_migration_keeps_billed_totals_and_uses_the_partial_indexes(t
     """0010 moves `cost`'s totals onto batch sums: a job collected before it reads the same totals after."""
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as conn:  # a database as llmbulk left it before 0010_lean_items (batch sums as collected)
-        for name, migration in migrations.MIGRATIONS[:9]:
-            migrations._ensure_record_table(conn)
-            migration(conn)
-            conn.execute(text("INSERT INTO schema_migrations VALUES (:n, 0)"), {"n": name})
+        _apply_first(conn, 9)
         conn.execute(
             text("INSERT INTO batches (id, job_id, shard_id, state, intent_at, collected_at, input_tokens,"
                  " output_tokens, attempts_recorded) VALUES ('b1', 'j', 's', 'ended', 0, 1, 17, 5, 3)")
@@ -135,10 +137,7 @@ def test_a_database_from_the_release_that_named_0003_batch_usage_is_upgraded_not
     """An earlier release recorded 0003 as `0003_batch_usage` (usage columns only): an alias, not a newer schema."""
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as conn:
-        for name, migration in migrations.MIGRATIONS[:2]:
-            migrations._ensure_record_table(conn)
-            migration(conn)
-            conn.execute(text("INSERT INTO schema_migrations VALUES (:n, 0)"), {"n": name})
+        _apply_first(conn, 2)
         for column in ("input_tokens BIGINT", "output_tokens BIGINT", "attempts_recorded INTEGER"):
             conn.execute(text(f"ALTER TABLE batches ADD COLUMN {column}"))
         conn.execute(text("INSERT INTO schema_migrations VALUES ('0003_batch_usage', 0)"))
@@ -161,10 +160,7 @@ def test_answer_keys_migration_keeps_earlier_answers_reusable(tmp_path: Path) ->
 
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as conn:  # a database as llmbulk left it before 0012_answer_keys
-        for name, migration in migrations.MIGRATIONS[:11]:
-            migrations._ensure_record_table(conn)
-            migration(conn)
-            conn.execute(text("INSERT INTO schema_migrations VALUES (:n, 0)"), {"n": name})
+        _apply_first(conn, 11)
         for row, state in ((0, "succeeded"), (1, "failed_permanent")):
             conn.execute(
                 text("INSERT INTO items (job_id, row_index, key, state, attempts, shard_id, request_key)"

@@ -194,27 +194,30 @@ class _Leaders:
         return found
 
     def claim(self, prefixes: list[int], rows: list[int]) -> list[tuple[int, int]] | None:
-        """`KeyTable.claim` while the chunk fits in memory (None: it does not, use `of` and `add`)."""
-        if self._spilled or (self._memory is not None and self._memory.size + len(prefixes) > IN_MEMORY_LEADERS):
-            return None
-        if rows and max(rows) > _INT32_MAX:
-            return None
-        if self._memory is None:
-            self._memory = KeyTable(TABLE_BITS)
-        return self._memory.claim(prefixes, rows)
+        """`KeyTable.claim` while every leader is in memory and the chunk fits there too (None: use
+        `of` and `add`)."""
+        table = None if self._spilled else self._table_for(len(prefixes), max(rows, default=0))
+        return None if table is None else table.claim(prefixes, rows)
 
     def add(self, leaders: dict[int, int]) -> None:
         if not leaders:
             return
-        if self._memory is None:
-            self._memory = KeyTable(TABLE_BITS)
-        if self._memory.size + len(leaders) <= IN_MEMORY_LEADERS and max(leaders.values()) <= _INT32_MAX:
-            self._memory.put_all(leaders)
+        table = self._table_for(len(leaders), max(leaders.values()))
+        if table is not None:
+            table.put_all(leaders)
             return
         if not self._spilled:
             self._tx.start_pack_keys()
             self._spilled = True
         self._tx.add_leaders(sorted(leaders.items()))  # in key order: one sweep of the B-tree per chunk
+
+    def _table_for(self, n: int, largest_row: int) -> KeyTable | None:
+        """The in-memory table, if `n` more keys with rows up to `largest_row` fit in it."""
+        if self._memory is None:
+            self._memory = KeyTable(TABLE_BITS)
+        if self._memory.size + n > IN_MEMORY_LEADERS or largest_row > _INT32_MAX:
+            return None
+        return self._memory
 
     def close(self) -> None:
         if self._memory is not None:
